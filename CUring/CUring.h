@@ -1,0 +1,160 @@
+// CUring: liburing (2.3 on Debian 12) for Swift, plus the few helpers Swift
+// cannot import by itself. Everything here is static inline so the module
+// needs nothing beyond liburing-dev at build time.
+#ifndef RINGLOOP_CURING_H
+#define RINGLOOP_CURING_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <liburing.h>
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+// Flags newer than some liburing headers. The kernel decides what it accepts;
+// these only let us name them.
+#ifndef IORING_SETUP_SINGLE_ISSUER
+#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
+#endif
+#ifndef IORING_SETUP_DEFER_TASKRUN
+#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
+#endif
+#ifndef IORING_FEAT_NODROP
+#define IORING_FEAT_NODROP (1U << 1)
+#endif
+#ifndef IORING_FEAT_EXT_ARG
+#define IORING_FEAT_EXT_ARG (1U << 8)
+#endif
+
+// Swift imports plain integer macros but not every shifted expression, so
+// the flags RingLoop uses are re-exported as constants.
+static const unsigned CU_SETUP_R_DISABLED = IORING_SETUP_R_DISABLED;
+static const unsigned CU_SETUP_SUBMIT_ALL = IORING_SETUP_SUBMIT_ALL;
+static const unsigned CU_SETUP_COOP_TASKRUN = IORING_SETUP_COOP_TASKRUN;
+static const unsigned CU_SETUP_TASKRUN_FLAG = IORING_SETUP_TASKRUN_FLAG;
+static const unsigned CU_SETUP_SINGLE_ISSUER = IORING_SETUP_SINGLE_ISSUER;
+static const unsigned CU_SETUP_DEFER_TASKRUN = IORING_SETUP_DEFER_TASKRUN;
+static const unsigned CU_SETUP_CQSIZE = IORING_SETUP_CQSIZE;
+static const unsigned CU_FEAT_NODROP = IORING_FEAT_NODROP;
+static const unsigned CU_FEAT_EXT_ARG = IORING_FEAT_EXT_ARG;
+static const unsigned CU_SQ_TASKRUN = IORING_SQ_TASKRUN;
+static const unsigned CU_SQ_CQ_OVERFLOW = IORING_SQ_CQ_OVERFLOW;
+static const unsigned CU_CQE_F_MORE = IORING_CQE_F_MORE;
+static const unsigned CU_ASYNC_CANCEL_ANY = IORING_ASYNC_CANCEL_ANY;
+static const unsigned CU_ASYNC_CANCEL_ALL = IORING_ASYNC_CANCEL_ALL;
+static const unsigned CU_ASYNC_CANCEL_FD = IORING_ASYNC_CANCEL_FD;
+static const unsigned CU_TIMEOUT_ABS = IORING_TIMEOUT_ABS;
+
+/// One reaped completion, copied out of the CQ ring so the ring slot can be
+/// returned to the kernel before any Swift code looks at it.
+typedef struct {
+    uint64_t user_data;
+    int32_t res;
+    uint32_t flags;
+} cu_completion;
+
+/// The `io_uring_for_each_cqe` macro as a function: copy up to `max` visible
+/// CQEs into `out`, advance the CQ head once for the whole batch, and return
+/// how many were copied. Never blocks and never enters the kernel.
+static inline unsigned cu_reap(struct io_uring *ring, cu_completion *out, unsigned max) {
+    unsigned head, n = 0;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(ring, head, cqe) {
+        if (n == max) break;
+        out[n].user_data = cqe->user_data;
+        out[n].res = cqe->res;
+        out[n].flags = cqe->flags;
+        n++;
+    }
+    if (n) io_uring_cq_advance(ring, n);
+    return n;
+}
+
+/// The SQ ring's flags word, which the kernel updates behind our back
+/// (TASKRUN, CQ_OVERFLOW). Read with acquire ordering.
+static inline unsigned cu_sq_flags(const struct io_uring *ring) {
+    return __atomic_load_n(ring->sq.kflags, __ATOMIC_ACQUIRE);
+}
+
+/// io_uring_enter with GETEVENTS and a wait count but no timeout: used when the
+/// loop may block forever.
+static inline int cu_enter(struct io_uring *ring, unsigned to_submit, unsigned min_complete) {
+    unsigned flags = min_complete > 0 ? IORING_ENTER_GETEVENTS : 0;
+    int ret = (int)syscall(__NR_io_uring_enter, ring->ring_fd, to_submit, min_complete, flags, NULL, 0);
+    return ret < 0 ? -errno : ret;
+}
+
+/// IORING_REGISTER_ENABLE_RINGS. liburing 2.3 declares io_uring_enable_rings
+/// but its shared library does not export it, so go through the syscall.
+static inline int cu_enable_rings(struct io_uring *ring) {
+    int ret = (int)syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    return ret < 0 ? -errno : ret;
+}
+
+/// The ring's setup flags and features, which Swift can't reach through the
+/// anonymous struct layout reliably.
+static inline unsigned cu_ring_flags(const struct io_uring *ring) { return ring->flags; }
+static inline unsigned cu_ring_features(const struct io_uring *ring) { return ring->features; }
+static inline int cu_ring_fd(const struct io_uring *ring) { return ring->ring_fd; }
+
+/// Advise the kernel not to copy the ring mappings into a forked child: a
+/// child that touched them would corrupt the parent's queues.
+static inline int cu_ring_dontfork(struct io_uring *ring) {
+    int rc = 0;
+    if (ring->sq.ring_ptr && madvise(ring->sq.ring_ptr, ring->sq.ring_sz, MADV_DONTFORK) != 0) rc = -errno;
+    if (ring->cq.ring_ptr && ring->cq.ring_ptr != ring->sq.ring_ptr &&
+        madvise(ring->cq.ring_ptr, ring->cq.ring_sz, MADV_DONTFORK) != 0) rc = -errno;
+    if (ring->sq.sqes && madvise(ring->sq.sqes, ring->sq.ring_entries * sizeof(struct io_uring_sqe), MADV_DONTFORK) != 0) rc = -errno;
+    return rc;
+}
+
+/// epoll_pwait2 (Linux 5.11+) through the raw syscall, since glibc's wrapper
+/// is not always declared. Returns the count, or -errno.
+static inline int cu_epoll_pwait2(int epfd, struct epoll_event *events, int maxevents,
+                                  const struct timespec *timeout) {
+#ifdef __NR_epoll_pwait2
+    long ret = syscall(__NR_epoll_pwait2, epfd, events, maxevents, timeout, NULL, (size_t)8);
+    return ret < 0 ? -errno : (int)ret;
+#else
+    (void)epfd; (void)events; (void)maxevents; (void)timeout;
+    return -ENOSYS;
+#endif
+}
+
+/// accept4 is a GNU extension that Swift's Glibc module does not declare.
+/// Returns the fd, or -1 with errno set, exactly like accept4.
+static inline int cu_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
+    return accept4(fd, addr, len, flags);
+}
+
+/// statx through the raw syscall, for the same reason. Returns 0 or -1/errno.
+static inline int cu_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *buf) {
+    return (int)syscall(__NR_statx, dirfd, path, flags, mask, buf);
+}
+
+/// The calling thread's errno, read through a function: Swift's `errno`
+/// works too, but this keeps reads next to the call in C shims.
+static inline int cu_errno(void) { return errno; }
+
+/// CLOCK_MONOTONIC in nanoseconds: the loop's time base.
+static inline uint64_t cu_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/// The kernel thread id, for log lines and debug checks.
+static inline int cu_gettid(void) { return (int)syscall(SYS_gettid); }
+
+#endif

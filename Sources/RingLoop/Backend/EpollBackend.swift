@@ -1,0 +1,407 @@
+import CUring
+import DequeModule
+import Glibc
+import HeapModule
+import Synchronization
+
+/// The epoll backend: the same completion-shaped contract as io_uring,
+/// emulated over readiness.
+///
+/// - Socket operations are tried at once; on EAGAIN they wait in the fd's
+///   interest entry and are retried when epoll reports the fd ready.
+/// - File operations run on the thread pool, because a regular file is always
+///   "ready" to epoll; the worker posts the result back and wakes the loop.
+/// - Timeout operations live in a small heap of their own.
+///
+/// Per-fd interest lives in one table. Each registration carries a generation
+/// in `epoll_event.data`, so an event for a closed-and-reused fd number is
+/// recognised as stale and dropped.
+///
+/// Thread-safety: everything except ``wake()`` and the pool's completion
+/// posting runs on the loop thread (hence `@unchecked Sendable`: only those
+/// two paths are reached from pool threads, and both are synchronized).
+final class EpollBackend: @unchecked Sendable {
+    private let epfd: Int32
+    private let wakeFD: Int32
+    private let events: UnsafeMutablePointer<epoll_event>
+    private static let eventCapacity = 256
+    private static let wakeMarker = UInt64.max
+    private var usePwait2 = true
+    private var closed = false
+
+    /// Completions known without waiting: NOPs, eager syscall results, cancels.
+    private var immediate: [Completion] = []
+    /// Completions posted by pool workers.
+    private let posted = Mutex<[Completion]>([])
+    private let postedFlag = Atomic<Bool>(false)
+    private let pool: ThreadPool
+
+    // Timeout operations: deadline heap plus the live set (lazy deletion).
+    private struct TimeoutEntry: Comparable {
+        var deadline: UInt64
+        var token: OperationToken
+        static func < (a: Self, b: Self) -> Bool { a.deadline < b.deadline }
+    }
+    private var timeouts = Heap<TimeoutEntry>()
+    private var liveTimeouts: [OperationToken: UInt64] = [:]
+
+    // Socket operations waiting for readiness.
+    private struct Waiter {
+        var operation: Operation
+        var token: OperationToken
+        /// A connect already in progress is finished by reading SO_ERROR, not
+        /// by calling connect again.
+        var connectStarted = false
+    }
+    private struct Interest {
+        var generation: UInt32
+        var readers = Deque<Waiter>()
+        var writers = Deque<Waiter>()
+        var registered: UInt32 = 0
+    }
+    private var interests: [Int32: Interest] = [:]
+    private var nextGeneration: UInt32 = 1
+    // File operations on the pool, for cancellation.
+    private var poolItems: [OperationToken: ThreadPool.WorkItem] = [:]
+
+    init(pool: ThreadPool) throws(BackendSetupError) {
+        let epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epfd >= 0 else { throw BackendSetupError(operation: "epoll_create1", errno: .current) }
+        let wakeFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        guard wakeFD >= 0 else {
+            let e = Errno.current
+            Glibc.close(epfd)
+            throw BackendSetupError(operation: "eventfd", errno: e)
+        }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = Self.wakeMarker
+        guard epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &event) == 0 else {
+            let e = Errno.current
+            Glibc.close(epfd)
+            Glibc.close(wakeFD)
+            throw BackendSetupError(operation: "epoll_ctl(ADD eventfd)", errno: e)
+        }
+        self.epfd = epfd
+        self.wakeFD = wakeFD
+        self.pool = pool
+        events = .allocate(capacity: Self.eventCapacity)
+    }
+
+    deinit { close() }
+
+    /// Thread-safe: makes a blocked `poll` return.
+    func wake() {
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
+    }
+
+    // MARK: Submission
+
+    func submit(_ operation: Operation, token: OperationToken) {
+        switch operation {
+        case .nop:
+            immediate.append(Completion(token: token, result: 0, flags: 0))
+        case .timeout(let ts):
+            let ns = UInt64(max(0, ts.pointee.tv_sec)) * 1_000_000_000 + UInt64(max(0, ts.pointee.tv_nsec))
+            let deadline = cu_monotonic_ns() &+ ns
+            timeouts.insert(TimeoutEntry(deadline: deadline, token: token))
+            liveTimeouts[token] = deadline
+        case .cancel(let target):
+            immediate.append(Completion(token: token, result: cancel(target: target), flags: 0))
+        case .recv(let fd, _, _, _), .recvmsg(let fd, _, _), .accept(let fd, _, _, _):
+            attempt(Waiter(operation: operation, token: token), fd: fd, readable: true)
+        case .send(let fd, _, _, _), .sendmsg(let fd, _, _), .connect(let fd, _, _):
+            attempt(Waiter(operation: operation, token: token), fd: fd, readable: false)
+        case .shutdown(let fd, let how):
+            immediate.append(Completion(token: token, result: Self.result(Glibc.shutdown(fd, how)), flags: 0))
+        case .close(let fd):
+            forget(fd: fd)
+            immediate.append(Completion(token: token, result: Self.result(Glibc.close(fd)), flags: 0))
+        case .read, .write, .readv, .writev, .openat, .statx, .fsync:
+            submitToPool(operation, token: token)
+        }
+    }
+
+    private static func result(_ rc: Int32) -> Int32 { rc < 0 ? -errno : rc }
+    private static func result(_ rc: Int) -> Int32 { rc < 0 ? -errno : Int32(truncatingIfNeeded: rc) }
+
+    /// Performs a socket operation without blocking. `nil` means "not ready".
+    private static func perform(_ waiter: inout Waiter) -> Int32? {
+        let rc: Int32
+        switch waiter.operation {
+        case .recv(let fd, let buffer, let count, let flags):
+            rc = result(Glibc.recv(fd, buffer, Int(count), flags | Int32(MSG_DONTWAIT)))
+        case .send(let fd, let buffer, let count, let flags):
+            rc = result(Glibc.send(fd, buffer, Int(count), flags | Int32(MSG_DONTWAIT)))
+        case .recvmsg(let fd, let message, let flags):
+            rc = result(Glibc.recvmsg(fd, message, Int32(bitPattern: flags) | Int32(MSG_DONTWAIT)))
+        case .sendmsg(let fd, let message, let flags):
+            rc = result(Glibc.sendmsg(fd, message, Int32(bitPattern: flags) | Int32(MSG_DONTWAIT)))
+        case .accept(let fd, let address, let length, let flags):
+            rc = result(cu_accept4(fd, address, length, flags))
+        case .connect(let fd, let address, let length):
+            if waiter.connectStarted {
+                var error: Int32 = 0
+                var size = socklen_t(MemoryLayout<Int32>.size)
+                if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0 { return -errno }
+                return error == 0 ? 0 : -error
+            }
+            rc = result(Glibc.connect(fd, address, length))
+            if rc == -EINPROGRESS || rc == -EAGAIN {
+                waiter.connectStarted = true
+                return nil
+            }
+            return rc
+        default:
+            preconditionFailure("EpollBackend.perform: \(waiter.operation.name) is not a socket operation")
+        }
+        return rc == -EAGAIN || rc == -EWOULDBLOCK ? nil : rc
+    }
+
+    private func attempt(_ waiter: Waiter, fd: Int32, readable: Bool) {
+        var waiter = waiter
+        // Keep FIFO order: if others already wait in this direction, queue behind them.
+        let queued = readable ? interests[fd]?.readers.isEmpty == false : interests[fd]?.writers.isEmpty == false
+        if !queued, let rc = Self.perform(&waiter) {
+            immediate.append(Completion(token: waiter.token, result: rc, flags: 0))
+            return
+        }
+        var interest = interests[fd] ?? Interest(generation: nextGenerationValue())
+        if readable { interest.readers.append(waiter) } else { interest.writers.append(waiter) }
+        interests[fd] = interest
+        updateRegistration(fd: fd)
+    }
+
+    private func nextGenerationValue() -> UInt32 {
+        defer { nextGeneration = nextGeneration &+ 1 == 0 ? 1 : nextGeneration &+ 1 }
+        return nextGeneration
+    }
+
+    /// Makes the epoll registration match the waiters: EPOLLIN while readers
+    /// wait, EPOLLOUT while writers wait, nothing when neither does.
+    private func updateRegistration(fd: Int32) {
+        guard var interest = interests[fd] else { return }
+        var wanted: UInt32 = 0
+        if !interest.readers.isEmpty { wanted |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
+        if !interest.writers.isEmpty { wanted |= EPOLLOUT.rawValue }
+        guard wanted != interest.registered else { return }
+        if wanted == 0 {
+            _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
+            interests[fd] = nil
+            return
+        }
+        var event = epoll_event()
+        event.events = wanted
+        event.data.u64 = UInt64(interest.generation) << 32 | UInt64(UInt32(bitPattern: fd))
+        var rc = epoll_ctl(epfd, interest.registered == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &event)
+        if rc != 0, errno == EEXIST { rc = epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &event) }
+        if rc != 0, errno == ENOENT { rc = epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event) }
+        if rc != 0 {
+            // The fd cannot be watched (closed, or not pollable): fail every waiter now.
+            let failure = -errno
+            for waiter in interest.readers { immediate.append(Completion(token: waiter.token, result: failure, flags: 0)) }
+            for waiter in interest.writers { immediate.append(Completion(token: waiter.token, result: failure, flags: 0)) }
+            interests[fd] = nil
+            return
+        }
+        interest.registered = wanted
+        interests[fd] = interest
+    }
+
+    /// Drops all interest in `fd` before it is closed, so the number can be
+    /// reused without inheriting waiters; they complete with ECANCELED.
+    private func forget(fd: Int32) {
+        guard let interest = interests.removeValue(forKey: fd) else { return }
+        for waiter in interest.readers { immediate.append(Completion(token: waiter.token, result: -ECANCELED, flags: 0)) }
+        for waiter in interest.writers { immediate.append(Completion(token: waiter.token, result: -ECANCELED, flags: 0)) }
+        if interest.registered != 0 { _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil) }
+    }
+
+    private func submitToPool(_ operation: Operation, token: OperationToken) {
+        // The pointers in `operation` stay valid until the completion is
+        // reaped (the loop holds the slot), so the worker may use them.
+        let work = UnsafeSendable(operation)
+        let item = ThreadPool.WorkItem { [self] in
+            let rc = Self.performBlocking(work.value)
+            post(Completion(token: token, result: rc, flags: 0))
+        }
+        poolItems[token] = item
+        if !pool.submit(item) {
+            poolItems[token] = nil
+            immediate.append(Completion(token: token, result: -ECANCELED, flags: 0))
+        }
+    }
+
+    private static func performBlocking(_ operation: Operation) -> Int32 {
+        switch operation {
+        case .read(let fd, let buffer, let count, let offset):
+            offset == currentFileOffset ? result(Glibc.read(fd, buffer, Int(count)))
+                : result(pread(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))
+        case .write(let fd, let buffer, let count, let offset):
+            offset == currentFileOffset ? result(Glibc.write(fd, buffer, Int(count)))
+                : result(pwrite(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))
+        case .readv(let fd, let iovecs, let count, let offset):
+            offset == currentFileOffset ? result(Glibc.readv(fd, iovecs, Int32(count)))
+                : result(preadv(fd, iovecs, Int32(count), off_t(Int64(bitPattern: offset))))
+        case .writev(let fd, let iovecs, let count, let offset):
+            offset == currentFileOffset ? result(Glibc.writev(fd, iovecs, Int32(count)))
+                : result(pwritev(fd, iovecs, Int32(count), off_t(Int64(bitPattern: offset))))
+        case .openat(let directory, let path, let flags, let mode):
+            result(Glibc.openat(directory, path, flags, mode))
+        case .statx(let directory, let path, let flags, let mask, let buffer):
+            result(cu_statx(directory, path, flags, mask, buffer))
+        case .fsync(let fd, let dataOnly):
+            result(dataOnly ? fdatasync(fd) : Glibc.fsync(fd))
+        default:
+            preconditionFailure("EpollBackend.performBlocking: \(operation.name) is not a file operation")
+        }
+    }
+
+    /// Called on pool threads.
+    private func post(_ completion: Completion) {
+        posted.withLock { $0.append(completion) }
+        postedFlag.store(true, ordering: .releasing)
+        wake()
+    }
+
+    // MARK: Cancellation
+
+    /// Cancels `target` if it is still waiting; returns the cancel op's result.
+    private func cancel(target: OperationToken) -> Int32 {
+        if liveTimeouts.removeValue(forKey: target) != nil {
+            immediate.append(Completion(token: target, result: -ECANCELED, flags: 0))
+            return 0
+        }
+        if let item = poolItems[target] {
+            guard item.cancel() else { return -EALREADY }
+            poolItems[target] = nil
+            immediate.append(Completion(token: target, result: -ECANCELED, flags: 0))
+            return 0
+        }
+        for (fd, var interest) in interests {
+            if let i = interest.readers.firstIndex(where: { $0.token == target }) {
+                interest.readers.remove(at: i)
+            } else if let i = interest.writers.firstIndex(where: { $0.token == target }) {
+                interest.writers.remove(at: i)
+            } else {
+                continue
+            }
+            interests[fd] = interest
+            updateRegistration(fd: fd)
+            immediate.append(Completion(token: target, result: -ECANCELED, flags: 0))
+            return 0
+        }
+        return -ENOENT
+    }
+
+    /// Cancels every waiting operation on `fd`: the `close` path's first step.
+    func cancelAll(fd: Int32) { forget(fd: fd) }
+
+    // MARK: Polling
+
+    /// Waits up to `timeout` nanoseconds (`nil`: no limit) and appends every
+    /// completion to `completions`. A zero-timeout poll skips `epoll_wait`
+    /// unless forced or something waits on readiness.
+    func poll(timeout: Int64?, force: Bool, into completions: inout [Completion]) {
+        guard !closed else { return }
+        var wait = timeout
+        if !immediate.isEmpty || postedFlag.load(ordering: .acquiring) { wait = 0 }
+        if let next = timeouts.min {
+            let now = cu_monotonic_ns()
+            let delta = next.deadline > now ? Int64(clamping: next.deadline - now) : 0
+            wait = wait.map { min($0, delta) } ?? delta
+        }
+        if wait != 0 || force || !interests.isEmpty {
+            waitForEvents(timeout: wait)
+        }
+        expireTimeouts()
+        if postedFlag.exchange(false, ordering: .acquiring) {
+            posted.withLock { list in
+                for c in list { poolItems[c.token] = nil }
+                completions.append(contentsOf: list)
+                list.removeAll(keepingCapacity: true)
+            }
+        }
+        completions.append(contentsOf: immediate)
+        immediate.removeAll(keepingCapacity: true)
+    }
+
+    private func waitForEvents(timeout: Int64?) {
+        var n: Int32
+        if let timeout, usePwait2 {
+            var ts = timespec(tv_sec: Int(timeout / 1_000_000_000), tv_nsec: Int(timeout % 1_000_000_000))
+            n = cu_epoll_pwait2(epfd, events, Int32(Self.eventCapacity), &ts)
+            if n == -ENOSYS {
+                usePwait2 = false
+                return waitForEvents(timeout: timeout)
+            }
+            if n < 0 { n = 0 }
+        } else {
+            // Round up: epoll_wait's millisecond timeout must never wake early.
+            let ms = timeout.map { Int32(clamping: ($0 + 999_999) / 1_000_000) } ?? -1
+            n = epoll_wait(epfd, events, Int32(Self.eventCapacity), ms)
+            if n < 0 { n = 0 }
+        }
+        for i in 0..<Int(n) {
+            let data = events[i].data.u64
+            if data == Self.wakeMarker {
+                var value: UInt64 = 0
+                _ = Glibc.read(wakeFD, &value, 8)
+                continue
+            }
+            let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
+            let generation = UInt32(truncatingIfNeeded: data >> 32)
+            guard interests[fd]?.generation == generation else { continue }  // stale
+            let flags = events[i].events
+            let errorOrHangup = flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+            if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || errorOrHangup { drain(fd: fd, readers: true) }
+            if flags & EPOLLOUT.rawValue != 0 || errorOrHangup { drain(fd: fd, readers: false) }
+            updateRegistration(fd: fd)
+        }
+    }
+
+    /// Retries waiters in FIFO order until one reports "not ready".
+    private func drain(fd: Int32, readers: Bool) {
+        guard var interest = interests[fd] else { return }
+        while var waiter = readers ? interest.readers.first : interest.writers.first {
+            guard let rc = Self.perform(&waiter) else {
+                // Keep the connectStarted state that perform may have set.
+                if readers { interest.readers[interest.readers.startIndex] = waiter } else { interest.writers[interest.writers.startIndex] = waiter }
+                break
+            }
+            if readers { interest.readers.removeFirst() } else { interest.writers.removeFirst() }
+            immediate.append(Completion(token: waiter.token, result: rc, flags: 0))
+        }
+        interests[fd] = interest
+    }
+
+    private func expireTimeouts() {
+        guard !timeouts.isEmpty else { return }
+        let now = cu_monotonic_ns()
+        while let top = timeouts.min, top.deadline <= now {
+            _ = timeouts.removeMin()
+            if liveTimeouts[top.token] == top.deadline {
+                liveTimeouts[top.token] = nil
+                immediate.append(Completion(token: top.token, result: -ETIME, flags: 0))
+            }
+        }
+    }
+
+    /// Closes the epoll fd and the eventfd. Pool work still running finishes
+    /// on its own; its late completion is posted to a backend nobody polls.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        Glibc.close(epfd)
+        Glibc.close(wakeFD)
+        events.deallocate()
+    }
+}
+
+/// Carries a value the compiler cannot prove `Sendable` across to a pool
+/// thread. Used only where the value is handed off, never shared.
+struct UnsafeSendable<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}

@@ -1,0 +1,118 @@
+import Logging
+
+/// The backend a loop drives: a closed set of two concrete classes, so the hot
+/// path is a two-way switch with direct calls and no existential dispatch.
+enum IOBackend {
+    case uring(URingBackend)
+    case epoll(EpollBackend)
+
+    /// Chooses and sets up a backend.
+    ///
+    /// - `.uring` fails loudly when io_uring cannot be set up.
+    /// - `.auto` falls back to epoll and returns the reason.
+    /// - `uringProbeFailure` lets tests simulate a kernel that refuses io_uring.
+    static func make(
+        _ requested: Backend,
+        ringEntries: UInt32,
+        pool: ThreadPool,
+        uringProbeFailure: (() -> Int32?)?
+    ) throws(EventLoopError) -> (IOBackend, fallbackReason: String?) {
+        switch requested {
+        case .epoll:
+            return (.epoll(try makeEpoll(pool)), nil)
+        case .uring:
+            do {
+                return (.uring(try URingBackend(entries: ringEntries, probeFailure: uringProbeFailure)), nil)
+            } catch {
+                throw .backendUnavailable(.uring, reason: error.description)
+            }
+        case .auto:
+            do {
+                return (.uring(try URingBackend(entries: ringEntries, probeFailure: uringProbeFailure)), nil)
+            } catch {
+                return (.epoll(try makeEpoll(pool)), error.description)
+            }
+        }
+    }
+
+    private static func makeEpoll(_ pool: ThreadPool) throws(EventLoopError) -> EpollBackend {
+        do {
+            return try EpollBackend(pool: pool)
+        } catch {
+            throw .backendUnavailable(.epoll, reason: error.description)
+        }
+    }
+
+    var kind: Backend {
+        switch self {
+        case .uring: .uring
+        case .epoll: .epoll
+        }
+    }
+
+    @inline(__always)
+    func submit(_ operation: Operation, token: OperationToken) {
+        switch self {
+        case .uring(let b): b.submit(operation, token: token)
+        case .epoll(let b): b.submit(operation, token: token)
+        }
+    }
+
+    @inline(__always)
+    func cancel(_ token: OperationToken) {
+        switch self {
+        case .uring(let b): b.cancel(token)
+        case .epoll(let b): b.submit(.cancel(target: token), token: .internalCancel)
+        }
+    }
+
+    @inline(__always)
+    func poll(timeout: Int64?, force: Bool, into completions: inout [Completion]) {
+        switch self {
+        case .uring(let b): b.poll(timeout: timeout, force: force, into: &completions)
+        case .epoll(let b): b.poll(timeout: timeout, force: force, into: &completions)
+        }
+    }
+
+    /// Thread-safe.
+    func wake() {
+        switch self {
+        case .uring(let b): b.wake()
+        case .epoll(let b): b.wake()
+        }
+    }
+
+    func attach() throws(EventLoopError) {
+        if case .uring(let b) = self { try b.attach() }
+    }
+
+    var canSubmitFromCurrentThread: Bool {
+        switch self {
+        case .uring(let b): b.canSubmitFromCurrentThread
+        case .epoll: true
+        }
+    }
+
+    /// Cancels whatever still waits on `fd` before it is closed.
+    func cancelAll(fd: Int32, tokens: [OperationToken]) {
+        switch self {
+        case .uring(let b): for token in tokens { b.cancel(token) }
+        case .epoll(let b): b.cancelAll(fd: fd)
+        }
+    }
+
+    func close() {
+        switch self {
+        case .uring(let b): b.close()
+        case .epoll(let b): b.close()
+        }
+    }
+
+    /// A one-line description for logs: backend and ring setup.
+    var summary: String {
+        switch self {
+        case .uring(let b): "io_uring (\(b.entries) entries, setup \(b.setupName))"
+        case .epoll: "epoll"
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import CUring
+import Glibc
+
+/// Identifies one submitted operation: the slot index in the loop's
+/// ``OperationTable`` and that slot's generation, packed into io_uring's
+/// 64-bit `user_data`. A completion whose generation no longer matches its
+/// slot is stale and is dropped, so a recycled slot never sees an old CQE.
+struct OperationToken: Hashable, Sendable, CustomStringConvertible {
+    var rawValue: UInt64
+
+    init(rawValue: UInt64) { self.rawValue = rawValue }
+    init(slot: UInt32, generation: UInt32) {
+        rawValue = UInt64(generation) << 32 | UInt64(slot)
+    }
+
+    var slot: UInt32 { UInt32(truncatingIfNeeded: rawValue) }
+    var generation: UInt32 { UInt32(truncatingIfNeeded: rawValue >> 32) }
+
+    /// Tokens the backends use for their own bookkeeping. Generation 0 is never
+    /// handed out by the table, so these cannot collide with user operations.
+    static let wakeup = OperationToken(rawValue: 0xFFFF_FFFF)
+    static let internalCancel = OperationToken(rawValue: 0xFFFF_FFFE)
+
+    var isInternal: Bool { generation == 0 }
+
+    var description: String { "op#\(slot).\(generation)" }
+}
+
+/// A finished operation as the loop sees it: the token and the kernel-style
+/// result (`>= 0` success, `-errno` failure), plus io_uring's CQE flags.
+struct Completion: Sendable {
+    var token: OperationToken
+    var result: Int32
+    var flags: UInt32
+}
+
+/// The offset value meaning "the file's current position" (io_uring's `-1`).
+let currentFileOffset = UInt64.max
+
+/// Every operation either backend performs.
+///
+/// Pointers in the payloads point into memory the submitter keeps alive and
+/// unmoved until the operation's final completion (see `Docs/Ownership.md`):
+/// the slot scratch space of ``OperationTable`` or an owned buffer the slot
+/// retains. The backends never copy or free them.
+///
+/// The epoll backend splits these in two: socket operations (`recv`, `send`,
+/// `recvmsg`, `sendmsg`, `accept`, `connect`) are tried at once and re-tried on
+/// readiness; file operations (`read`, `write`, `readv`, `writev`, `openat`,
+/// `statx`, `fsync`) run on the thread pool, because regular files are never
+/// "ready" to epoll.
+enum Operation {
+    case nop
+    /// Completes with `-ETIME` after the relative time in the timespec.
+    case timeout(UnsafeMutablePointer<__kernel_timespec>)
+    /// Cancels the operation with `target`; completes with 0, `-ENOENT` or `-EALREADY`.
+    case cancel(target: OperationToken)
+    case read(fd: Int32, buffer: UnsafeMutableRawPointer, count: UInt32, offset: UInt64)
+    case write(fd: Int32, buffer: UnsafeRawPointer, count: UInt32, offset: UInt64)
+    case readv(fd: Int32, iovecs: UnsafePointer<iovec>, count: UInt32, offset: UInt64)
+    case writev(fd: Int32, iovecs: UnsafePointer<iovec>, count: UInt32, offset: UInt64)
+    case recv(fd: Int32, buffer: UnsafeMutableRawPointer, count: UInt32, flags: Int32)
+    case send(fd: Int32, buffer: UnsafeRawPointer, count: UInt32, flags: Int32)
+    case recvmsg(fd: Int32, message: UnsafeMutablePointer<msghdr>, flags: UInt32)
+    case sendmsg(fd: Int32, message: UnsafePointer<msghdr>, flags: UInt32)
+    case accept(fd: Int32, address: UnsafeMutablePointer<sockaddr>?, length: UnsafeMutablePointer<socklen_t>?, flags: Int32)
+    case connect(fd: Int32, address: UnsafePointer<sockaddr>, length: socklen_t)
+    case shutdown(fd: Int32, how: Int32)
+    case close(fd: Int32)
+    case openat(directory: Int32, path: UnsafePointer<CChar>, flags: Int32, mode: mode_t)
+    case statx(directory: Int32, path: UnsafePointer<CChar>, flags: Int32, mask: UInt32, buffer: UnsafeMutablePointer<statx>)
+    case fsync(fd: Int32, dataOnly: Bool)
+
+    /// A short name for errors and debug logs.
+    var name: String {
+        switch self {
+        case .nop: "nop"
+        case .timeout: "timeout"
+        case .cancel: "cancel"
+        case .read: "read"
+        case .write: "write"
+        case .readv: "readv"
+        case .writev: "writev"
+        case .recv: "recv"
+        case .send: "send"
+        case .recvmsg: "recvmsg"
+        case .sendmsg: "sendmsg"
+        case .accept: "accept"
+        case .connect: "connect"
+        case .shutdown: "shutdown"
+        case .close: "close"
+        case .openat: "openat"
+        case .statx: "statx"
+        case .fsync(_, let dataOnly): dataOnly ? "fdatasync" : "fsync"
+        }
+    }
+
+    /// The file descriptor the operation works on, where it has one.
+    var fd: Int32? {
+        switch self {
+        case .nop, .timeout, .cancel, .openat, .statx: nil
+        case .read(let fd, _, _, _), .write(let fd, _, _, _), .readv(let fd, _, _, _),
+             .writev(let fd, _, _, _), .recv(let fd, _, _, _), .send(let fd, _, _, _),
+             .recvmsg(let fd, _, _), .sendmsg(let fd, _, _), .accept(let fd, _, _, _),
+             .connect(let fd, _, _), .shutdown(let fd, _), .close(let fd), .fsync(let fd, _):
+            fd
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import CUring
+import Glibc
+
+/// Kernel-visible scratch memory that belongs to one operation slot: the
+/// timespec, socket address, iovec and msghdr an operation points the kernel
+/// at. It lives in fixed chunks that never move, so a pointer handed to the
+/// kernel stays valid until the slot is released at the final completion.
+struct OperationScratch {
+    var timespec = __kernel_timespec()
+    var address = sockaddr_storage()
+    var addressLength = socklen_t(0)
+    var iov = iovec()
+    var message = msghdr()
+}
+
+/// The pool of in-flight operations, owned by one loop and touched only on its
+/// thread.
+///
+/// Slots are recycled through a free list and live in chunks that are
+/// allocated once, so steady-state I/O allocates nothing: the continuation is
+/// an `UnsafeContinuation` stored inline, and the token handed to the kernel is
+/// the slot index plus a generation that changes on every reuse.
+final class OperationTable {
+    enum State: UInt8 {
+        case free
+        /// Acquired, continuation not stored yet (the window in which an
+        /// already-cancelled task's cancel handler can run).
+        case reserved
+        case submitted
+        /// ASYNC_CANCEL was sent; waiting for the original completion.
+        case cancelling
+    }
+
+    struct Slot {
+        var generation: UInt32 = 1
+        var state: State = .free
+        var cancelledBeforeSubmit = false
+        var nextFree: UInt32 = .max
+        var continuation: UnsafeContinuation<Int32, Never>?
+        /// Keeps buffers the kernel reads or writes alive until the final CQE.
+        var keepAlive: AnyObject?
+        var operationName: StaticString = "nop"
+        var fd: Int32 = -1
+    }
+
+    private static let chunkShift = 8
+    private static let chunkSize = 1 << chunkShift
+    private var slotChunks: [UnsafeMutablePointer<Slot>] = []
+    private var scratchChunks: [UnsafeMutablePointer<OperationScratch>] = []
+    private var freeHead: UInt32 = .max
+    /// Operations acquired and not yet released.
+    private(set) var inFlight = 0
+
+    deinit {
+        for chunk in slotChunks {
+            chunk.deinitialize(count: Self.chunkSize)
+            chunk.deallocate()
+        }
+        for chunk in scratchChunks { chunk.deallocate() }
+    }
+
+    private func slotPointer(_ index: UInt32) -> UnsafeMutablePointer<Slot> {
+        slotChunks[Int(index) >> Self.chunkShift] + (Int(index) & (Self.chunkSize - 1))
+    }
+
+    /// The stable scratch memory of `token`'s slot.
+    func scratch(_ token: OperationToken) -> UnsafeMutablePointer<OperationScratch> {
+        scratchChunks[Int(token.slot) >> Self.chunkShift] + (Int(token.slot) & (Self.chunkSize - 1))
+    }
+
+    private func grow() {
+        let base = UInt32(slotChunks.count * Self.chunkSize)
+        let slots = UnsafeMutablePointer<Slot>.allocate(capacity: Self.chunkSize)
+        slots.initialize(repeating: Slot(), count: Self.chunkSize)
+        let scratch = UnsafeMutablePointer<OperationScratch>.allocate(capacity: Self.chunkSize)
+        scratch.initialize(repeating: OperationScratch(), count: Self.chunkSize)
+        // Thread the new slots onto the free list in index order.
+        for i in 0..<Self.chunkSize {
+            slots[i].nextFree = i + 1 < Self.chunkSize ? base + UInt32(i + 1) : freeHead
+        }
+        slotChunks.append(slots)
+        scratchChunks.append(scratch)
+        freeHead = base
+    }
+
+    /// Takes a free slot and returns its token.
+    func acquire(name: StaticString, fd: Int32 = -1, keepAlive: AnyObject? = nil) -> OperationToken {
+        if freeHead == .max { grow() }
+        let index = freeHead
+        let slot = slotPointer(index)
+        freeHead = slot.pointee.nextFree
+        slot.pointee.state = .reserved
+        slot.pointee.cancelledBeforeSubmit = false
+        slot.pointee.keepAlive = keepAlive
+        slot.pointee.operationName = name
+        slot.pointee.fd = fd
+        inFlight += 1
+        return OperationToken(slot: index, generation: slot.pointee.generation)
+    }
+
+    private func live(_ token: OperationToken) -> UnsafeMutablePointer<Slot>? {
+        guard !token.isInternal, Int(token.slot) < slotChunks.count * Self.chunkSize else { return nil }
+        let slot = slotPointer(token.slot)
+        guard slot.pointee.generation == token.generation, slot.pointee.state != .free else { return nil }
+        return slot
+    }
+
+    /// Stores the continuation and marks the slot submitted. Returns false if
+    /// the task was cancelled before submission, in which case nothing may be
+    /// submitted and the caller resumes with `-ECANCELED` and releases.
+    func markSubmitted(_ token: OperationToken, continuation: UnsafeContinuation<Int32, Never>) -> Bool {
+        guard let slot = live(token), !slot.pointee.cancelledBeforeSubmit else { return false }
+        slot.pointee.continuation = continuation
+        slot.pointee.state = .submitted
+        return true
+    }
+
+    enum CancelDecision { case none, beforeSubmit, sendCancel }
+
+    /// Records a cancellation request and says what the loop must do.
+    func requestCancel(_ token: OperationToken) -> CancelDecision {
+        guard let slot = live(token) else { return .none }
+        switch slot.pointee.state {
+        case .reserved:
+            slot.pointee.cancelledBeforeSubmit = true
+            return .beforeSubmit
+        case .submitted:
+            slot.pointee.state = .cancelling
+            return .sendCancel
+        case .cancelling, .free:
+            return .none
+        }
+    }
+
+    /// Finishes `token` at its final completion: returns the continuation to
+    /// resume and recycles the slot (dropping what it kept alive). `nil` for a
+    /// stale or unknown token.
+    func complete(_ token: OperationToken) -> UnsafeContinuation<Int32, Never>? {
+        guard let slot = live(token) else { return nil }
+        let continuation = slot.pointee.continuation
+        release(slot, index: token.slot)
+        return continuation
+    }
+
+    /// Recycles a slot that was never submitted.
+    func release(_ token: OperationToken) {
+        guard let slot = live(token) else { return }
+        release(slot, index: token.slot)
+    }
+
+    private func release(_ slot: UnsafeMutablePointer<Slot>, index: UInt32) {
+        slot.pointee.continuation = nil
+        slot.pointee.keepAlive = nil
+        slot.pointee.state = .free
+        // Skip generation 0: it marks the backends' internal tokens.
+        slot.pointee.generation = slot.pointee.generation &+ 1 == 0 ? 1 : slot.pointee.generation &+ 1
+        slot.pointee.nextFree = freeHead
+        freeHead = index
+        inFlight -= 1
+    }
+
+    /// Tokens of every submitted operation, for teardown and fd close.
+    func submittedTokens(fd: Int32? = nil) -> [OperationToken] {
+        var result: [OperationToken] = []
+        for (chunkIndex, chunk) in slotChunks.enumerated() {
+            for i in 0..<Self.chunkSize where chunk[i].state == .submitted || chunk[i].state == .cancelling {
+                if let fd, chunk[i].fd != fd { continue }
+                result.append(OperationToken(slot: UInt32(chunkIndex * Self.chunkSize + i), generation: chunk[i].generation))
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,321 @@
+import CUring
+import DequeModule
+import Glibc
+
+/// The io_uring backend: every operation is one SQE, every result one CQE.
+///
+/// Thread-safety: everything except ``wake()`` runs on the loop thread. Under
+/// `IORING_SETUP_SINGLE_ISSUER` the ring is created disabled and enabled by the
+/// first thread that runs the loop (see ``attach()``), so a loop may be built on
+/// one thread and run on another.
+final class URingBackend {
+    /// Ring setup attempts, strongest first (DESIGN.md "Ring setup").
+    static let setupCascade: [(name: String, flags: UInt32)] = [
+        ("SINGLE_ISSUER|DEFER_TASKRUN",
+         CU_SETUP_SINGLE_ISSUER | CU_SETUP_DEFER_TASKRUN | CU_SETUP_TASKRUN_FLAG | CU_SETUP_R_DISABLED),
+        ("COOP_TASKRUN", CU_SETUP_COOP_TASKRUN | CU_SETUP_TASKRUN_FLAG),
+        ("none", 0),
+    ]
+
+    /// Opcodes RingLoop submits; a kernel lacking any of them makes `.auto` fall back.
+    static let requiredOpcodes: [(UInt32, String)] = [
+        (IORING_OP_NOP.rawValue, "NOP"), (IORING_OP_TIMEOUT.rawValue, "TIMEOUT"),
+        (IORING_OP_ASYNC_CANCEL.rawValue, "ASYNC_CANCEL"), (IORING_OP_READ.rawValue, "READ"),
+        (IORING_OP_WRITE.rawValue, "WRITE"), (IORING_OP_READV.rawValue, "READV"),
+        (IORING_OP_WRITEV.rawValue, "WRITEV"), (IORING_OP_RECV.rawValue, "RECV"),
+        (IORING_OP_SEND.rawValue, "SEND"), (IORING_OP_RECVMSG.rawValue, "RECVMSG"),
+        (IORING_OP_SENDMSG.rawValue, "SENDMSG"), (IORING_OP_ACCEPT.rawValue, "ACCEPT"),
+        (IORING_OP_CONNECT.rawValue, "CONNECT"), (IORING_OP_SHUTDOWN.rawValue, "SHUTDOWN"),
+        (IORING_OP_CLOSE.rawValue, "CLOSE"), (IORING_OP_OPENAT.rawValue, "OPENAT"),
+        (IORING_OP_STATX.rawValue, "STATX"), (IORING_OP_FSYNC.rawValue, "FSYNC"),
+        (IORING_OP_LINK_TIMEOUT.rawValue, "LINK_TIMEOUT"),
+    ]
+
+    private let ring: UnsafeMutablePointer<io_uring>
+    private let wakeFD: Int32
+    /// Where the armed eventfd read lands; owned here until the ring is gone.
+    private let wakeBuffer: UnsafeMutablePointer<UInt64>
+    private let reapBuffer: UnsafeMutablePointer<cu_completion>
+    private static let reapBatch = 256
+    /// Operations that found the SQ full; flushed at the next poll.
+    private var overflow = Deque<(Operation, OperationToken)>()
+    private var wakeArmed = false
+    private var enabled: Bool
+    private var issuerTID: Int32 = 0
+    private var closed = false
+    private var shuttingDown = false
+    /// Setup flags the kernel accepted, and which cascade step that was.
+    let setupFlags: UInt32
+    let setupName: String
+    /// Submission queue size; the CQ is four times larger for multishot use.
+    let entries: UInt32
+
+    /// Sets up a ring, walking the flag cascade.
+    ///
+    /// - Parameter probeFailure: test hook; when it returns an errno the setup
+    ///   behaves as if the kernel had refused with it.
+    init(entries: UInt32 = 256, probeFailure: (() -> Int32?)? = nil) throws(BackendSetupError) {
+        if let errno = probeFailure?() { throw BackendSetupError(operation: "io_uring_setup", errno: Errno(errno)) }
+        guard entries > 0, entries <= 32768 else {
+            throw BackendSetupError(operation: "io_uring_setup", errno: Errno(EINVAL), detail: "ring entries must be 1...32768, got \(entries)")
+        }
+        let ring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
+        ring.initialize(to: io_uring())
+        var lastError: Int32 = 0
+        var accepted: (String, UInt32)?
+        for (name, flags) in Self.setupCascade {
+            var params = io_uring_params()
+            params.flags = flags | CU_SETUP_CQSIZE | CU_SETUP_SUBMIT_ALL
+            params.cq_entries = entries * 4
+            let rc = io_uring_queue_init_params(entries, ring, &params)
+            if rc == 0 { accepted = (name, flags); break }
+            lastError = -rc
+            // Only an unknown flag is worth retrying with fewer flags; EPERM,
+            // ENOSYS and ENOMEM mean io_uring itself is off limits.
+            if lastError != EINVAL { break }
+        }
+        guard let (name, flags) = accepted else {
+            ring.deallocate()
+            throw BackendSetupError(operation: "io_uring_setup", errno: Errno(lastError))
+        }
+        do throws(BackendSetupError) {
+            guard cu_ring_features(ring) & CU_FEAT_NODROP != 0 else {
+                throw BackendSetupError(operation: "io_uring_setup", errno: Errno(ENOSYS), detail: "kernel lacks IORING_FEAT_NODROP")
+            }
+            guard cu_ring_features(ring) & CU_FEAT_EXT_ARG != 0 else {
+                throw BackendSetupError(operation: "io_uring_setup", errno: Errno(ENOSYS), detail: "kernel lacks IORING_FEAT_EXT_ARG")
+            }
+            try Self.checkOpcodes(ring)
+        } catch {
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            throw error
+        }
+        _ = cu_ring_dontfork(ring)
+        let fd = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        if fd < 0 {
+            let e = Errno.current
+            io_uring_queue_exit(ring)
+            ring.deallocate()
+            throw BackendSetupError(operation: "eventfd", errno: e)
+        }
+        self.ring = ring
+        self.wakeFD = fd
+        self.setupFlags = flags
+        self.setupName = name
+        self.entries = entries
+        self.enabled = flags & CU_SETUP_R_DISABLED == 0
+        wakeBuffer = .allocate(capacity: 1)
+        wakeBuffer.initialize(to: 0)
+        reapBuffer = .allocate(capacity: Self.reapBatch)
+        if enabled { issuerTID = cu_gettid(); armWakeup() }
+    }
+
+    private static func checkOpcodes(_ ring: UnsafeMutablePointer<io_uring>) throws(BackendSetupError) {
+        guard let probe = io_uring_get_probe_ring(ring) else {
+            throw BackendSetupError(operation: "io_uring_register(PROBE)", errno: Errno(ENOSYS))
+        }
+        defer { io_uring_free_probe(probe) }
+        for (op, name) in requiredOpcodes where io_uring_opcode_supported(probe, Int32(op)) == 0 {
+            throw BackendSetupError(operation: "io_uring probe", errno: Errno(ENOSYS), detail: "kernel lacks IORING_OP_\(name)")
+        }
+    }
+
+    deinit { close() }
+
+    /// Binds the ring to the calling thread before its first run.
+    ///
+    /// A ring created `R_DISABLED` is enabled here, which makes this thread the
+    /// single issuer. Running again on another thread is refused, because the
+    /// kernel would reject every submission with EEXIST.
+    func attach() throws(EventLoopError) {
+        let tid = cu_gettid()
+        if enabled {
+            if setupFlags & CU_SETUP_SINGLE_ISSUER != 0, issuerTID != tid { throw .boundToAnotherThread }
+            return
+        }
+        let rc = cu_enable_rings(ring)
+        if rc < 0 {
+            throw .backendUnavailable(.uring, reason: "io_uring_register(ENABLE_RINGS) failed: \(Errno(rc))")
+        }
+        enabled = true
+        issuerTID = tid
+        armWakeup()
+    }
+
+    /// Whether submissions from the calling thread are possible now.
+    var canSubmitFromCurrentThread: Bool {
+        enabled && (setupFlags & CU_SETUP_SINGLE_ISSUER == 0 || issuerTID == cu_gettid())
+    }
+
+    private func armWakeup() {
+        guard !wakeArmed, let sqe = nextSQE() else { return }
+        io_uring_prep_read(sqe, wakeFD, wakeBuffer, 8, 0)
+        io_uring_sqe_set_data64(sqe, OperationToken.wakeup.rawValue)
+        wakeArmed = true
+    }
+
+    /// Thread-safe: makes a blocked `poll` return.
+    func wake() {
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
+    }
+
+    private func nextSQE() -> UnsafeMutablePointer<io_uring_sqe>? {
+        if let sqe = io_uring_get_sqe(ring) { return sqe }
+        // SQ full: hand what is queued to the kernel and try once more.
+        _ = io_uring_submit(ring)
+        return io_uring_get_sqe(ring)
+    }
+
+    /// Queues `operation`; it reaches the kernel at the next poll at the latest.
+    func submit(_ operation: Operation, token: OperationToken) {
+        guard overflow.isEmpty, let sqe = nextSQE() else {
+            overflow.append((operation, token))
+            return
+        }
+        Self.prepare(sqe, operation, token)
+    }
+
+    private static func prepare(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ operation: Operation, _ token: OperationToken) {
+        switch operation {
+        case .nop:
+            io_uring_prep_nop(sqe)
+        case .timeout(let ts):
+            io_uring_prep_timeout(sqe, ts, 0, 0)
+        case .cancel(let target):
+            io_uring_prep_cancel64(sqe, target.rawValue, 0)
+        case .read(let fd, let buffer, let count, let offset):
+            io_uring_prep_read(sqe, fd, buffer, count, offset)
+        case .write(let fd, let buffer, let count, let offset):
+            io_uring_prep_write(sqe, fd, buffer, count, offset)
+        case .readv(let fd, let iovecs, let count, let offset):
+            io_uring_prep_readv(sqe, fd, iovecs, count, offset)
+        case .writev(let fd, let iovecs, let count, let offset):
+            io_uring_prep_writev(sqe, fd, iovecs, count, offset)
+        case .recv(let fd, let buffer, let count, let flags):
+            io_uring_prep_recv(sqe, fd, buffer, Int(count), flags)
+        case .send(let fd, let buffer, let count, let flags):
+            io_uring_prep_send(sqe, fd, buffer, Int(count), flags)
+        case .recvmsg(let fd, let message, let flags):
+            io_uring_prep_recvmsg(sqe, fd, message, flags)
+        case .sendmsg(let fd, let message, let flags):
+            io_uring_prep_sendmsg(sqe, fd, message, flags)
+        case .accept(let fd, let address, let length, let flags):
+            io_uring_prep_accept(sqe, fd, address, length, flags)
+        case .connect(let fd, let address, let length):
+            io_uring_prep_connect(sqe, fd, address, length)
+        case .shutdown(let fd, let how):
+            io_uring_prep_shutdown(sqe, fd, how)
+        case .close(let fd):
+            io_uring_prep_close(sqe, fd)
+        case .openat(let directory, let path, let flags, let mode):
+            io_uring_prep_openat(sqe, directory, path, flags, mode)
+        case .statx(let directory, let path, let flags, let mask, let buffer):
+            io_uring_prep_statx(sqe, directory, path, flags, mask, buffer)
+        case .fsync(let fd, let dataOnly):
+            io_uring_prep_fsync(sqe, fd, dataOnly ? UInt32(IORING_FSYNC_DATASYNC) : 0)
+        }
+        io_uring_sqe_set_data64(sqe, token.rawValue)
+    }
+
+    private func flushOverflow() {
+        while let (operation, token) = overflow.first {
+            guard let sqe = nextSQE() else { return }
+            overflow.removeFirst()
+            Self.prepare(sqe, operation, token)
+        }
+    }
+
+    /// Submits what is queued, waits up to `timeout` nanoseconds for at least
+    /// one completion (`nil`: no limit; 0: do not wait), and appends every
+    /// reaped completion to `completions`.
+    ///
+    /// A zero-timeout poll with nothing to submit and no sign of pending kernel
+    /// work skips the syscall unless `force` is set; the loop forces one every
+    /// few iterations so completions are never starved.
+    func poll(timeout: Int64?, force: Bool, into completions: inout [Completion]) {
+        guard enabled, !closed else { return }
+        flushOverflow()
+        let pendingSubmit = io_uring_sq_ready(ring) > 0
+        let kernelHasWork = cu_sq_flags(ring) & (CU_SQ_TASKRUN | CU_SQ_CQ_OVERFLOW) != 0
+        var rc: Int32 = 0
+        if timeout == 0 || io_uring_cq_ready(ring) > 0 {
+            if pendingSubmit || force || kernelHasWork {
+                rc = io_uring_submit_and_get_events(ring)
+            }
+        } else if let timeout {
+            var ts = __kernel_timespec(tv_sec: timeout / 1_000_000_000, tv_nsec: timeout % 1_000_000_000)
+            var cqe: UnsafeMutablePointer<io_uring_cqe>?
+            rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+        } else {
+            rc = io_uring_submit_and_wait(ring, 1)
+        }
+        // EINTR: a signal; ETIME: the wait timed out; EAGAIN/EBUSY: the kernel
+        // wants completions reaped first. All are handled by reaping now and
+        // letting the next iteration retry the submission.
+        _ = rc
+        reap(into: &completions)
+        flushOverflow()
+    }
+
+    private func reap(into completions: inout [Completion]) {
+        while true {
+            let n = Int(cu_reap(ring, reapBuffer, UInt32(Self.reapBatch)))
+            if n == 0 { return }
+            for i in 0..<n {
+                let c = reapBuffer[i]
+                let token = OperationToken(rawValue: c.user_data)
+                if token == .wakeup {
+                    wakeArmed = false
+                    if !shuttingDown { armWakeup() }
+                    continue
+                }
+                // Internal cancels and liburing's own timeout CQEs carry no
+                // continuation.
+                if token == .internalCancel || c.user_data == UInt64.max { continue }
+                completions.append(Completion(token: token, result: c.res, flags: c.flags))
+            }
+            if n < Self.reapBatch { return }
+        }
+    }
+
+    /// Asks the kernel to cancel `token`; the original CQE still arrives.
+    func cancel(_ token: OperationToken) {
+        submit(.cancel(target: token), token: .internalCancel)
+    }
+
+    /// Closes the ring and the eventfd. The loop drains its own in-flight
+    /// operations first; this cancels and reaps the backend's wakeup read.
+    func close() {
+        guard !closed else { return }
+        shuttingDown = true
+        if wakeArmed, canSubmitFromCurrentThread {
+            cancel(.wakeup)
+            var ignored: [Completion] = []
+            for _ in 0..<200 where wakeArmed {
+                poll(timeout: 5_000_000, force: true, into: &ignored)
+            }
+        }
+        closed = true
+        io_uring_queue_exit(ring)
+        Glibc.close(wakeFD)
+        ring.deallocate()
+        reapBuffer.deallocate()
+        // If the read could not be reaped (the loop was closed from a thread
+        // that may not submit), the kernel's asynchronous teardown could still
+        // touch the buffer: leak 8 bytes rather than risk a write into freed memory.
+        if !wakeArmed { wakeBuffer.deallocate() }
+    }
+}
+
+/// Why a backend could not be set up: the call, its errno and any detail.
+struct BackendSetupError: Error, CustomStringConvertible {
+    var operation: String
+    var errno: Errno
+    var detail: String? = nil
+
+    var description: String {
+        "\(operation) failed: \(errno)" + (detail.map { " — \($0)" } ?? "")
+    }
+}

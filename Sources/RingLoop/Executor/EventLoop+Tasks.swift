@@ -1,0 +1,149 @@
+import CUring
+import Synchronization
+
+extension EventLoop {
+    /// Starts `operation` as a task whose every nonisolated step runs on this
+    /// loop: asyncio's `create_task`. Safe from any thread.
+    ///
+    /// ``run(backend:debug:_:)`` cancels the spawned tasks still pending when
+    /// `main` returns, and waits for them.
+    ///
+    /// ```swift
+    /// let task = loop.spawn { try await fetch() }
+    /// let value = try await task.value
+    /// ```
+    @discardableResult
+    public func spawn<T: Sendable>(
+        name: String? = nil,
+        _ operation: sending @escaping () async throws -> T
+    ) -> Task<T, any Error> {
+        let id = tasks.withLock { $0.makeID() }
+        let task = Task(name: name, executorPreference: self) { [self] in
+            defer { tasks.withLock { $0.finish(id) } }
+            return try await operation()
+        }
+        tasks.withLock { $0.register(id, task) }
+        return task
+    }
+
+    /// Number of spawned tasks not yet finished.
+    public var pendingTaskCount: Int { tasks.withLock { $0.count } }
+
+    // MARK: Sleeping
+
+    /// Suspends the calling task for `duration` using the loop's timers.
+    ///
+    /// Cancellation frees the timer at once and throws `CancellationError`.
+    /// Must be called from a task running on this loop.
+    ///
+    /// ```swift
+    /// try await loop.sleep(for: .milliseconds(10))
+    /// ```
+    public func sleep(for duration: Duration) async throws {
+        try await sleep(until: .now + duration)
+    }
+
+    /// Suspends the calling task until `deadline` on the loop's clock.
+    public func sleep(until deadline: LoopInstant) async throws {
+        try checkLoopThread("sleep")
+        try Task.checkCancellation()
+        let id = timers.reserve()
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                if !timers.arm(id, deadline: deadline.nanoseconds, .resume(continuation)) {
+                    continuation.resume(throwing: CancellationError())
+                }
+            }
+        } onCancel: {
+            cancelSleep(id)
+        }
+    }
+
+    /// Sleeps on the loop running the current task: `EventLoop.sleep(for:)`.
+    ///
+    /// - Throws: ``EventLoopError/noRunningLoop`` outside a loop, or
+    ///   `CancellationError`.
+    public static func sleep(for duration: Duration) async throws {
+        try await running().sleep(for: duration)
+    }
+
+    private func cancelSleep(_ id: TimerID) {
+        if isOnLoopThread {
+            cancelSleepOnLoop(id)
+        } else {
+            try? callSoonThreadsafe { [self] in cancelSleepOnLoop(id) }
+        }
+    }
+
+    private func cancelSleepOnLoop(_ id: TimerID) {
+        if case .resume(let continuation) = timers.cancel(id) {
+            continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    // MARK: Offloading
+
+    /// Runs blocking or CPU-bound `work` on the loop's thread pool and returns
+    /// its result to the calling task: asyncio's `run_in_executor`.
+    ///
+    /// Cancelling the task before a worker picks the work up removes it from
+    /// the queue and throws `CancellationError`; once started, it runs to the end.
+    ///
+    /// ```swift
+    /// let digest = try await loop.offload { sha256(of: bigFile) }
+    /// ```
+    public func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        if closedFlag.load(ordering: .relaxed) { throw EventLoopError.closed(operation: "offload") }
+        try Task.checkCancellation()
+        let state = OffloadState<T>()
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
+                let item = ThreadPool.WorkItem {
+                    continuation.resume(with: Result { try work() })
+                }
+                state.install(item, continuation)
+                if !threadPool.submit(item), item.cancel() {
+                    continuation.resume(throwing: EventLoopError.closed(operation: "offload"))
+                }
+            }
+        } onCancel: {
+            state.cancel()
+        }
+    }
+
+    /// Alias of ``offload(_:)`` with asyncio's name.
+    public func runInExecutor<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await offload(work)
+    }
+}
+
+/// Connects an offloaded work item with its task's cancellation handler,
+/// which may run on any thread and before the item exists.
+private final class OffloadState<T>: Sendable {
+    private struct State: @unchecked Sendable {
+        var item: ThreadPool.WorkItem?
+        var continuation: UnsafeContinuation<T, any Error>?
+        var cancelled = false
+    }
+    private let state = Mutex(State())
+
+    func install(_ item: ThreadPool.WorkItem, _ continuation: UnsafeContinuation<T, any Error>) {
+        let cancelNow = state.withLock { s in
+            s.item = item
+            s.continuation = continuation
+            return s.cancelled
+        }
+        if cancelNow { cancel() }
+    }
+
+    func cancel() {
+        let (item, continuation) = state.withLock { s in
+            s.cancelled = true
+            return (s.item, s.continuation)
+        }
+        // Only the side that wins the item's start/cancel race resumes.
+        if let item, let continuation, item.cancel() {
+            continuation.resume(throwing: CancellationError())
+        }
+    }
+}

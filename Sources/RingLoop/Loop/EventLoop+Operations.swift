@@ -1,0 +1,74 @@
+import Glibc
+
+extension EventLoop {
+    /// Submits one backend operation and suspends the calling task until its
+    /// final completion. Returns the kernel-style result: `>= 0` on success,
+    /// `-errno` on failure, `-ECANCELED` when Task cancellation won.
+    ///
+    /// - `prepare` builds the operation; it may point the kernel at the slot's
+    ///   scratch memory, which stays put until the completion.
+    /// - `keepAlive` is retained until the final completion, even after
+    ///   cancellation: the owner of any buffer the operation names.
+    /// - Task cancellation submits ASYNC_CANCEL from the loop thread; the task
+    ///   still resumes only when the original operation completes.
+    ///
+    /// Must run on the loop thread (a task on this loop).
+    func perform(
+        _ name: StaticString,
+        fd: Int32 = -1,
+        keepAlive: AnyObject? = nil,
+        _ prepare: (UnsafeMutablePointer<OperationScratch>) -> Operation
+    ) async throws(EventLoopError) -> Int32 {
+        try checkLoopThread(String(describing: name))
+        if !isOnLoopThread { throw .wrongThread(operation: String(describing: name)) }
+        let token = operations.acquire(name: name, fd: fd, keepAlive: keepAlive)
+        if Task.isCancelled {
+            operations.release(token)
+            return -ECANCELED
+        }
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Int32, Never>) in
+                guard operations.markSubmitted(token, continuation: continuation) else {
+                    operations.release(token)
+                    continuation.resume(returning: -ECANCELED)
+                    return
+                }
+                io.submit(prepare(operations.scratch(token)), token: token)
+            }
+        } onCancel: {
+            requestCancel(token)
+        }
+    }
+
+    /// Cancels an operation from any thread; the work happens on the loop.
+    private func requestCancel(_ token: OperationToken) {
+        if isOnLoopThread {
+            cancelOnLoop(token)
+        } else {
+            try? callSoonThreadsafe { [self] in cancelOnLoop(token) }
+        }
+    }
+
+    private func cancelOnLoop(_ token: OperationToken) {
+        if operations.requestCancel(token) == .sendCancel { io.cancel(token) }
+    }
+
+    /// Resumes the task of every finished operation. Runs after the backend
+    /// reaped its whole batch, so no user code runs inside the reaping loop:
+    /// a resume only puts the task's job on the ready queue.
+    func deliverCompletions() {
+        for completion in completions {
+            if let continuation = operations.complete(completion.token) {
+                continuation.resume(returning: completion.result)
+            }
+        }
+        completions.removeAll(keepingCapacity: true)
+    }
+
+    /// Cancels every operation in flight on `fd`, so that closing it cannot
+    /// leave a stale completion for a later fd with the same number.
+    func cancelOperations(onFD fd: Int32) {
+        let tokens = operations.submittedTokens(fd: fd).filter { operations.requestCancel($0) == .sendCancel }
+        io.cancelAll(fd: fd, tokens: tokens)
+    }
+}

@@ -1,0 +1,187 @@
+import CUring
+import DequeModule
+import Glibc
+import Logging
+import Synchronization
+
+/// An asyncio-style event loop on one thread, over io_uring or epoll.
+///
+/// The loop runs callbacks (``callSoon(file:line:_:)``), timers
+/// (``callLater(_:file:line:_:)``) and Swift tasks: it is a `SerialExecutor`
+/// and a `TaskExecutor`, so `async` code started with ``spawn(name:_:)`` runs
+/// every step on the loop thread, as coroutines run on an asyncio loop.
+///
+/// ```swift
+/// try EventLoop.run {
+///     print("Hello")
+///     try await EventLoop.sleep(for: .seconds(1))
+///     print("World")
+/// }
+/// ```
+///
+/// Thread-safety: a loop belongs to the thread that runs it. From other
+/// threads only ``callSoonThreadsafe(_:)``, ``stop()``, ``enqueue(_:)``
+/// (through Swift concurrency) and ``TimerHandle/cancel()`` are allowed; the
+/// other scheduling calls throw ``EventLoopError/wrongThread(operation:)``
+/// while the loop runs. Before the loop runs, or between runs, any one thread
+/// at a time may set it up.
+public final class EventLoop: @unchecked Sendable {
+    // MARK: Configuration
+
+    /// The backend actually running: `.uring` or `.epoll`, never `.auto`.
+    public let backend: Backend
+    /// Why `.auto` fell back to epoll, when it did (for example
+    /// `io_uring_setup failed: EPERM (Operation not permitted)`).
+    public let backendFallbackReason: String?
+    /// Debug mode: slow-callback warnings. Set by `debug:` or `RINGLOOP_DEBUG=1`.
+    public let debug: Bool
+    /// In debug mode, callbacks and task steps slower than this are logged.
+    public var slowCallbackDuration: Duration = .milliseconds(100)
+    /// Where the loop logs: fallbacks, slow callbacks, unhandled errors.
+    public let logger: Logger
+    /// The pool behind ``offload(_:)`` and the epoll backend's file I/O.
+    public let threadPool: ThreadPool
+
+    let io: IOBackend
+    let ownsThreadPool: Bool
+
+    // MARK: Loop-thread state
+
+    var ready = Deque<ReadyItem>()
+    var timers = TimerQueue()
+    let operations = OperationTable()
+    var completions: [Completion] = []
+    var inboxBuffer = Deque<InboxItem>()
+    var stopping = false
+    var pendingExceptions: [ExceptionContext] = []
+    var exceptionHandlerStorage: ExceptionHandler?
+    /// Iterations (plus callbacks) left before a zero-timeout poll must enter
+    /// the kernel; keeps I/O from starving behind a busy ready queue.
+    var ioCheckBudget = EventLoop.ioCheckInterval
+    static let ioCheckInterval = 64
+    /// Test hook: sees the timeout of every poll (`nil`: wait forever).
+    var pollObserver: ((Duration?) -> Void)?
+
+    // MARK: Cross-thread state
+
+    let inbox = Inbox()
+    /// `pthread_self()` of the running thread, 0 when not running.
+    let ownerThread = Atomic<UInt>(0)
+    let closedFlag = Atomic<Bool>(false)
+    let tasks = Mutex(TaskRegistry())
+
+    /// Creates a loop.
+    ///
+    /// - Parameters:
+    ///   - backend: `nil` uses ``Backend/fromEnvironment()`` (`RINGLOOP_BACKEND`, else `.auto`).
+    ///   - debug: `nil` reads `RINGLOOP_DEBUG` (`1`/`true` enables it).
+    ///   - threadPool: a pool to share; by default the loop starts one with one
+    ///     thread per core and shuts it down in ``close()``.
+    ///   - ringEntries: io_uring submission-queue size.
+    ///   - logger: where the loop logs.
+    /// - Throws: ``EventLoopError/backendUnavailable(_:reason:)`` when a forced
+    ///   backend cannot be set up; ``EventLoopError/invalidArgument(_:)`` for a
+    ///   bad `RINGLOOP_BACKEND` or `ringEntries`.
+    public convenience init(
+        backend: Backend? = nil,
+        debug: Bool? = nil,
+        threadPool: ThreadPool? = nil,
+        ringEntries: Int = 256,
+        logger: Logger = Logger(label: "RingLoop")
+    ) throws(EventLoopError) {
+        try self.init(backend: backend, debug: debug, threadPool: threadPool, ringEntries: ringEntries,
+                      logger: logger, uringProbeFailure: nil)
+    }
+
+    /// The designated initializer, with the test hook that simulates a kernel
+    /// refusing io_uring (`uringProbeFailure` returns the errno to fail with).
+    init(
+        backend requested: Backend?,
+        debug: Bool?,
+        threadPool: ThreadPool?,
+        ringEntries: Int,
+        logger: Logger,
+        uringProbeFailure: (() -> Int32?)?
+    ) throws(EventLoopError) {
+        guard ringEntries >= 1, ringEntries <= 32768 else {
+            throw .invalidArgument("ringEntries must be in 1...32768, got \(ringEntries)")
+        }
+        let choice: Backend
+        if let requested { choice = requested } else { choice = try Backend.fromEnvironment() }
+        let pool: ThreadPool
+        if let threadPool {
+            pool = threadPool
+        } else {
+            do { pool = try ThreadPool() } catch {
+                throw .backendUnavailable(choice, reason: "thread pool: pthread_create failed: \(error)")
+            }
+        }
+        let made: (IOBackend, fallbackReason: String?)
+        do {
+            made = try IOBackend.make(choice, ringEntries: UInt32(ringEntries), pool: pool,
+                                      uringProbeFailure: uringProbeFailure)
+        } catch {
+            if threadPool == nil { pool.shutdown() }
+            throw error
+        }
+        self.io = made.0
+        self.backend = made.0.kind
+        self.backendFallbackReason = made.fallbackReason
+        self.threadPool = pool
+        self.ownsThreadPool = threadPool == nil
+        self.logger = logger
+        self.debug = debug ?? EventLoop.debugFromEnvironment
+        if let reason = made.fallbackReason {
+            logger.notice("io_uring unavailable, using epoll", metadata: ["reason": "\(reason)"])
+        }
+        completions.reserveCapacity(256)
+    }
+
+    deinit {
+        if !closedFlag.load(ordering: .relaxed) { teardown() }
+    }
+
+    static var debugFromEnvironment: Bool {
+        guard let raw = getenv("RINGLOOP_DEBUG") else { return false }
+        let value = String(cString: raw).lowercased()
+        return value == "1" || value == "true" || value == "yes"
+    }
+
+    // MARK: State
+
+    /// The loop's monotonic clock: asyncio's `loop.time()`.
+    public var time: LoopInstant { .now }
+
+    /// True while `runForever` or `runUntilComplete` is executing.
+    public var isRunning: Bool { ownerThread.load(ordering: .relaxed) != 0 }
+
+    /// True after ``close()``.
+    public var isClosed: Bool { closedFlag.load(ordering: .relaxed) }
+
+    /// True on the thread currently running this loop.
+    @inline(__always)
+    var isOnLoopThread: Bool { ownerThread.load(ordering: .relaxed) == UInt(pthread_self()) }
+
+    /// The loop running on this thread, or `nil` outside any running loop: the
+    /// optional form of asyncio's `get_running_loop()`. See ``running()`` for
+    /// the throwing form.
+    public static var current: EventLoop? { CurrentLoop.loop }
+
+    /// The loop running on this thread.
+    ///
+    /// - Throws: ``EventLoopError/noRunningLoop`` outside a running loop.
+    public static func running() throws(EventLoopError) -> EventLoop {
+        guard let loop = CurrentLoop.loop else { throw .noRunningLoop }
+        return loop
+    }
+
+    /// Throws when the loop is closed, or when a loop-thread-only call comes
+    /// from another thread while the loop runs. One relaxed atomic load and a
+    /// compare: cheap enough to do always, not only in debug mode.
+    @inline(__always)
+    func checkLoopThread(_ operation: @autoclosure () -> String) throws(EventLoopError) {
+        if closedFlag.load(ordering: .relaxed) { throw .closed(operation: operation()) }
+        let owner = ownerThread.load(ordering: .relaxed)
+        if owner != 0, owner != UInt(pthread_self()) { throw .wrongThread(operation: operation()) }
+    }
+}

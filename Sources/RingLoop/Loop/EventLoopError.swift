@@ -1,0 +1,52 @@
+/// Misuse of an ``EventLoop``, with asyncio's meanings.
+///
+/// Each case says what was attempted; ``description`` is a sentence a log
+/// reader understands without the source.
+///
+/// ```swift
+/// do { try loop.close() } catch EventLoopError.closeWhileRunning { … }
+/// ```
+public enum EventLoopError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// `runForever` / `runUntilComplete` on a loop that is already running.
+    case alreadyRunning
+    /// Running a loop on a thread where another loop is already running.
+    case anotherLoopRunning
+    /// `EventLoop.run` called from inside a running loop.
+    case runInsideRunningLoop
+    /// Any use of a loop after `close()`; `operation` names the call.
+    case closed(operation: String)
+    /// `close()` on a running loop.
+    case closeWhileRunning
+    /// The loop stopped before `runUntilComplete`'s operation finished.
+    case stoppedBeforeCompletion
+    /// A call that is not thread-safe (`callSoon`, `callLater`, `callAt`, I/O)
+    /// made from a thread other than the one running the loop.
+    case wrongThread(operation: String)
+    /// `EventLoop.running()` outside a running loop.
+    case noRunningLoop
+    /// A forced backend could not be set up; `reason` names the failing call and errno.
+    case backendUnavailable(Backend, reason: String)
+    /// The loop's io_uring ring only accepts submissions from the thread that
+    /// first ran it (`IORING_SETUP_SINGLE_ISSUER`); it was run from another.
+    case boundToAnotherThread
+    /// An argument was out of range; `detail` says which and why.
+    case invalidArgument(String)
+
+    public var description: String {
+        switch self {
+        case .alreadyRunning: "This event loop is already running."
+        case .anotherLoopRunning: "Cannot run the event loop while another loop is running on this thread."
+        case .runInsideRunningLoop: "EventLoop.run() cannot be called from a running event loop."
+        case .closed(let operation): "\(operation): the event loop is closed."
+        case .closeWhileRunning: "Cannot close a running event loop."
+        case .stoppedBeforeCompletion: "The event loop stopped before the operation completed."
+        case .wrongThread(let operation):
+            "\(operation) was called from a thread other than the event loop's; use callSoonThreadsafe."
+        case .noRunningLoop: "No event loop is running on this thread."
+        case .backendUnavailable(let backend, let reason): "The \(backend) backend is unavailable: \(reason)."
+        case .boundToAnotherThread:
+            "This loop's io_uring ring is bound to the thread that first ran it (SINGLE_ISSUER); run it there."
+        case .invalidArgument(let detail): "Invalid argument: \(detail)."
+        }
+    }
+}

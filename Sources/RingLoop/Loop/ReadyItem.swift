@@ -1,0 +1,22 @@
+/// Where a callback was scheduled from: kept in debug mode so slow-callback
+/// warnings and exception contexts can name it.
+public struct CallSite: Sendable, CustomStringConvertible {
+    public var file: StaticString
+    public var line: UInt
+    public var description: String { "\(file):\(line)" }
+}
+
+/// One entry of the ready queue: something that can run now.
+///
+/// The queue itself is a swift-collections `Deque`, a ring buffer, so taking
+/// from the front is O(1) and a steady state reuses the same storage.
+enum ReadyItem {
+    /// A `callSoon` callback.
+    case callback(() throws -> Void)
+    /// A `callSoon` callback in debug mode, with its call site.
+    case tracedCallback(() throws -> Void, CallSite)
+    /// A fired `callLater` / `callAt` timer.
+    case timer(() throws -> Void, TimerHandle?)
+    /// A Swift task step (a resumed continuation or a new task).
+    case job(UnownedJob)
+}
