@@ -32,7 +32,7 @@ final class EpollBackend: @unchecked Sendable {
     /// Completions known without waiting: NOPs, eager syscall results, cancels.
     private var immediate: [Completion] = []
     /// Completions posted by pool workers.
-    private let posted = Mutex<[Completion]>([])
+    private let posted = Locked<[Completion]>([])
     private let postedFlag = Atomic<Bool>(false)
     private let pool: ThreadPool
 

@@ -125,7 +125,7 @@ private final class OffloadState<T>: Sendable {
         var continuation: UnsafeContinuation<T, any Error>?
         var cancelled = false
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func install(_ item: ThreadPool.WorkItem, _ continuation: UnsafeContinuation<T, any Error>) {
         let cancelNow = state.withLock { s in

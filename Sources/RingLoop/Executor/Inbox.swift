@@ -27,7 +27,7 @@ struct InboxState: @unchecked Sendable {
 /// sleeping loop; a loop that is busy running callbacks sees the flag at its
 /// next iteration and needs no syscall at all.
 final class Inbox: Sendable {
-    private let state = Mutex(InboxState())
+    private let state = Locked(InboxState())
     private let nonEmpty = Atomic<Bool>(false)
 
     /// Appends `item`; returns false when the inbox is closed. `wake` runs

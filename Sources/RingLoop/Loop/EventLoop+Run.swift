@@ -319,11 +319,8 @@ final class RunUntilCompleteBox<T>: @unchecked Sendable {
 
 /// Objects whose memory the kernel may still write into after a forced close.
 enum LeakedForSafety {
-    private static let kept = Mutex<[UnsafeSendable<AnyObject>]>([])
-    static func keep(_ object: AnyObject) {
-        let boxed = UnsafeSendable(object)
-        kept.withLock { $0.append(boxed) }
-    }
+    private static let kept = Locked<[AnyObject]>([])
+    static func keep(_ object: AnyObject) { kept.withLock { $0.append(object) } }
 }
 
 extension String {

@@ -68,7 +68,7 @@ public final class EventLoop: @unchecked Sendable {
     /// `pthread_self()` of the running thread, 0 when not running.
     let ownerThread = Atomic<UInt>(0)
     let closedFlag = Atomic<Bool>(false)
-    let tasks = Mutex(TaskRegistry())
+    let tasks = Locked(TaskRegistry())
 
     /// Creates a loop.
     ///
