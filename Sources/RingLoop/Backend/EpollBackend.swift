@@ -26,11 +26,11 @@ final class EpollBackend: @unchecked Sendable {
     private let events: UnsafeMutablePointer<epoll_event>
     private static let eventCapacity = 256
     private static let wakeMarker = UInt64.max
-    private var usePwait2 = true
-    private var closed = false
+    @exclusivity(unchecked) private var usePwait2 = true
+    @exclusivity(unchecked) private var closed = false
 
     /// Completions known without waiting: NOPs, eager syscall results, cancels.
-    private var immediate: [Completion] = []
+    @exclusivity(unchecked) private var immediate: [Completion] = []
     /// Completions posted by pool workers.
     private let posted = Locked<[Completion]>([])
     private let postedFlag = Atomic<Bool>(false)
@@ -42,8 +42,8 @@ final class EpollBackend: @unchecked Sendable {
         var token: OperationToken
         static func < (a: Self, b: Self) -> Bool { a.deadline < b.deadline }
     }
-    private var timeouts = Heap<TimeoutEntry>()
-    private var liveTimeouts: [OperationToken: UInt64] = [:]
+    @exclusivity(unchecked) private var timeouts = Heap<TimeoutEntry>()
+    @exclusivity(unchecked) private var liveTimeouts: [OperationToken: UInt64] = [:]
 
     // Socket operations waiting for readiness.
     private struct Waiter {
@@ -59,10 +59,10 @@ final class EpollBackend: @unchecked Sendable {
         var writers = Deque<Waiter>()
         var registered: UInt32 = 0
     }
-    private var interests: [Int32: Interest] = [:]
-    private var nextGeneration: UInt32 = 1
+    @exclusivity(unchecked) private var interests: [Int32: Interest] = [:]
+    @exclusivity(unchecked) private var nextGeneration: UInt32 = 1
     // File operations on the pool, for cancellation.
-    private var poolItems: [OperationToken: ThreadPool.WorkItem] = [:]
+    @exclusivity(unchecked) private var poolItems: [OperationToken: ThreadPool.WorkItem] = [:]
 
     init(pool: ThreadPool) throws(BackendSetupError) {
         let epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -299,6 +299,12 @@ final class EpollBackend: @unchecked Sendable {
     func cancelAll(fd: Int32) { forget(fd: fd) }
 
     // MARK: Polling
+
+    /// Completions are known without waiting: immediate results, posted
+    /// pool results, or timeout operations that may have expired.
+    var hasPendingWork: Bool {
+        !immediate.isEmpty || !timeouts.isEmpty || postedFlag.load(ordering: .acquiring)
+    }
 
     /// Waits up to `timeout` nanoseconds (`nil`: no limit) and appends every
     /// completion to `completions`. A zero-timeout poll skips `epoll_wait`

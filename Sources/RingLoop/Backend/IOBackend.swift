@@ -74,6 +74,16 @@ enum IOBackend {
         }
     }
 
+    /// True when a non-blocking poll could deliver something without
+    /// entering the kernel: queued submissions, or completions already known.
+    @inline(__always)
+    var hasPendingWork: Bool {
+        switch self {
+        case .uring(let b): b.hasPendingWork
+        case .epoll(let b): b.hasPendingWork
+        }
+    }
+
     /// Thread-safe.
     func wake() {
         switch self {

@@ -45,11 +45,11 @@ final class OperationTable {
 
     private static let chunkShift = 8
     private static let chunkSize = 1 << chunkShift
-    private var slotChunks: [UnsafeMutablePointer<Slot>] = []
-    private var scratchChunks: [UnsafeMutablePointer<OperationScratch>] = []
-    private var freeHead: UInt32 = .max
+    @exclusivity(unchecked) private var slotChunks: [UnsafeMutablePointer<Slot>] = []
+    @exclusivity(unchecked) private var scratchChunks: [UnsafeMutablePointer<OperationScratch>] = []
+    @exclusivity(unchecked) private var freeHead: UInt32 = .max
     /// Operations acquired and not yet released.
-    private(set) var inFlight = 0
+    @exclusivity(unchecked) private(set) var inFlight = 0
 
     deinit {
         for chunk in slotChunks {

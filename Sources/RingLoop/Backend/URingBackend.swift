@@ -38,12 +38,12 @@ final class URingBackend {
     private let reapBuffer: UnsafeMutablePointer<cu_completion>
     private static let reapBatch = 256
     /// Operations that found the SQ full; flushed at the next poll.
-    private var overflow = Deque<(Operation, OperationToken)>()
-    private var wakeArmed = false
-    private var enabled: Bool
-    private var issuerTID: Int32 = 0
-    private var closed = false
-    private var shuttingDown = false
+    @exclusivity(unchecked) private var overflow = Deque<(Operation, OperationToken)>()
+    @exclusivity(unchecked) private var wakeArmed = false
+    @exclusivity(unchecked) private var enabled: Bool
+    @exclusivity(unchecked) private var issuerTID: Int32 = 0
+    @exclusivity(unchecked) private var closed = false
+    @exclusivity(unchecked) private var shuttingDown = false
     /// Setup flags the kernel accepted, and which cascade step that was.
     let setupFlags: UInt32
     let setupName: String
@@ -225,6 +225,11 @@ final class URingBackend {
             overflow.removeFirst()
             Self.prepare(sqe, operation, token)
         }
+    }
+
+    /// Submissions are queued, or CQEs are already visible in the ring.
+    var hasPendingWork: Bool {
+        !overflow.isEmpty || io_uring_sq_ready(ring) > 0 || io_uring_cq_ready(ring) > 0
     }
 
     /// Submits what is queued, waits up to `timeout` nanoseconds for at least

@@ -122,7 +122,12 @@ extension EventLoop {
         if timeout != 0 {
             if inbox.park() { parked = true } else { timeout = 0 }
         }
-        io.poll(timeout: timeout, force: force, into: &completions)
+        // A non-blocking, unforced poll with nothing to hand the kernel has
+        // nothing to learn either (completions need an enter under
+        // DEFER_TASKRUN; epoll needs epoll_wait): skip it entirely.
+        if timeout != 0 || force || io.hasPendingWork {
+            io.poll(timeout: timeout, force: force, into: &completions)
+        }
         if parked { inbox.unpark() }
         if !completions.isEmpty { deliverCompletions() }
 
@@ -131,7 +136,7 @@ extension EventLoop {
             now = cu_monotonic_ns()
             while let action = timers.popDue(now: now) {
                 switch action {
-                case .callback(let callback, let handle): ready.append(.timer(callback, handle))
+                case .callback(let callback, let when): ready.append(.timer(callback, when))
                 case .resume(let continuation): continuation.resume()
                 case .job(let job): ready.append(.job(job))
                 }
@@ -169,8 +174,8 @@ extension EventLoop {
             do { try callback() } catch { report(error, from: .callback(nil)) }
         case .tracedCallback(let callback, let site):
             do { try callback() } catch { report(error, from: .callback(site)) }
-        case .timer(let callback, let handle):
-            do { try callback() } catch { report(error, from: .timer(handle)) }
+        case .timer(let callback, let when):
+            do { try callback() } catch { report(error, from: .timer(when: when)) }
         }
     }
 
@@ -189,9 +194,9 @@ extension EventLoop {
         case .tracedCallback(let callback, let site):
             what = "callback scheduled at \(site)"
             do { try callback() } catch { report(error, from: .callback(site)) }
-        case .timer(let callback, let handle):
-            what = handle.map { "timer callback due at \($0.when)" } ?? "timer callback"
-            do { try callback() } catch { report(error, from: .timer(handle)) }
+        case .timer(let callback, let when):
+            what = "timer callback due at \(when)"
+            do { try callback() } catch { report(error, from: .timer(when: when)) }
         }
         let elapsed = Duration.nanoseconds(Int64(clamping: cu_monotonic_ns() - start))
         if elapsed >= slowCallbackDuration {

@@ -69,12 +69,8 @@ extension EventLoop {
     }
 
     private func scheduleTimer(at instant: LoopInstant, _ callback: @escaping () throws -> Void) -> TimerHandle {
-        // The slot is taken first so the handle can name it; the handle is
-        // then stored with the callback for exception contexts.
-        let id = timers.reserve()
-        let handle = TimerHandle(loop: self, id: id, when: instant)
-        _ = timers.arm(id, deadline: instant.nanoseconds, .callback(callback, handle))
-        return handle
+        let id = timers.schedule(deadline: instant.nanoseconds, .callback(callback, instant))
+        return TimerHandle(loop: self, id: id, when: instant)
     }
 
     /// Cancels a timer from any thread (see ``TimerHandle/cancel()``).

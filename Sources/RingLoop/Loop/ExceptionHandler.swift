@@ -7,8 +7,8 @@ public struct ExceptionContext: @unchecked Sendable, CustomStringConvertible {
     public enum Source: @unchecked Sendable, CustomStringConvertible {
         /// A `callSoon` callback; the call site is known in debug mode.
         case callback(CallSite?)
-        /// A `callLater` / `callAt` timer.
-        case timer(TimerHandle?)
+        /// A `callLater` / `callAt` timer, by its deadline.
+        case timer(when: LoopInstant)
         /// A Swift task, by name where it has one.
         case task(String?)
         /// The loop itself (for example an exception handler that threw).
@@ -17,7 +17,7 @@ public struct ExceptionContext: @unchecked Sendable, CustomStringConvertible {
         public var description: String {
             switch self {
             case .callback(let site): site.map { "callback scheduled at \($0)" } ?? "callback"
-            case .timer(let handle): handle.map { "timer due at \($0.when)" } ?? "timer"
+            case .timer(let when): "timer due at \(when)"
             case .task(let name): name.map { "task '\($0)'" } ?? "task"
             case .loop: "event loop"
             }
@@ -28,7 +28,7 @@ public struct ExceptionContext: @unchecked Sendable, CustomStringConvertible {
     public var message: String
     /// The error that was thrown, if any.
     public var error: (any Error)?
-    /// The callback, timer handle or task it came from.
+    /// The callback, timer or task it came from.
     public var source: Source
 
     public init(message: String, error: (any Error)? = nil, source: Source = .loop) {

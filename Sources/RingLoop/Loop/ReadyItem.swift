@@ -15,8 +15,8 @@ enum ReadyItem {
     case callback(() throws -> Void)
     /// A `callSoon` callback in debug mode, with its call site.
     case tracedCallback(() throws -> Void, CallSite)
-    /// A fired `callLater` / `callAt` timer.
-    case timer(() throws -> Void, TimerHandle?)
+    /// A fired `callLater` / `callAt` timer and its deadline.
+    case timer(() throws -> Void, LoopInstant)
     /// A Swift task step (a resumed continuation or a new task).
     case job(UnownedJob)
 }

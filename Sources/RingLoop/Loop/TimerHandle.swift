@@ -14,9 +14,9 @@ public final class TimerHandle: @unchecked Sendable, CustomStringConvertible {
     /// When the callback is due on the loop's clock.
     public let when: LoopInstant
     let id: TimerID
-    // Weak: the loop's timer slot holds this handle, and a dropped loop must
-    // not be kept alive by its pending timers.
-    private weak var loop: EventLoop?
+    // Strong: the loop never references its handles (the timer slot holds
+    // only the callback), so there is no cycle.
+    private let loop: EventLoop
     private let cancelled = Atomic<Bool>(false)
 
     init(loop: EventLoop, id: TimerID, when: LoopInstant) {
@@ -32,7 +32,7 @@ public final class TimerHandle: @unchecked Sendable, CustomStringConvertible {
     /// callback and what it captured are released at once.
     public func cancel() {
         guard !cancelled.exchange(true, ordering: .relaxed) else { return }
-        loop?.cancelTimer(id)
+        loop.cancelTimer(id)
     }
 
     public var description: String { "TimerHandle(when: \(when)\(isCancelled ? ", cancelled" : ""))" }

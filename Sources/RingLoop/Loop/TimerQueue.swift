@@ -1,5 +1,3 @@
-import HeapModule
-
 /// Identifies a scheduled timer: its slab slot and that slot's generation.
 struct TimerID: Hashable, Sendable {
     var slot: UInt32
@@ -16,12 +14,13 @@ struct TimerID: Hashable, Sendable {
 ///   that is skipped when it reaches the top.
 /// - Garbage is bounded as in asyncio: when more than 100 entries are queued and
 ///   more than half of them are cancelled, the heap is rebuilt from the live ones.
-/// - No allocation per timer in steady state: slots are recycled through a
+/// - No allocation per timer in steady state (the `TimerHandle` returned by
+///   `callLater` is the one allocation a public timer costs): slots are recycled through a
 ///   free list and heap entries are plain integers.
 struct TimerQueue {
     enum Action {
-        /// A `callLater` / `callAt` callback, with the handle it was returned as.
-        case callback(() throws -> Void, TimerHandle?)
+        /// A `callLater` / `callAt` callback and its deadline (for error reports).
+        case callback(() throws -> Void, LoopInstant)
         /// A sleeping task's continuation.
         case resume(UnsafeContinuation<Void, any Error>)
         /// A job from `Task.sleep` through the scheduling executor.
@@ -51,7 +50,7 @@ struct TimerQueue {
     /// asyncio's `_MIN_SCHEDULED_TIMER_HANDLES`.
     static let compactionMinimum = 100
 
-    private var heap = Heap<Entry>()
+    private var heap = TimerHeap<Entry>()
     private var slots: [Slot] = []
     private var freeHead: UInt32 = .max
     private var sequence: UInt64 = 0
@@ -130,7 +129,7 @@ struct TimerQueue {
             slots[Int(id.slot)].cancelledWhileReserved = true
             return nil
         }
-        let action = slots[Int(id.slot)].action
+        let action = slots[Int(id.slot)].action.take()
         freeSlot(id.slot)
         liveCount -= 1
         compactIfNeeded()
@@ -141,8 +140,8 @@ struct TimerQueue {
     mutating func compactIfNeeded() {
         let cancelled = heap.count - liveCount
         guard heap.count > Self.compactionMinimum, cancelled * 2 > heap.count else { return }
-        let live = heap.unordered.filter { isLive(TimerID(slot: $0.slot, generation: $0.generation)) }
-        heap = Heap(live)
+        let live = heap.storage.filter { isLive(TimerID(slot: $0.slot, generation: $0.generation)) }
+        heap = TimerHeap(live)
     }
 
     /// The earliest live deadline, discarding cancelled entries on top.
@@ -160,7 +159,7 @@ struct TimerQueue {
             _ = heap.removeMin()
             let id = TimerID(slot: top.slot, generation: top.generation)
             guard isLive(id) else { continue }
-            let action = slots[Int(id.slot)].action
+            let action = slots[Int(id.slot)].action.take()
             freeSlot(id.slot)
             liveCount -= 1
             return action
@@ -171,7 +170,7 @@ struct TimerQueue {
     /// Removes every live timer (loop teardown) and returns their actions.
     mutating func removeAll() -> [Action] {
         var actions: [Action] = []
-        while let top = heap.popMin() {
+        while let top = heap.removeMin() {
             let id = TimerID(slot: top.slot, generation: top.generation)
             guard isLive(id), let action = slots[Int(id.slot)].action else { continue }
             freeSlot(id.slot)
