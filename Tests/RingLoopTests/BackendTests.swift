@@ -67,8 +67,8 @@ struct BackendTests {
                 let nop = try await loop.perform("nop") { _ in .nop }
                 let start = LoopInstant.now
                 let timeout = try await loop.perform("timeout") { scratch in
-                    scratch.pointee.timespec = .init(tv_sec: 0, tv_nsec: 20_000_000)
-                    return .timeout(&scratch.pointee.timespec)
+                    scratch.timespec.pointee = .init(tv_sec: 0, tv_nsec: 20_000_000)
+                    return .timeout(scratch.timespec)
                 }
                 return (nop, timeout, LoopInstant.now - start)
             }
@@ -84,8 +84,8 @@ struct BackendTests {
             try loop.runUntilComplete { () async throws -> (Int32, Int) in
                 let task = loop.spawn { () async throws -> Int32 in
                     try await loop.perform("timeout") { scratch in
-                        scratch.pointee.timespec = .init(tv_sec: 3600, tv_nsec: 0)
-                        return .timeout(&scratch.pointee.timespec)
+                        scratch.timespec.pointee = .init(tv_sec: 3600, tv_nsec: 0)
+                        return .timeout(scratch.timespec)
                     }
                 }
                 try await loop.sleep(for: .milliseconds(5))
@@ -106,8 +106,8 @@ struct BackendTests {
             for _ in 0..<10 {
                 loop.spawn {
                     let r = try await loop.perform("timeout") { scratch in
-                        scratch.pointee.timespec = .init(tv_sec: 3600, tv_nsec: 0)
-                        return .timeout(&scratch.pointee.timespec)
+                        scratch.timespec.pointee = .init(tv_sec: 3600, tv_nsec: 0)
+                        return .timeout(scratch.timespec)
                     }
                     results.append(r)
                 }
@@ -131,8 +131,8 @@ struct BackendTests {
                 for _ in 0..<1_000 {
                     tasks.append(loop.spawn {
                         try await loop.perform("timeout") { scratch in
-                            scratch.pointee.timespec = .init(tv_sec: 0, tv_nsec: 5_000_000)
-                            return .timeout(&scratch.pointee.timespec)
+                            scratch.timespec.pointee = .init(tv_sec: 0, tv_nsec: 5_000_000)
+                            return .timeout(scratch.timespec)
                         }
                     })
                 }

@@ -104,3 +104,39 @@ func onNewThreadSync(_ body: @escaping @Sendable () -> Void) throws -> () -> Voi
 func startDetachedThread(_ body: @escaping @Sendable () -> Void) throws {
     pthread_detach(try startThread(body))
 }
+
+/// Runs `body` as the main task of a fresh loop on its own thread.
+func onLoop<T: Sendable>(
+    _ backend: Backend, ringEntries: Int = 256,
+    _ body: @escaping @Sendable (EventLoop) async throws -> T
+) async throws -> T {
+    try await onNewThread {
+        let loop = try EventLoop(backend: backend, ringEntries: ringEntries)
+        defer { try? loop.close() }
+        return try loop.runUntilComplete { try await body(loop) }
+    }
+}
+
+/// The descriptors open in this process right now (tests run serially, so
+/// the count is only ours).
+func openDescriptorCount() -> Int {
+    guard let dir = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(dir) }
+    var count = 0
+    while readdir(dir) != nil { count += 1 }
+    return count - 3  // ".", ".." and the directory stream itself
+}
+
+/// Deterministic bytes for payloads.
+func pattern(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
+    var state = seed
+    return (0..<count).map { _ in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return UInt8(truncatingIfNeeded: state >> 56)
+    }
+}
+
+/// A unique path under the temporary directory.
+func temporaryPath(_ name: String) -> String {
+    "/tmp/ringloop-test-\(getpid())-\(UInt64.random(in: 0...UInt64.max))-\(name)"
+}

@@ -13,6 +13,21 @@ struct OperationScratch {
     var message = msghdr()
 }
 
+/// Stable pointers to the fields of a slot's scratch memory, computed by
+/// offset rather than with `&`, whose pointers are only valid for one call.
+extension UnsafeMutablePointer where Pointee == OperationScratch {
+    private func field<T>(_ path: KeyPath<OperationScratch, T>, as type: T.Type) -> UnsafeMutablePointer<T> {
+        (UnsafeMutableRawPointer(self) + MemoryLayout<OperationScratch>.offset(of: path)!).assumingMemoryBound(to: T.self)
+    }
+    var timespec: UnsafeMutablePointer<__kernel_timespec> { field(\.timespec, as: __kernel_timespec.self) }
+    var address: UnsafeMutablePointer<sockaddr_storage> { field(\.address, as: sockaddr_storage.self) }
+    var addressLength: UnsafeMutablePointer<socklen_t> { field(\.addressLength, as: socklen_t.self) }
+    var iov: UnsafeMutablePointer<iovec> { field(\.iov, as: iovec.self) }
+    var message: UnsafeMutablePointer<msghdr> { field(\.message, as: msghdr.self) }
+    /// The address field viewed as the `sockaddr` the kernel expects.
+    var socketAddress: UnsafeMutablePointer<sockaddr> { UnsafeMutableRawPointer(address).assumingMemoryBound(to: sockaddr.self) }
+}
+
 /// The pool of in-flight operations, owned by one loop and touched only on its
 /// thread.
 ///
@@ -29,6 +44,9 @@ final class OperationTable {
         case submitted
         /// ASYNC_CANCEL was sent; waiting for the original completion.
         case cancelling
+        /// The final completion arrived; the task has not yet read the
+        /// scratch memory and released the slot.
+        case completed
     }
 
     struct Slot {
@@ -127,22 +145,27 @@ final class OperationTable {
         case .submitted:
             slot.pointee.state = .cancelling
             return .sendCancel
-        case .cancelling, .free:
+        case .cancelling, .completed, .free:
             return .none
         }
     }
 
-    /// Finishes `token` at its final completion: returns the continuation to
-    /// resume and recycles the slot (dropping what it kept alive). `nil` for a
-    /// stale or unknown token.
+    /// Marks `token` finished at its final completion and returns the
+    /// continuation to resume. The slot (and its scratch memory) stays owned
+    /// by the resumed task until it calls ``release(_:)``, so results the
+    /// kernel wrote there (an accepted peer's address) can still be read.
+    /// `nil` for a stale, unknown or already completed token.
     func complete(_ token: OperationToken) -> UnsafeContinuation<Int32, Never>? {
-        guard let slot = live(token) else { return nil }
+        guard let slot = live(token), slot.pointee.state == .submitted || slot.pointee.state == .cancelling
+        else { return nil }
         let continuation = slot.pointee.continuation
-        release(slot, index: token.slot)
+        slot.pointee.continuation = nil
+        slot.pointee.state = .completed
         return continuation
     }
 
-    /// Recycles a slot that was never submitted.
+    /// Recycles a slot: after its completion was consumed, or when it was
+    /// never submitted. Drops what the slot kept alive.
     func release(_ token: OperationToken) {
         guard let slot = live(token) else { return }
         release(slot, index: token.slot)

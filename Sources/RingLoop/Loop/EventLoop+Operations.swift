@@ -7,29 +7,29 @@ extension EventLoop {
     ///
     /// - `prepare` builds the operation; it may point the kernel at the slot's
     ///   scratch memory, which stays put until the completion.
+    /// - `extract` runs after the completion, before the slot is recycled, so
+    ///   it can read what the kernel wrote into the scratch memory.
     /// - `keepAlive` is retained until the final completion, even after
     ///   cancellation: the owner of any buffer the operation names.
     /// - Task cancellation submits ASYNC_CANCEL from the loop thread; the task
     ///   still resumes only when the original operation completes.
     ///
     /// Must run on the loop thread (a task on this loop).
-    func perform(
+    func perform<R>(
         _ name: StaticString,
         fd: Int32 = -1,
         keepAlive: AnyObject? = nil,
-        _ prepare: (UnsafeMutablePointer<OperationScratch>) -> Operation
-    ) async throws(EventLoopError) -> Int32 {
+        _ prepare: (UnsafeMutablePointer<OperationScratch>) -> Operation,
+        extract: (UnsafeMutablePointer<OperationScratch>, Int32) -> R
+    ) async throws(EventLoopError) -> R {
         try checkLoopThread(String(describing: name))
         if !isOnLoopThread { throw .wrongThread(operation: String(describing: name)) }
         let token = operations.acquire(name: name, fd: fd, keepAlive: keepAlive)
-        if Task.isCancelled {
-            operations.release(token)
-            return -ECANCELED
-        }
-        return await withTaskCancellationHandler {
+        defer { operations.release(token) }
+        if Task.isCancelled { return extract(operations.scratch(token), -ECANCELED) }
+        let result = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Int32, Never>) in
                 guard operations.markSubmitted(token, continuation: continuation) else {
-                    operations.release(token)
                     continuation.resume(returning: -ECANCELED)
                     return
                 }
@@ -38,6 +38,18 @@ extension EventLoop {
         } onCancel: {
             requestCancel(token)
         }
+        return extract(operations.scratch(token), result)
+    }
+
+    /// ``perform(_:fd:keepAlive:_:extract:)`` for operations whose only result
+    /// is the integer the kernel returns.
+    func perform(
+        _ name: StaticString,
+        fd: Int32 = -1,
+        keepAlive: AnyObject? = nil,
+        _ prepare: (UnsafeMutablePointer<OperationScratch>) -> Operation
+    ) async throws(EventLoopError) -> Int32 {
+        try await perform(name, fd: fd, keepAlive: keepAlive, prepare, extract: { _, result in result })
     }
 
     /// Cancels an operation from any thread; the work happens on the loop.

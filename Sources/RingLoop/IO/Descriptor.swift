@@ -1,0 +1,122 @@
+import Glibc
+
+/// The file descriptor behind a `File` or a socket, and everything the loop
+/// must know to close it safely.
+///
+/// All methods run on the loop thread (the public types check that through
+/// ``EventLoop/perform(_:fd:keepAlive:_:extract:)``).
+///
+/// Closing with operations in flight cancels them first and waits for their
+/// final completions; only then is the descriptor closed. So a kernel-side
+/// operation can never outlive its fd number, and a later fd that reuses the
+/// number can never receive a stale completion.
+final class Descriptor {
+    let loop: EventLoop
+    private(set) var fd: Int32
+    /// What to name in errors: the path of a file, the address of a socket.
+    var label: String?
+    private var inFlight = 0
+    private var closing = false
+    private var closeWaiters: [UnsafeContinuation<Void, Never>] = []
+
+    init(fd: Int32, loop: EventLoop, label: String?) {
+        self.fd = fd
+        self.loop = loop
+        self.label = label
+    }
+
+    deinit {
+        // Operations retain their descriptor's owner, so none can be in flight here.
+        if fd >= 0 { Glibc.close(fd) }
+    }
+
+    var isClosed: Bool { fd < 0 || closing }
+
+    func error(_ operation: String, _ result: Int32) -> IOError {
+        IOError(operation: operation, errno: Errno(result), fd: fd >= 0 ? fd : nil, path: label)
+    }
+
+    func closedError(_ operation: String) -> IOError {
+        IOError(operation: operation, errno: Errno(EBADF), path: label, detail: IOError.closedDetail)
+    }
+
+    /// Runs one operation on this descriptor and turns its result into a
+    /// count or a thrown error: `CancellationError` when the task was
+    /// cancelled, ``IOError`` (`.closed`) when the descriptor was closed under
+    /// it, ``IOError`` with the errno otherwise.
+    func perform<R>(
+        _ name: StaticString,
+        keepAlive: AnyObject?,
+        _ prepare: (Int32, UnsafeMutablePointer<OperationScratch>) -> Operation,
+        extract: (UnsafeMutablePointer<OperationScratch>, Int32) -> R
+    ) async throws -> R {
+        guard !isClosed else { throw closedError(String(describing: name)) }
+        let fd = self.fd
+        inFlight += 1
+        defer {
+            inFlight -= 1
+            if inFlight == 0, !closeWaiters.isEmpty {
+                let waiters = closeWaiters
+                closeWaiters = []
+                for waiter in waiters { waiter.resume() }
+            }
+        }
+        var raw: Int32 = 0
+        let value = try await loop.perform(name, fd: fd, keepAlive: keepAlive, { prepare(fd, $0) }, extract: { scratch, result in
+            raw = result
+            return extract(scratch, result)
+        })
+        if raw >= 0 { return value }
+        if raw == -ECANCELED {
+            if closing { throw closedError(String(describing: name)) }
+            if Task.isCancelled { throw CancellationError() }
+        }
+        throw IOError(operation: String(describing: name), errno: Errno(raw), fd: fd, path: label)
+    }
+
+    /// ``perform(_:keepAlive:_:extract:)`` returning the kernel's count.
+    func perform(
+        _ name: StaticString,
+        keepAlive: AnyObject? = nil,
+        _ prepare: (Int32, UnsafeMutablePointer<OperationScratch>) -> Operation
+    ) async throws -> Int {
+        Int(try await perform(name, keepAlive: keepAlive, prepare, extract: { _, result in result }))
+    }
+
+    /// Cancels what is in flight, waits for it, then closes. Idempotent.
+    func close() async throws {
+        guard fd >= 0 else { return }
+        if inFlight > 0 {
+            closing = true
+            loop.cancelOperations(onFD: fd)
+            await withUnsafeContinuation { closeWaiters.append($0) }
+        }
+        guard fd >= 0 else { return }  // another close finished meanwhile
+        let fd = self.fd
+        self.fd = -1
+        closing = false
+        if Glibc.close(fd) != 0, errno != EINTR {
+            throw IOError(operation: "close", errno: .current, fd: fd, path: label)
+        }
+    }
+
+    /// Sets an integer socket option.
+    func setOption(_ level: Int32, _ name: Int32, _ value: Int32, _ label: String) throws(IOError) {
+        guard fd >= 0 else { throw closedError("setsockopt(\(label))") }
+        var value = value
+        if setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            throw IOError(operation: "setsockopt(\(label))", errno: .current, fd: fd, path: self.label)
+        }
+    }
+
+    /// Reads an integer socket option.
+    func option(_ level: Int32, _ name: Int32, _ label: String) throws(IOError) -> Int32 {
+        guard fd >= 0 else { throw closedError("getsockopt(\(label))") }
+        var value: Int32 = 0
+        var size = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd, level, name, &value, &size) != 0 {
+            throw IOError(operation: "getsockopt(\(label))", errno: .current, fd: fd, path: self.label)
+        }
+        return value
+    }
+}

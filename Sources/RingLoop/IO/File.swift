@@ -1,0 +1,238 @@
+import CUring
+import Glibc
+
+/// A file opened on the running loop: reads and writes are io_uring SQEs, or
+/// thread-pool jobs on the epoll backend.
+///
+/// ```swift
+/// let file = try await File.open("/tmp/data", .readWrite(create: true, truncate: true))
+/// try await file.writeAll(IOBuffer(Array("hello".utf8)), at: 0)
+/// let buffer = try IOBuffer(capacity: 5)
+/// let n = try await file.read(into: buffer, at: 0)   // 5
+/// try await file.close()
+/// ```
+///
+/// Every method must be called from a task running on the loop the file was
+/// opened on. Reads of 0 bytes mean end of file. Reads and writes may be short;
+/// ``writeAll(_:at:)`` and ``readToEnd(chunkSize:)`` loop until done.
+public final class File: @unchecked Sendable {
+    /// How to open a file: `open(2)` flags, spelled out.
+    public struct Options: Sendable, Equatable {
+        var flags: Int32
+
+        /// Read only.
+        public static let read = Options(flags: O_RDONLY)
+        /// Write only; `create` adds `O_CREAT`, `truncate` adds `O_TRUNC`.
+        public static func write(create: Bool = true, truncate: Bool = true, append: Bool = false) -> Options {
+            Options(flags: O_WRONLY | (create ? O_CREAT : 0) | (truncate ? O_TRUNC : 0) | (append ? O_APPEND : 0))
+        }
+        /// Read and write.
+        public static func readWrite(create: Bool = false, truncate: Bool = false) -> Options {
+            Options(flags: O_RDWR | (create ? O_CREAT : 0) | (truncate ? O_TRUNC : 0))
+        }
+        /// Adds `O_DIRECT`: buffers and offsets must then be 4096-aligned
+        /// (`IOBuffer(capacity:alignment: 4096)`).
+        public var direct: Options { Options(flags: flags | O_DIRECT) }
+        /// Adds `O_EXCL`: fail if the file exists.
+        public var exclusive: Options { Options(flags: flags | O_EXCL) }
+    }
+
+    /// What `stat` reports.
+    public struct Status: Sendable, Equatable {
+        /// Size in bytes.
+        public var size: Int64
+        /// File type and permission bits (`st_mode`).
+        public var mode: UInt32
+        /// Last modification, in nanoseconds since the Unix epoch.
+        public var modificationTimeNanoseconds: Int64
+        /// True for regular files.
+        public var isRegularFile: Bool { mode & 0o170000 == 0o100000 }
+    }
+
+    let descriptor: Descriptor
+    /// The path the file was opened with.
+    public let path: String
+
+    init(fd: Int32, path: String, loop: EventLoop) {
+        descriptor = Descriptor(fd: fd, loop: loop, label: path)
+        self.path = path
+    }
+
+    /// The raw descriptor, or -1 after ``close()``.
+    public var fileDescriptor: Int32 { descriptor.fd }
+
+    /// Opens `path` on the running loop (`IORING_OP_OPENAT`, or `openat` on the pool).
+    ///
+    /// - Throws: ``IOError`` with the path (`.noSuchFile`, `.permissionDenied`, …),
+    ///   ``EventLoopError/noRunningLoop`` outside a loop.
+    public static func open(_ path: String, _ options: Options = .read, permissions: mode_t = 0o644) async throws -> File {
+        let loop = try EventLoop.running()
+        let pathBuffer = PathBuffer(path)
+        let fd = try await loop.perform("open", keepAlive: pathBuffer) { _ in
+            .openat(directory: AT_FDCWD, path: pathBuffer.pointer, flags: options.flags | O_CLOEXEC, mode: permissions)
+        }
+        guard fd >= 0 else {
+            if fd == -ECANCELED, Task.isCancelled { throw CancellationError() }
+            throw IOError(operation: "open", errno: Errno(fd), path: path)
+        }
+        return File(fd: fd, path: path, loop: loop)
+    }
+
+    // MARK: Reading
+
+    /// Reads up to `buffer.capacity` bytes at `offset` into the start of
+    /// `buffer`; sets `buffer.count` and returns it. 0 means end of file.
+    public func read(into buffer: IOBuffer, at offset: Int64) async throws -> Int {
+        try checkOffset(offset, "read")
+        return try await read(into: buffer, offset: UInt64(offset))
+    }
+
+    /// Reads at the file's current position, advancing it.
+    public func read(into buffer: IOBuffer) async throws -> Int {
+        try await read(into: buffer, offset: currentFileOffset)
+    }
+
+    private func read(into buffer: IOBuffer, offset: UInt64) async throws -> Int {
+        let count = UInt32(clamping: buffer.capacity)
+        let n = try await descriptor.perform("read", keepAlive: buffer) { fd, _ in
+            .read(fd: fd, buffer: buffer.base, count: count, offset: offset)
+        }
+        buffer.count = n
+        return n
+    }
+
+    /// Reads the rest of the file from the current position, `chunkSize`
+    /// bytes at a time.
+    public func readToEnd(chunkSize: Int = 64 * 1024) async throws -> [UInt8] {
+        guard chunkSize > 0 else {
+            throw IOError(operation: "readToEnd", errno: Errno(EINVAL), path: path, detail: "chunkSize must be positive, got \(chunkSize)")
+        }
+        let buffer = try IOBuffer(capacity: chunkSize)
+        var result: [UInt8] = []
+        while true {
+            let n = try await read(into: buffer)
+            if n == 0 { return result }
+            buffer.withUnsafeBytes { result.append(contentsOf: $0) }
+        }
+    }
+
+    /// Reads the whole file from offset 0, whatever the current position.
+    public func readAll(chunkSize: Int = 64 * 1024) async throws -> [UInt8] {
+        guard chunkSize > 0 else {
+            throw IOError(operation: "readAll", errno: Errno(EINVAL), path: path, detail: "chunkSize must be positive, got \(chunkSize)")
+        }
+        let buffer = try IOBuffer(capacity: chunkSize)
+        var result: [UInt8] = []
+        var offset: Int64 = 0
+        while true {
+            let n = try await read(into: buffer, at: offset)
+            if n == 0 { return result }
+            buffer.withUnsafeBytes { result.append(contentsOf: $0) }
+            offset += Int64(n)
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes the first `buffer.count` bytes at `offset`; returns how many
+    /// were written (possibly fewer).
+    public func write(_ buffer: IOBuffer, at offset: Int64) async throws -> Int {
+        try checkOffset(offset, "write")
+        return try await write(buffer, from: 0, offset: UInt64(offset))
+    }
+
+    /// Writes at the file's current position, advancing it.
+    public func write(_ buffer: IOBuffer) async throws -> Int {
+        try await write(buffer, from: 0, offset: currentFileOffset)
+    }
+
+    private func write(_ buffer: IOBuffer, from start: Int, offset: UInt64) async throws -> Int {
+        let count = UInt32(clamping: buffer.count - start)
+        return try await descriptor.perform("write", keepAlive: buffer) { fd, _ in
+            .write(fd: fd, buffer: buffer.base + start, count: count, offset: offset)
+        }
+    }
+
+    /// Writes all of `buffer`'s valid bytes, looping over short writes; at
+    /// `offset`, or at the current position when `offset` is `nil`.
+    public func writeAll(_ buffer: IOBuffer, at offset: Int64? = nil) async throws {
+        if let offset { try checkOffset(offset, "writeAll") }
+        var written = 0
+        while written < buffer.count {
+            let position = offset.map { UInt64($0) + UInt64(written) } ?? currentFileOffset
+            let n = try await write(buffer, from: written, offset: position)
+            if n == 0 {
+                throw IOError(operation: "write", errno: Errno(EIO), fd: fileDescriptor, path: path, detail: "wrote 0 bytes")
+            }
+            written += n
+        }
+    }
+
+    /// Writes `bytes` in full (a copy is made into an ``IOBuffer``).
+    public func writeAll(_ bytes: some Collection<UInt8>, at offset: Int64? = nil) async throws {
+        try await writeAll(IOBuffer(bytes), at: offset)
+    }
+
+    private func checkOffset(_ offset: Int64, _ operation: String) throws(IOError) {
+        guard offset >= 0 else {
+            throw IOError(operation: operation, errno: Errno(EINVAL), path: path, detail: "offset must not be negative, got \(offset)")
+        }
+    }
+
+    // MARK: Metadata and durability
+
+    /// Flushes data and metadata to the device (`fsync`).
+    public func sync() async throws {
+        _ = try await descriptor.perform("fsync") { fd, _ in .fsync(fd: fd, dataOnly: false) }
+    }
+
+    /// Flushes data, and only the metadata needed to read it back (`fdatasync`).
+    public func dataSync() async throws {
+        _ = try await descriptor.perform("fdatasync") { fd, _ in .fsync(fd: fd, dataOnly: true) }
+    }
+
+    /// The file's status (`statx` on the open descriptor).
+    public func stat() async throws -> Status {
+        let box = StatxBuffer()
+        _ = try await descriptor.perform("statx", keepAlive: box) { fd, _ in
+            .statx(directory: fd, path: box.emptyPath.pointer, flags: AT_EMPTY_PATH, mask: UInt32(STATX_BASIC_STATS), buffer: box.pointer)
+        }
+        return box.status
+    }
+
+    /// The file's size in bytes.
+    public var size: Int64 {
+        get async throws { try await stat().size }
+    }
+
+    /// Closes the file, after cancelling and waiting for any operation still
+    /// in flight on it. Idempotent.
+    public func close() async throws {
+        try await descriptor.close()
+    }
+}
+
+/// A C string that stays at one address until the operation using it ends.
+final class PathBuffer {
+    let pointer: UnsafeMutablePointer<CChar>
+    init(_ path: String) {
+        let utf8 = Array(path.utf8CString)
+        pointer = .allocate(capacity: utf8.count)
+        pointer.initialize(from: utf8, count: utf8.count)
+    }
+    deinit { pointer.deallocate() }
+}
+
+/// A `struct statx` the kernel fills, kept alive by the operation.
+final class StatxBuffer {
+    let pointer = UnsafeMutablePointer<statx>.allocate(capacity: 1)
+    let emptyPath = PathBuffer("")
+    init() { pointer.initialize(to: statx()) }
+    deinit { pointer.deallocate() }
+
+    var status: File.Status {
+        let s = pointer.pointee
+        return File.Status(size: Int64(s.stx_size), mode: UInt32(s.stx_mode),
+                           modificationTimeNanoseconds: Int64(s.stx_mtime.tv_sec) * 1_000_000_000 + Int64(s.stx_mtime.tv_nsec))
+    }
+}

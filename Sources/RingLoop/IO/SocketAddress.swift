@@ -1,0 +1,132 @@
+import Glibc
+
+/// An IPv4, IPv6 or Unix-domain socket address.
+///
+/// ```swift
+/// let a = try SocketAddress(ip: "127.0.0.1", port: 8080)
+/// let b = try SocketAddress(ip: "::1", port: 8080)
+/// let c = try SocketAddress(unixPath: "/tmp/app.sock")
+/// print(a, b, c)   // 127.0.0.1:8080 [::1]:8080 unix:/tmp/app.sock
+/// ```
+public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
+    case ipv4(host: String, port: Int)
+    case ipv6(host: String, port: Int, scopeID: UInt32 = 0)
+    case unix(path: String)
+
+    /// Parses a numeric IPv4 or IPv6 address. Host names are resolved by
+    /// ``SocketStream/connect(host:port:)`` instead.
+    ///
+    /// - Throws: ``IOError`` (`.invalidArgument`) for anything that is not a
+    ///   numeric address or a port outside 0...65535.
+    public init(ip: String, port: Int) throws(IOError) {
+        guard (0...65535).contains(port) else {
+            throw IOError(operation: "SocketAddress", errno: Errno(EINVAL), path: ip, detail: "port \(port) is outside 0...65535")
+        }
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        if inet_pton(AF_INET, ip, &v4) == 1 {
+            self = .ipv4(host: ip, port: port)
+        } else if inet_pton(AF_INET6, ip, &v6) == 1 {
+            self = .ipv6(host: ip, port: port)
+        } else {
+            throw IOError(operation: "SocketAddress", errno: Errno(EINVAL), path: ip, detail: "not a numeric IPv4 or IPv6 address")
+        }
+    }
+
+    /// A Unix-domain address.
+    ///
+    /// - Throws: ``IOError`` (`.invalidArgument`) for an empty path or one longer
+    ///   than `sun_path` (107 bytes).
+    public init(unixPath: String) throws(IOError) {
+        let limit = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+        guard !unixPath.isEmpty, unixPath.utf8.count <= limit else {
+            throw IOError(operation: "SocketAddress", errno: Errno(EINVAL), path: unixPath,
+                          detail: "a Unix socket path must be 1...\(limit) bytes")
+        }
+        self = .unix(path: unixPath)
+    }
+
+    /// The port, for IP addresses.
+    public var port: Int? {
+        switch self {
+        case .ipv4(_, let port), .ipv6(_, let port, _): port
+        case .unix: nil
+        }
+    }
+
+    var family: Int32 {
+        switch self {
+        case .ipv4: AF_INET
+        case .ipv6: AF_INET6
+        case .unix: AF_UNIX
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .ipv4(let host, let port): "\(host):\(port)"
+        case .ipv6(let host, let port, _): "[\(host)]:\(port)"
+        case .unix(let path): "unix:\(path)"
+        }
+    }
+
+    /// Writes the C form into `storage`; returns its length.
+    func write(to storage: UnsafeMutablePointer<sockaddr_storage>) -> socklen_t {
+        storage.pointee = sockaddr_storage()
+        switch self {
+        case .ipv4(let host, let port):
+            return storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                sin.pointee.sin_family = sa_family_t(AF_INET)
+                sin.pointee.sin_port = in_port_t(UInt16(port).bigEndian)
+                _ = inet_pton(AF_INET, host, &sin.pointee.sin_addr)
+                return socklen_t(MemoryLayout<sockaddr_in>.size)
+            }
+        case .ipv6(let host, let port, let scope):
+            return storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                sin6.pointee.sin6_family = sa_family_t(AF_INET6)
+                sin6.pointee.sin6_port = in_port_t(UInt16(port).bigEndian)
+                sin6.pointee.sin6_scope_id = scope
+                _ = inet_pton(AF_INET6, host, &sin6.pointee.sin6_addr)
+                return socklen_t(MemoryLayout<sockaddr_in6>.size)
+            }
+        case .unix(let path):
+            return storage.withMemoryRebound(to: sockaddr_un.self, capacity: 1) { sun in
+                sun.pointee.sun_family = sa_family_t(AF_UNIX)
+                withUnsafeMutableBytes(of: &sun.pointee.sun_path) { raw in
+                    let bytes = Array(path.utf8.prefix(raw.count - 1))
+                    raw.copyBytes(from: bytes)
+                    raw[bytes.count] = 0
+                }
+                return socklen_t(MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)! + path.utf8.count + 1)
+            }
+        }
+    }
+
+    /// Reads a C socket address; `nil` for families RingLoop does not speak.
+    init?(_ storage: UnsafePointer<sockaddr_storage>, length: socklen_t) {
+        switch Int32(storage.pointee.ss_family) {
+        case AF_INET:
+            let sin = UnsafeRawPointer(storage).load(as: sockaddr_in.self)
+            var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+            var addr = sin.sin_addr
+            inet_ntop(AF_INET, &addr, &text, socklen_t(text.count))
+            self = .ipv4(host: String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
+                         port: Int(UInt16(bigEndian: sin.sin_port)))
+        case AF_INET6:
+            let sin6 = UnsafeRawPointer(storage).load(as: sockaddr_in6.self)
+            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            var addr = sin6.sin6_addr
+            inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count))
+            self = .ipv6(host: String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
+                         port: Int(UInt16(bigEndian: sin6.sin6_port)), scopeID: sin6.sin6_scope_id)
+        case AF_UNIX:
+            let offset = MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)!
+            let raw = UnsafeRawPointer(storage) + offset
+            let maxLength = Swift.max(0, Int(length) - offset)
+            let bytes = UnsafeRawBufferPointer(start: raw, count: maxLength).prefix { $0 != 0 }
+            self = .unix(path: String(decoding: bytes, as: UTF8.self))
+        default:
+            return nil
+        }
+    }
+}

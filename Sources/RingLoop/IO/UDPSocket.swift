@@ -1,0 +1,82 @@
+import Glibc
+
+/// A UDP socket bound to a local address.
+///
+/// ```swift
+/// let socket = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
+/// try await socket.send(IOBuffer(Array("ping".utf8)), to: peer)
+/// let buffer = try IOBuffer(capacity: 1500)
+/// let from = try await socket.receive(into: buffer)
+/// ```
+public final class UDPSocket: @unchecked Sendable {
+    let descriptor: Descriptor
+    /// The bound address (with the real port when bound to port 0).
+    public let localAddress: SocketAddress
+
+    private init(fd: Int32, address: SocketAddress, loop: EventLoop) {
+        descriptor = Descriptor(fd: fd, loop: loop, label: address.description)
+        localAddress = address
+    }
+
+    /// The raw descriptor, or -1 after ``close()``.
+    public var fileDescriptor: Int32 { descriptor.fd }
+
+    /// Binds a UDP socket to `host:port` (port 0 picks a free port).
+    public static func bind(host: String, port: Int, reuseAddress: Bool = false) async throws -> UDPSocket {
+        let loop = try EventLoop.running()
+        let address = try await Sockets.resolve(host: host, port: port, type: Int32(SOCK_DGRAM.rawValue), loop: loop)[0]
+        let fd = try Sockets.make(address.family, Int32(SOCK_DGRAM.rawValue), label: address.description)
+        do throws(IOError) {
+            if reuseAddress { try Sockets.setFlag(fd, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR", address: address) }
+            try Sockets.bind(fd, address)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return UDPSocket(fd: fd, address: Sockets.localAddress(fd) ?? address, loop: loop)
+    }
+
+    /// Sends `buffer`'s valid bytes as one datagram to `address` (`sendmsg`).
+    @discardableResult
+    public func send(_ buffer: IOBuffer, to address: SocketAddress) async throws -> Int {
+        try await descriptor.perform("sendmsg", keepAlive: buffer) { fd, scratch in
+            let length = address.write(to: scratch.address)
+            scratch.iov.pointee = iovec(iov_base: buffer.base, iov_len: buffer.count)
+            var message = msghdr()
+            message.msg_name = UnsafeMutableRawPointer(scratch.address)
+            message.msg_namelen = length
+            message.msg_iov = scratch.iov
+            message.msg_iovlen = 1
+            scratch.message.pointee = message
+            return .sendmsg(fd: fd, message: scratch.message, flags: UInt32(MSG_NOSIGNAL))
+        }
+    }
+
+    /// Receives one datagram into `buffer` (truncated to its capacity); sets
+    /// `buffer.count` and returns the sender's address (`recvmsg`).
+    public func receive(into buffer: IOBuffer) async throws -> SocketAddress {
+        let (count, sender) = try await descriptor.perform("recvmsg", keepAlive: buffer, { fd, scratch in
+            scratch.iov.pointee = iovec(iov_base: buffer.base, iov_len: buffer.capacity)
+            var message = msghdr()
+            message.msg_name = UnsafeMutableRawPointer(scratch.address)
+            message.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            message.msg_iov = scratch.iov
+            message.msg_iovlen = 1
+            scratch.message.pointee = message
+            return .recvmsg(fd: fd, message: scratch.message, flags: 0)
+        }, extract: { scratch, result -> (Int32, SocketAddress?) in
+            (result, result >= 0 ? SocketAddress(scratch.address, length: scratch.message.pointee.msg_namelen) : nil)
+        })
+        buffer.count = Int(count)
+        guard let sender else {
+            throw IOError(operation: "recvmsg", errno: Errno(EAFNOSUPPORT), fd: descriptor.fd, path: descriptor.label,
+                          detail: "datagram from an address family RingLoop does not represent")
+        }
+        return sender
+    }
+
+    /// Cancels operations in flight, waits for them, and closes. Idempotent.
+    public func close() async throws {
+        try await descriptor.close()
+    }
+}

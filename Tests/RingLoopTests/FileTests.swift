@@ -1,0 +1,157 @@
+import Glibc
+@testable import RingLoop
+import Testing
+
+@Suite("Files", .timeLimit(.minutes(2)))
+struct FileTests {
+    @Test("64 MiB written at random offsets with writes in flight reads back as pread sees it", arguments: allBackends)
+    func randomOffsetWrites(backend: Backend) async throws {
+        let path = temporaryPath("random")
+        defer { unlink(path) }
+        let chunk = 256 * 1024
+        let chunks = 256  // 64 MiB
+        let base = pattern(chunk)
+        // Each chunk: the shared pattern with its index stamped at both ends.
+        @Sendable func data(_ index: Int) -> [UInt8] {
+            var bytes = base
+            withUnsafeBytes(of: UInt64(index + 1).littleEndian) { stamp in
+                bytes.replaceSubrange(0..<8, with: stamp)
+                bytes.replaceSubrange((chunk - 8)..<chunk, with: stamp)
+            }
+            return bytes
+        }
+        let (viaRead, viaPread) = try await onLoop(backend) { loop -> (Bool, Bool) in
+            let file = try await File.open(path, .readWrite(create: true, truncate: true))
+            // Shuffled chunk order, eight writers in flight.
+            var order = Array(0..<chunks)
+            var rng = SystemRandomNumberGenerator()
+            order.shuffle(using: &rng)
+            let queue = Box(order[...])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        while let index = queue.value.popFirst() {
+                            try await file.writeAll(IOBuffer(data(index)), at: Int64(index * chunk))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await file.size == Int64(chunk * chunks))
+            // Read back with RingLoop, and independently with pread(2).
+            var readOK = true, preadOK = true
+            let buffer = try IOBuffer(capacity: chunk)
+            var raw = [UInt8](repeating: 0, count: chunk)
+            for index in 0..<chunks {
+                let expected = data(index)
+                var got: [UInt8] = []
+                while got.count < chunk {
+                    let n = try await file.read(into: buffer, at: Int64(index * chunk + got.count))
+                    if n == 0 { break }
+                    got += buffer.bytes
+                }
+                readOK = readOK && got == expected
+                let n = raw.withUnsafeMutableBytes { pread(file.fileDescriptor, $0.baseAddress, chunk, off_t(index * chunk)) }
+                preadOK = preadOK && n == chunk && raw == expected
+            }
+            try await file.close()
+            return (readOK, preadOK)
+        }
+        #expect(viaRead)
+        #expect(viaPread)
+    }
+
+    @Test("copyFile copies with many operations in flight", arguments: allBackends)
+    func copyFileCopies(backend: Backend) async throws {
+        let source = temporaryPath("src"), target = temporaryPath("dst")
+        defer { unlink(source); unlink(target) }
+        let data = pattern(3 * 1024 * 1024 + 12_345)
+        let copied = try await onLoop(backend) { _ in
+            try await writeFile(source, data)
+            try await copyFile(from: source, to: target, chunkSize: 64 * 1024, parallelism: 6)
+            return try await readFile(target)
+        }
+        #expect(copied == data)
+    }
+
+    @Test("readAll of an empty file is empty; readToEnd follows the position", arguments: allBackends)
+    func emptyAndPositional(backend: Backend) async throws {
+        let path = temporaryPath("empty")
+        defer { unlink(path) }
+        let (empty, rest, sequential) = try await onLoop(backend) { _ in
+            try await writeFile(path, [UInt8]())
+            let empty = try await readFile(path)
+            try await writeFile(path, Array("hello world".utf8))
+            let file = try await File.open(path)
+            let head = try IOBuffer(capacity: 6)
+            _ = try await file.read(into: head)  // advances the position
+            let rest = try await file.readToEnd()
+            let all = try await file.readAll()
+            try await file.close()
+            return (empty, rest, all)
+        }
+        #expect(empty.isEmpty)
+        #expect(rest == Array("world".utf8))
+        #expect(sequential == Array("hello world".utf8))
+    }
+
+    @Test("opening a missing file is a clean error naming the path", arguments: allBackends)
+    func missingFile(backend: Backend) async throws {
+        let error = try await onLoop(backend) { _ -> IOError? in
+            do { _ = try await File.open("/nonexistent/ringloop/file") } catch let error as IOError { return error }
+            return nil
+        }
+        #expect(error?.code == .noSuchFile)
+        #expect(error?.description == "open(/nonexistent/ringloop/file): ENOENT (No such file or directory)")
+    }
+
+    @Test("writing to a read-only descriptor fails with EBADF", arguments: allBackends)
+    func writeToReadOnly(backend: Backend) async throws {
+        let path = temporaryPath("ro")
+        defer { unlink(path) }
+        let error = try await onLoop(backend) { _ -> IOError? in
+            try await writeFile(path, [1, 2, 3])
+            let file = try await File.open(path, .read)
+            defer { Task { try? await file.close() } }
+            do { try await file.writeAll([9], at: 0) } catch let error as IOError { return error }
+            return nil
+        }
+        #expect(error?.code == .badFileDescriptor)
+        #expect(error?.operation == "write")
+    }
+
+    @Test("bad arguments are thrown errors, not crashes", arguments: allBackends)
+    func badArguments(backend: Backend) async throws {
+        let path = temporaryPath("args")
+        defer { unlink(path) }
+        let codes = try await onLoop(backend) { _ -> [IOError.Code] in
+            var codes: [IOError.Code] = []
+            do { _ = try IOBuffer(capacity: -1) } catch let e as IOError { codes.append(e.code) }
+            try await writeFile(path, [1])
+            let file = try await File.open(path)
+            do { _ = try await file.read(into: IOBuffer(capacity: 1), at: -5) } catch let e as IOError { codes.append(e.code) }
+            try await file.close()
+            do { _ = try await file.read(into: IOBuffer(capacity: 1)) } catch let e as IOError { codes.append(e.code) }
+            try await file.close()  // idempotent
+            return codes
+        }
+        #expect(codes == [IOError.Code.invalidArgument, .invalidArgument, .closed])
+    }
+
+    @Test("sync, dataSync and stat work", arguments: allBackends)
+    func syncAndStat(backend: Backend) async throws {
+        let path = temporaryPath("sync")
+        defer { unlink(path) }
+        let status = try await onLoop(backend) { _ -> File.Status in
+            let file = try await File.open(path, .write())
+            try await file.writeAll(pattern(5000))
+            try await file.sync()
+            try await file.dataSync()
+            let status = try await file.stat()
+            try await file.close()
+            return status
+        }
+        #expect(status.size == 5000)
+        #expect(status.isRegularFile)
+    }
+}

@@ -1,0 +1,229 @@
+import Glibc
+@testable import RingLoop
+import Testing
+
+/// Starts an echo server on `listener`: each connection echoes until EOF.
+@discardableResult
+func startEchoServer(_ listener: SocketListener, loop: EventLoop) -> Task<Void, any Error> {
+    loop.spawn {
+        for try await connection in listener.connections {
+            loop.spawn {
+                let buffer = try IOBuffer(capacity: 64 * 1024)
+                while try await connection.read(into: buffer) > 0 {
+                    try await connection.writeAll(buffer)
+                }
+                try await connection.close()
+            }
+        }
+    }
+}
+
+/// Sends `message` and reads the same number of bytes back.
+func roundTrip(_ stream: SocketStream, _ message: [UInt8]) async throws -> [UInt8] {
+    let writer = Task(executorPreference: try EventLoop.running()) { try await stream.writeAll(message) }
+    var received: [UInt8] = []
+    let buffer = try IOBuffer(capacity: 64 * 1024)
+    while received.count < message.count {
+        let n = try await stream.read(into: buffer)
+        if n == 0 { break }
+        received += buffer.bytes
+    }
+    try await writer.value
+    return received
+}
+
+@Suite("TCP, UDP and Unix sockets", .timeLimit(.minutes(2)))
+struct SocketTests {
+    @Test("TCP echo of messages from 1 B to 1 MiB on one connection", arguments: allBackends)
+    func echoSizes(backend: Backend) async throws {
+        let ok = try await onLoop(backend) { loop -> Bool in
+            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+            startEchoServer(listener, loop: loop)
+            let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+            var ok = true
+            for size in [1, 2, 100, 4096, 65_537, 1 << 20] {
+                let message = pattern(size, seed: UInt64(size))
+                ok = try await roundTrip(stream, message) == message && ok
+            }
+            #expect(try stream.noDelay)
+            #expect(stream.remoteAddress == listener.localAddress)
+            try await stream.close()
+            try await listener.close()
+            return ok
+        }
+        #expect(ok)
+    }
+
+    @Test("1,000 concurrent TCP connections each exchange messages", arguments: allBackends)
+    func thousandConnections(backend: Backend) async throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur < 4096 { limit.rlim_cur = min(limit.rlim_max, 4096); setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) }
+        let good = try await onLoop(backend) { loop -> Int in
+            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0, backlog: 1024)
+            startEchoServer(listener, loop: loop)
+            let port = listener.localAddress.port!
+            let good = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 0..<1_000 {
+                    group.addTask {
+                        let stream = try await SocketStream.connect(host: "127.0.0.1", port: port)
+                        let message = pattern(1 + (i * 37) % 3000, seed: UInt64(i))
+                        let first = try await roundTrip(stream, message)
+                        let second = try await roundTrip(stream, Array(message.reversed()))
+                        try await stream.close()
+                        return first == message && second == message.reversed()
+                    }
+                }
+                var good = 0
+                for try await ok in group where ok { good += 1 }
+                return good
+            }
+            try await listener.close()
+            return good
+        }
+        #expect(good == 1_000)
+    }
+
+    @Test("half-close: shutdown(.write) then read the reply to EOF", arguments: allBackends)
+    func halfClose(backend: Backend) async throws {
+        let reply = try await onLoop(backend) { loop -> [UInt8] in
+            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+            loop.spawn {
+                let connection = try await listener.accept()
+                let request = try await connection.readToEnd()   // until the client's FIN
+                try await connection.writeAll(request.reversed())
+                try await connection.close()
+            }
+            let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+            try await stream.writeAll(Array("abc".utf8))
+            try await stream.shutdown(.write)
+            let reply = try await stream.readToEnd()
+            try await stream.close()
+            try await listener.close()
+            return reply
+        }
+        #expect(reply == Array("cba".utf8))
+    }
+
+    @Test("a peer reset (SO_LINGER 0) mid-read is connectionReset", arguments: allBackends)
+    func peerReset(backend: Backend) async throws {
+        let code = try await onLoop(backend) { loop -> IOError.Code? in
+            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+            loop.spawn {
+                let connection = try await listener.accept()
+                try await loop.sleep(for: .milliseconds(20))
+                try connection.setLinger(seconds: 0)
+                try await connection.close()   // RST
+            }
+            let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+            defer { Task { try? await stream.close(); try? await listener.close() } }
+            do {
+                _ = try await stream.read(upTo: 100)
+            } catch let error as IOError {
+                return error.code
+            }
+            return nil
+        }
+        #expect(code == .connectionReset)
+    }
+
+    @Test("connecting to a closed port is connectionRefused", arguments: allBackends)
+    func connectRefused(backend: Backend) async throws {
+        let error = try await onLoop(backend) { _ -> IOError? in
+            // Bind a port, then close it: nothing listens there now.
+            let probe = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+            let port = probe.localAddress.port!
+            try await probe.close()
+            do { _ = try await SocketStream.connect(host: "127.0.0.1", port: port) } catch let error as IOError { return error }
+            return nil
+        }
+        #expect(error?.code == .connectionRefused)
+        #expect(error?.operation == "connect")
+        #expect(error?.description.contains("ECONNREFUSED") == true)
+    }
+
+    @Test("IPv6 loopback echo", arguments: allBackends)
+    func ipv6(backend: Backend) async throws {
+        let (echoed, family) = try await onLoop(backend) { loop -> ([UInt8], String) in
+            let listener = try await SocketListener.bind(host: "::1", port: 0)
+            startEchoServer(listener, loop: loop)
+            let stream = try await SocketStream.connect(host: "::1", port: listener.localAddress.port!)
+            let echoed = try await roundTrip(stream, Array("six".utf8))
+            let local = stream.localAddress?.description ?? ""
+            try await stream.close()
+            try await listener.close()
+            return (echoed, local)
+        }
+        #expect(echoed == Array("six".utf8))
+        #expect(family.hasPrefix("[::1]:"))
+    }
+
+    @Test("accept then close with no data: the client reads EOF", arguments: allBackends)
+    func acceptThenClose(backend: Backend) async throws {
+        let n = try await onLoop(backend) { loop -> Int in
+            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+            loop.spawn {
+                let connection = try await listener.accept()
+                try await connection.close()
+            }
+            let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+            let n = try await stream.read(into: IOBuffer(capacity: 10))
+            try await stream.close()
+            try await listener.close()
+            return n
+        }
+        #expect(n == 0)
+    }
+
+    @Test("UDP round trip", arguments: allBackends)
+    func udp(backend: Backend) async throws {
+        let (reply, from) = try await onLoop(backend) { loop -> ([UInt8], Bool) in
+            let server = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
+            let client = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
+            loop.spawn {
+                let buffer = try IOBuffer(capacity: 1500)
+                let sender = try await server.receive(into: buffer)
+                try await server.send(IOBuffer(buffer.bytes.reversed()), to: sender)
+            }
+            try await client.send(IOBuffer(Array("ping".utf8)), to: server.localAddress)
+            let buffer = try IOBuffer(capacity: 1500)
+            let from = try await client.receive(into: buffer)
+            try await client.close()
+            try await server.close()
+            return (buffer.bytes, from == server.localAddress)
+        }
+        #expect(reply == Array("gnip".utf8))
+        #expect(from)
+    }
+
+    @Test("Unix-domain stream round trip", arguments: allBackends)
+    func unixStream(backend: Backend) async throws {
+        let path = temporaryPath("sock")
+        let (echoed, removed) = try await onLoop(backend) { loop -> ([UInt8], Bool) in
+            let listener = try await SocketListener.bind(unixPath: path)
+            startEchoServer(listener, loop: loop)
+            let stream = try await SocketStream.connect(unixPath: path)
+            let echoed = try await roundTrip(stream, pattern(100_000))
+            try await stream.close()
+            try await listener.close()
+            return (echoed, access(path, F_OK) != 0)
+        }
+        #expect(echoed == pattern(100_000))
+        #expect(removed, "closing a Unix listener removes its socket file")
+    }
+
+    @Test("binding a port in use is addressInUse; bad ports are invalidArgument", arguments: allBackends)
+    func bindErrors(backend: Backend) async throws {
+        let codes = try await onLoop(backend) { _ -> [IOError.Code] in
+            let first = try await SocketListener.bind(host: "127.0.0.1", port: 0, reuseAddress: false)
+            var codes: [IOError.Code] = []
+            do { _ = try await SocketListener.bind(host: "127.0.0.1", port: first.localAddress.port!, reuseAddress: false) }
+            catch let e as IOError { codes.append(e.code) }
+            do { _ = try await SocketListener.bind(host: "127.0.0.1", port: 70_000) } catch let e as IOError { codes.append(e.code) }
+            do { _ = try await SocketStream.connect(host: "127.0.0.1", port: -1) } catch let e as IOError { codes.append(e.code) }
+            try await first.close()
+            return codes
+        }
+        #expect(codes == [IOError.Code.addressInUse, .invalidArgument, .invalidArgument])
+    }
+}
