@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "RingLoop", targets: ["RingLoop"]),
         .executable(name: "Hello", targets: ["Hello"]),
+        .executable(name: "EchoServer", targets: ["EchoServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
@@ -34,6 +35,12 @@ let package = Package(
             name: "Hello",
             dependencies: ["RingLoop"],
             path: "Examples/Hello",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "EchoServer",
+            dependencies: ["RingLoop"],
+            path: "Examples/EchoServer",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(

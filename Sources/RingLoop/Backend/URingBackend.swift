@@ -44,6 +44,11 @@ final class URingBackend {
     @exclusivity(unchecked) private var issuerTID: Int32 = 0
     @exclusivity(unchecked) private var closed = false
     @exclusivity(unchecked) private var shuttingDown = false
+    /// Test hook: results to report instead of calling `io_uring_enter`, one
+    /// per poll, to exercise the EINTR / EAGAIN / EBUSY paths.
+    @exclusivity(unchecked) var injectedEnterResults: [Int32] = []
+    /// The last unexpected `io_uring_enter` failure, kept for diagnostics.
+    @exclusivity(unchecked) private(set) var lastEnterError: Errno?
     /// Setup flags the kernel accepted, and which cascade step that was.
     let setupFlags: UInt32
     let setupName: String
@@ -245,7 +250,9 @@ final class URingBackend {
         let pendingSubmit = io_uring_sq_ready(ring) > 0
         let kernelHasWork = cu_sq_flags(ring) & (CU_SQ_TASKRUN | CU_SQ_CQ_OVERFLOW) != 0
         var rc: Int32 = 0
-        if timeout == 0 || io_uring_cq_ready(ring) > 0 {
+        if !injectedEnterResults.isEmpty {
+            rc = injectedEnterResults.removeFirst()
+        } else if timeout == 0 || io_uring_cq_ready(ring) > 0 {
             if pendingSubmit || force || kernelHasWork {
                 rc = io_uring_submit_and_get_events(ring)
             }
@@ -257,9 +264,12 @@ final class URingBackend {
             rc = io_uring_submit_and_wait(ring, 1)
         }
         // EINTR: a signal; ETIME: the wait timed out; EAGAIN/EBUSY: the kernel
-        // wants completions reaped first. All are handled by reaping now and
-        // letting the next iteration retry the submission.
-        _ = rc
+        // wants completions reaped first (or is short of memory). All are
+        // handled the same way: reap what is there now; the SQEs not yet
+        // consumed stay queued and the next iteration submits them again.
+        if rc < 0, rc != -EINTR, rc != -ETIME, rc != -EAGAIN, rc != -EBUSY {
+            lastEnterError = Errno(rc)
+        }
         reap(into: &completions)
         flushOverflow()
     }
