@@ -12,6 +12,21 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
     ],
     targets: [
+        // Random 4 KiB file reads on RingLoop, beside fio in the file comparison.
+        .executableTarget(
+            name: "FileBench",
+            dependencies: [.product(name: "RingLoop", package: "RingLoop")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // SwiftNIO's echo server, the peer in the echo comparison.
+        .executableTarget(
+            name: "NIOEchoServer",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         // package-benchmark suites: ns/op and mallocs/op, RingLoop beside SwiftNIO.
         .executableTarget(
             name: "LoopBenchmarks",

@@ -24,7 +24,19 @@ let benchmarks: @Sendable () -> Void = {
     let nio = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let nioLoop = nio.next()
 
+    IOWorkloads.makeFile()
+
     for (name, loop) in loops {
+        // Steady-state I/O: mallocs/op is the number to watch (0 on io_uring).
+        Benchmark("file read 4 KiB, 1k (\(name))", configuration: config(.kilo)) { benchmark in
+            try IOWorkloads.fileReads(loop, count: benchmark.scaledIterations.count)
+        }
+        Benchmark("file write 4 KiB, 1k (\(name))", configuration: config(.kilo)) { benchmark in
+            try IOWorkloads.fileWrites(loop, count: benchmark.scaledIterations.count)
+        }
+        Benchmark("TCP 64 B ping-pong, 1k (\(name))", configuration: config(.kilo)) { benchmark in
+            try IOWorkloads.tcpPingPong(loop, count: benchmark.scaledIterations.count)
+        }
         Benchmark("callSoon chain 1M (\(name))", configuration: config(.mega)) { benchmark in
             try RingLoopWorkloads.callSoonChain(loop, count: benchmark.scaledIterations.count)
         }

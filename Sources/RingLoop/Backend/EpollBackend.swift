@@ -178,25 +178,20 @@ final class EpollBackend: @unchecked Sendable {
         return nextGeneration
     }
 
-    /// Makes the epoll registration match the waiters: EPOLLIN while readers
-    /// wait, EPOLLOUT while writers wait, nothing when neither does.
+    /// Registers `fd` once, edge-triggered for both directions, for as long as
+    /// it stays open: one `epoll_ctl` per descriptor, none per wait. An edge
+    /// that arrives while nobody waits is simply ignored; that is safe because
+    /// every operation tries its syscall before it waits, so it only waits
+    /// after seeing EAGAIN, and the next change of state brings a new edge.
     private func updateRegistration(fd: Int32) {
-        guard var interest = interests[fd] else { return }
-        var wanted: UInt32 = 0
-        if !interest.readers.isEmpty { wanted |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
-        if !interest.writers.isEmpty { wanted |= EPOLLOUT.rawValue }
-        guard wanted != interest.registered else { return }
-        if wanted == 0 {
-            _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
-            interests[fd] = nil
-            return
-        }
+        guard var interest = interests[fd], interest.registered == 0 else { return }
         var event = epoll_event()
-        event.events = wanted
+        event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
         event.data.u64 = UInt64(interest.generation) << 32 | UInt64(UInt32(bitPattern: fd))
-        var rc = epoll_ctl(epfd, interest.registered == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &event)
+        var rc = epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event)
+        // EEXIST: the number was registered under an earlier descriptor that
+        // was closed behind our back; take it over with the new generation.
         if rc != 0, errno == EEXIST { rc = epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &event) }
-        if rc != 0, errno == ENOENT { rc = epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event) }
         if rc != 0 {
             // The fd cannot be watched (closed, or not pollable): fail every waiter now.
             let failure = -errno
@@ -205,7 +200,7 @@ final class EpollBackend: @unchecked Sendable {
             interests[fd] = nil
             return
         }
-        interest.registered = wanted
+        interest.registered = event.events
         interests[fd] = interest
     }
 
@@ -288,7 +283,6 @@ final class EpollBackend: @unchecked Sendable {
                 continue
             }
             interests[fd] = interest
-            updateRegistration(fd: fd)
             immediate.append(Completion(token: target, result: -ECANCELED, flags: 0))
             return 0
         }
@@ -297,6 +291,12 @@ final class EpollBackend: @unchecked Sendable {
 
     /// Cancels every waiting operation on `fd`: the `close` path's first step.
     func cancelAll(fd: Int32) { forget(fd: fd) }
+
+    /// `fd` is about to be closed: drop its registration and table entry.
+    func willClose(fd: Int32) {
+        guard !closed else { return }
+        forget(fd: fd)
+    }
 
     // MARK: Polling
 
@@ -363,7 +363,6 @@ final class EpollBackend: @unchecked Sendable {
             let errorOrHangup = flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
             if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || errorOrHangup { drain(fd: fd, readers: true) }
             if flags & EPOLLOUT.rawValue != 0 || errorOrHangup { drain(fd: fd, readers: false) }
-            updateRegistration(fd: fd)
         }
     }
 

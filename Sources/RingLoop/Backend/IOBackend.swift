@@ -111,6 +111,11 @@ enum IOBackend {
         }
     }
 
+    /// `fd` is about to be closed by its owner.
+    func willClose(fd: Int32) {
+        if case .epoll(let b) = self { b.willClose(fd: fd) }
+    }
+
     func close() {
         switch self {
         case .uring(let b): b.close()

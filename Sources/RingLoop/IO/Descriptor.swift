@@ -26,8 +26,29 @@ final class Descriptor {
     }
 
     deinit {
-        // Operations retain their descriptor's owner, so none can be in flight here.
-        if fd >= 0 { Glibc.close(fd) }
+        // Operations retain their descriptor's owner, so none can be in flight
+        // here. The backend must forget the number before it is closed (epoll
+        // keeps per-fd registrations), and only the loop's thread may touch
+        // the backend: close here when that is us (or nobody runs the loop),
+        // otherwise hand the close to the loop, keeping the fd open until then
+        // so its number cannot be reused too early.
+        guard fd >= 0 else { return }
+        let fd = self.fd
+        let loop = self.loop
+        let owner = loop.ownerThread.load(ordering: .relaxed)
+        if loop.isClosed || owner == 0 || owner == UInt(pthread_self()) {
+            if !loop.isClosed { loop.io.willClose(fd: fd) }
+            Glibc.close(fd)
+            return
+        }
+        do {
+            try loop.callSoonThreadsafe {
+                loop.io.willClose(fd: fd)
+                Glibc.close(fd)
+            }
+        } catch {
+            Glibc.close(fd)
+        }
     }
 
     var isClosed: Bool { fd < 0 || closing }
@@ -95,8 +116,19 @@ final class Descriptor {
         let fd = self.fd
         self.fd = -1
         closing = false
-        if Glibc.close(fd) != 0, errno != EINTR {
-            throw IOError(operation: "close", errno: .current, fd: fd, path: label)
+        loop.io.willClose(fd: fd)
+        // IORING_OP_CLOSE on io_uring (a plain close(2) on epoll). Nothing is
+        // in flight on the fd any more, so nothing can outlive its number.
+        let result: Int32
+        do {
+            result = try await loop.perform("close", fd: fd) { _ in .close(fd: fd) }
+        } catch {
+            // The loop is closing (teardown lets tasks unwind) or this is not
+            // its thread: nothing is in flight, so a plain close is safe.
+            result = Glibc.close(fd) == 0 ? 0 : -errno
+        }
+        if result < 0, result != -EINTR {
+            throw IOError(operation: "close", errno: Errno(result), fd: fd, path: label)
         }
     }
 

@@ -179,6 +179,34 @@ public final class File: @unchecked Sendable {
         }
     }
 
+    // MARK: Vectored I/O
+
+    /// Reads into several buffers with one `readv` at `offset`, filling each
+    /// in turn; sets every buffer's `count` and returns the total.
+    public func read(into buffers: [IOBuffer], at offset: Int64) async throws -> Int {
+        try checkOffset(offset, "readv")
+        let vector = try IOVector(buffers, filled: false)
+        let total = try await descriptor.perform("readv", keepAlive: vector) { fd, _ in
+            .readv(fd: fd, iovecs: vector.iovecs, count: UInt32(buffers.count), offset: UInt64(offset))
+        }
+        var left = total
+        for buffer in buffers {
+            buffer.count = Swift.min(left, buffer.capacity)
+            left -= buffer.count
+        }
+        return total
+    }
+
+    /// Writes several buffers' valid bytes with one `writev` at `offset`;
+    /// returns how many bytes were written (possibly fewer than all).
+    public func write(_ buffers: [IOBuffer], at offset: Int64) async throws -> Int {
+        try checkOffset(offset, "writev")
+        let vector = try IOVector(buffers, filled: true)
+        return try await descriptor.perform("writev", keepAlive: vector) { fd, _ in
+            .writev(fd: fd, iovecs: vector.iovecs, count: UInt32(buffers.count), offset: UInt64(offset))
+        }
+    }
+
     // MARK: Metadata and durability
 
     /// Flushes data and metadata to the device (`fsync`).
@@ -210,6 +238,29 @@ public final class File: @unchecked Sendable {
     public func close() async throws {
         try await descriptor.close()
     }
+}
+
+/// The iovec array for a vectored operation plus the buffers it points
+/// into, kept alive together until the final completion.
+final class IOVector {
+    /// Linux's `IOV_MAX` (`UIO_MAXIOV`), which Swift's Glibc does not export.
+    static let limit = 1024
+    let buffers: [IOBuffer]
+    let iovecs: UnsafeMutablePointer<iovec>
+
+    init(_ buffers: [IOBuffer], filled: Bool) throws(IOError) {
+        guard !buffers.isEmpty, buffers.count <= IOVector.limit else {
+            throw IOError(operation: filled ? "writev" : "readv", errno: Errno(EINVAL),
+                          detail: "1...\(IOVector.limit) buffers are needed, got \(buffers.count)")
+        }
+        self.buffers = buffers
+        iovecs = .allocate(capacity: buffers.count)
+        for (i, buffer) in buffers.enumerated() {
+            iovecs[i] = iovec(iov_base: buffer.base, iov_len: filled ? buffer.count : buffer.capacity)
+        }
+    }
+
+    deinit { iovecs.deallocate() }
 }
 
 /// A C string that stays at one address until the operation using it ends.
