@@ -4,23 +4,32 @@
 #ifndef RINGLOOP_CURING_H
 #define RINGLOOP_CURING_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-
-#include <liburing.h>
+// System headers first, with the default feature macros, so they are parsed
+// exactly as Swift's Glibc module parses them. liburing.h defines _GNU_SOURCE
+// and _XOPEN_SOURCE itself; had it come first, this module would see a
+// different fd_set than Glibc's and a clean build would fail. features.h is
+// evaluated once, at the first include, so liburing's defines come too late to
+// change anything. The one GNU function needed (accept4) is declared below.
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/stat.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 // Flags newer than some liburing headers. The kernel decides what it accepts;
 // these only let us name them.
@@ -55,6 +64,10 @@ static const unsigned CU_ASYNC_CANCEL_ANY = IORING_ASYNC_CANCEL_ANY;
 static const unsigned CU_ASYNC_CANCEL_ALL = IORING_ASYNC_CANCEL_ALL;
 static const unsigned CU_ASYNC_CANCEL_FD = IORING_ASYNC_CANCEL_FD;
 static const unsigned CU_TIMEOUT_ABS = IORING_TIMEOUT_ABS;
+
+// GNU-only names from fcntl.h, spelled through the always-defined internals.
+static const int CU_O_DIRECT = __O_DIRECT;
+static const int CU_AT_EMPTY_PATH = 0x1000;  /* AT_EMPTY_PATH, the same on every Linux architecture */
 
 /// One reaped completion, copied out of the CQ ring so the ring slot can be
 /// returned to the kernel before any Swift code looks at it.
@@ -134,6 +147,7 @@ static inline int cu_epoll_pwait2(int epfd, struct epoll_event *events, int maxe
 
 /// accept4 is a GNU extension that Swift's Glibc module does not declare.
 /// Returns the fd, or -1 with errno set, exactly like accept4.
+extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 static inline int cu_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     return accept4(fd, addr, len, flags);
 }

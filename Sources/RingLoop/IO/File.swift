@@ -32,7 +32,7 @@ public final class File: @unchecked Sendable {
         }
         /// Adds `O_DIRECT`: buffers and offsets must then be 4096-aligned
         /// (`IOBuffer(capacity:alignment: 4096)`).
-        public var direct: Options { Options(flags: flags | O_DIRECT) }
+        public var direct: Options { Options(flags: flags | CU_O_DIRECT) }
         /// Adds `O_EXCL`: fail if the file exists.
         public var exclusive: Options { Options(flags: flags | O_EXCL) }
     }
@@ -223,7 +223,7 @@ public final class File: @unchecked Sendable {
     public func stat() async throws -> Status {
         let box = StatxBuffer()
         _ = try await descriptor.perform("statx", keepAlive: box) { fd, _ in
-            .statx(directory: fd, path: box.emptyPath.pointer, flags: AT_EMPTY_PATH, mask: UInt32(STATX_BASIC_STATS), buffer: box.pointer)
+            .statx(directory: fd, path: box.emptyPath.pointer, flags: CU_AT_EMPTY_PATH, mask: UInt32(STATX_BASIC_STATS), buffer: box.pointer)
         }
         return box.status
     }

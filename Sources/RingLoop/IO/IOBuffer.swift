@@ -55,7 +55,7 @@ public final class IOBuffer: @unchecked Sendable {
         capacity = bytes.count
         alignment = 16
         base = .allocate(byteCount: Swift.max(capacity, 1), alignment: alignment)
-        _ = UnsafeMutableRawBufferPointer(start: base, count: capacity).copyBytes(from: bytes)
+        UnsafeMutableRawBufferPointer(start: base, count: capacity).copyBytes(from: bytes)
         count = capacity
     }
 
@@ -81,7 +81,7 @@ public final class IOBuffer: @unchecked Sendable {
         guard bytes.count <= capacity else {
             throw IOError(operation: "IOBuffer.set", errno: Errno(EINVAL), detail: "\(bytes.count) bytes do not fit in \(capacity)")
         }
-        _ = UnsafeMutableRawBufferPointer(start: base, count: capacity).copyBytes(from: bytes)
+        UnsafeMutableRawBufferPointer(start: base, count: capacity).copyBytes(from: bytes)
         count = bytes.count
     }
 
