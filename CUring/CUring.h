@@ -64,6 +64,7 @@ static const unsigned CU_ASYNC_CANCEL_ANY = IORING_ASYNC_CANCEL_ANY;
 static const unsigned CU_ASYNC_CANCEL_ALL = IORING_ASYNC_CANCEL_ALL;
 static const unsigned CU_ASYNC_CANCEL_FD = IORING_ASYNC_CANCEL_FD;
 static const unsigned CU_TIMEOUT_ABS = IORING_TIMEOUT_ABS;
+static const unsigned char CU_SQE_IO_LINK = IOSQE_IO_LINK;
 
 // GNU-only names from fcntl.h, spelled through the always-defined internals.
 static const int CU_O_DIRECT = __O_DIRECT;

@@ -269,3 +269,29 @@ struct RingMemoryTests {
         #expect(flags.allSatisfy { $0.split(separator: " ").contains("dc") })
     }
 }
+
+@Suite("Linked timeouts", .timeLimit(.minutes(1)))
+struct LinkedTimeoutTests {
+    @Test("a read with a timeout times out, and the stream keeps working", arguments: allBackends)
+    func readTimeout(backend: Backend) async throws {
+        let (code, elapsed, later, inFlight) = try await onLoop(backend) { loop -> (IOError.Code?, Duration, [UInt8], Int) in
+            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+            let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+            let server = try await listener.accept()
+            let buffer = try IOBuffer(capacity: 16)
+            let start = LoopInstant.now
+            var code: IOError.Code?
+            do { _ = try await client.read(into: buffer, timeout: .milliseconds(30)) } catch let e as IOError { code = e.code }
+            let elapsed = LoopInstant.now - start
+            try await server.writeAll(Array("late".utf8))
+            _ = try await client.read(into: buffer, timeout: .seconds(5))
+            let later = buffer.bytes
+            try await client.close(); try await server.close(); try await listener.close()
+            return (code, elapsed, later, loop.operations.inFlight)
+        }
+        #expect(code == .timedOut)
+        #expect(elapsed >= .milliseconds(29))
+        #expect(later == Array("late".utf8))
+        #expect(inFlight == 0)
+    }
+}

@@ -44,6 +44,8 @@ final class EpollBackend: @unchecked Sendable {
     }
     @exclusivity(unchecked) private var timeouts = Heap<TimeoutEntry>()
     @exclusivity(unchecked) private var liveTimeouts: [OperationToken: UInt64] = [:]
+    /// Operations with an emulated link timeout: token → deadline.
+    @exclusivity(unchecked) private var linkedTimeouts: [OperationToken: UInt64] = [:]
 
     // Socket operations waiting for readiness.
     private struct Waiter {
@@ -97,6 +99,19 @@ final class EpollBackend: @unchecked Sendable {
     }
 
     // MARK: Submission
+
+    /// With `linkTimeout`, a backend timer cancels the operation if it is
+    /// still waiting when the time passes (the emulation of io_uring's
+    /// `LINK_TIMEOUT`); it then completes with `-ECANCELED`.
+    func submit(_ operation: Operation, token: OperationToken,
+                linkTimeout: UnsafeMutablePointer<__kernel_timespec>? = nil) {
+        submit(operation, token: token)
+        guard let ts = linkTimeout, immediate.last?.token != token else { return }
+        let ns = UInt64(max(0, ts.pointee.tv_sec)) * 1_000_000_000 + UInt64(max(0, ts.pointee.tv_nsec))
+        let deadline = cu_monotonic_ns() &+ ns
+        timeouts.insert(TimeoutEntry(deadline: deadline, token: token))
+        linkedTimeouts[token] = deadline
+    }
 
     func submit(_ operation: Operation, token: OperationToken) {
         switch operation {
@@ -324,10 +339,13 @@ final class EpollBackend: @unchecked Sendable {
         expireTimeouts()
         if postedFlag.exchange(false, ordering: .acquiring) {
             posted.withLock { list in
-                for c in list { poolItems[c.token] = nil }
+                for c in list { poolItems[c.token] = nil; linkedTimeouts[c.token] = nil }
                 completions.append(contentsOf: list)
                 list.removeAll(keepingCapacity: true)
             }
+        }
+        if !linkedTimeouts.isEmpty {
+            for c in immediate { linkedTimeouts[c.token] = nil }
         }
         completions.append(contentsOf: immediate)
         immediate.removeAll(keepingCapacity: true)
@@ -389,6 +407,9 @@ final class EpollBackend: @unchecked Sendable {
             if liveTimeouts[top.token] == top.deadline {
                 liveTimeouts[top.token] = nil
                 immediate.append(Completion(token: top.token, result: -ETIME, flags: 0))
+            } else if linkedTimeouts[top.token] == top.deadline {
+                linkedTimeouts[top.token] = nil
+                _ = cancel(target: top.token)  // completes it with -ECANCELED if still waiting
             }
         }
     }

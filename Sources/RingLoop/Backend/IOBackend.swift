@@ -1,3 +1,4 @@
+import CUring
 import Logging
 
 /// The backend a loop drives: a closed set of two concrete classes, so the hot
@@ -51,10 +52,11 @@ enum IOBackend {
     }
 
     @inline(__always)
-    func submit(_ operation: Operation, token: OperationToken) {
+    func submit(_ operation: Operation, token: OperationToken,
+                linkTimeout: UnsafeMutablePointer<__kernel_timespec>? = nil) {
         switch self {
-        case .uring(let b): b.submit(operation, token: token)
-        case .epoll(let b): b.submit(operation, token: token)
+        case .uring(let b): b.submit(operation, token: token, linkTimeout: linkTimeout)
+        case .epoll(let b): b.submit(operation, token: token, linkTimeout: linkTimeout)
         }
     }
 

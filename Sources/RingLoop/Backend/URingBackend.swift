@@ -38,7 +38,7 @@ final class URingBackend {
     private let reapBuffer: UnsafeMutablePointer<cu_completion>
     private static let reapBatch = 256
     /// Operations that found the SQ full; flushed at the next poll.
-    @exclusivity(unchecked) private var overflow = Deque<(Operation, OperationToken)>()
+    @exclusivity(unchecked) private var overflow = Deque<(Operation, OperationToken, UnsafeMutablePointer<__kernel_timespec>?)>()
     @exclusivity(unchecked) private var wakeArmed = false
     @exclusivity(unchecked) private var enabled: Bool
     @exclusivity(unchecked) private var issuerTID: Int32 = 0
@@ -174,12 +174,33 @@ final class URingBackend {
     }
 
     /// Queues `operation`; it reaches the kernel at the next poll at the latest.
-    func submit(_ operation: Operation, token: OperationToken) {
-        guard overflow.isEmpty, let sqe = nextSQE() else {
-            overflow.append((operation, token))
+    ///
+    /// With `linkTimeout`, an `IORING_OP_LINK_TIMEOUT` SQE is linked behind the
+    /// operation: if the relative time in the timespec passes first, the kernel
+    /// cancels the operation, which then completes with `-ECANCELED`. The
+    /// timeout's own CQE is internal and dropped.
+    func submit(_ operation: Operation, token: OperationToken,
+                linkTimeout: UnsafeMutablePointer<__kernel_timespec>? = nil) {
+        guard overflow.isEmpty, place(operation, token, linkTimeout) else {
+            overflow.append((operation, token, linkTimeout))
             return
         }
+    }
+
+    /// Writes the SQE (and its linked timeout) if the SQ has room for all of
+    /// it: a linked pair must not be split across submissions.
+    private func place(_ operation: Operation, _ token: OperationToken,
+                       _ linkTimeout: UnsafeMutablePointer<__kernel_timespec>?) -> Bool {
+        let needed: UInt32 = linkTimeout == nil ? 1 : 2
+        if io_uring_sq_space_left(ring) < needed { _ = io_uring_submit(ring) }
+        guard io_uring_sq_space_left(ring) >= needed, let sqe = io_uring_get_sqe(ring) else { return false }
         Self.prepare(sqe, operation, token)
+        if let linkTimeout, let timeoutSQE = io_uring_get_sqe(ring) {
+            sqe.pointee.flags |= CU_SQE_IO_LINK
+            io_uring_prep_link_timeout(timeoutSQE, linkTimeout, 0)
+            io_uring_sqe_set_data64(timeoutSQE, OperationToken.internalCancel.rawValue)
+        }
+        return true
     }
 
     private static func prepare(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ operation: Operation, _ token: OperationToken) {
@@ -225,10 +246,9 @@ final class URingBackend {
     }
 
     private func flushOverflow() {
-        while let (operation, token) = overflow.first {
-            guard let sqe = nextSQE() else { return }
+        while let (operation, token, linkTimeout) = overflow.first {
+            guard place(operation, token, linkTimeout) else { return }
             overflow.removeFirst()
-            Self.prepare(sqe, operation, token)
         }
     }
 

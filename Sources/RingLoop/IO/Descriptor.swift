@@ -64,10 +64,12 @@ final class Descriptor {
     /// Runs one operation on this descriptor and turns its result into a
     /// count or a thrown error: `CancellationError` when the task was
     /// cancelled, ``IOError`` (`.closed`) when the descriptor was closed under
-    /// it, ``IOError`` with the errno otherwise.
+    /// it, ``IOError`` (`.timedOut`) when its linked `timeout` passed first,
+    /// ``IOError`` with the errno otherwise.
     func perform<R>(
         _ name: StaticString,
         keepAlive: AnyObject?,
+        timeout: Duration? = nil,
         _ prepare: (Int32, UnsafeMutablePointer<OperationScratch>) -> Operation,
         extract: (UnsafeMutablePointer<OperationScratch>, Int32) -> R
     ) async throws -> R {
@@ -83,7 +85,7 @@ final class Descriptor {
             }
         }
         var raw: Int32 = 0
-        let value = try await loop.perform(name, fd: fd, keepAlive: keepAlive, { prepare(fd, $0) }, extract: { scratch, result in
+        let value = try await loop.perform(name, fd: fd, keepAlive: keepAlive, timeout: timeout, { prepare(fd, $0) }, extract: { scratch, result in
             raw = result
             return extract(scratch, result)
         })
@@ -91,17 +93,22 @@ final class Descriptor {
         if raw == -ECANCELED {
             if closing { throw closedError(String(describing: name)) }
             if Task.isCancelled { throw CancellationError() }
+            if let timeout {
+                throw IOError(operation: String(describing: name), errno: Errno(ETIMEDOUT), fd: fd, path: label,
+                              detail: "no completion within \(timeout)")
+            }
         }
         throw IOError(operation: String(describing: name), errno: Errno(raw), fd: fd, path: label)
     }
 
-    /// ``perform(_:keepAlive:_:extract:)`` returning the kernel's count.
+    /// ``perform(_:keepAlive:timeout:_:extract:)`` returning the kernel's count.
     func perform(
         _ name: StaticString,
         keepAlive: AnyObject? = nil,
+        timeout: Duration? = nil,
         _ prepare: (Int32, UnsafeMutablePointer<OperationScratch>) -> Operation
     ) async throws -> Int {
-        Int(try await perform(name, keepAlive: keepAlive, prepare, extract: { _, result in result }))
+        Int(try await perform(name, keepAlive: keepAlive, timeout: timeout, prepare, extract: { _, result in result }))
     }
 
     /// Cancels what is in flight, waits for it, then closes. Idempotent.

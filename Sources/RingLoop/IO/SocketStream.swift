@@ -78,9 +78,14 @@ public final class SocketStream: @unchecked Sendable {
 
     /// Receives up to `buffer.capacity` bytes into the start of `buffer`; sets
     /// `buffer.count` and returns it. 0 means the peer closed its side (EOF).
-    public func read(into buffer: IOBuffer) async throws -> Int {
+    ///
+    /// With `timeout`, the receive carries its own deadline (an
+    /// `IORING_OP_LINK_TIMEOUT` linked to the recv on io_uring): if no data
+    /// comes in time it throws ``IOError`` with code `.timedOut`, and the
+    /// stream stays usable; data that arrives later goes to the next read.
+    public func read(into buffer: IOBuffer, timeout: Duration? = nil) async throws -> Int {
         let count = UInt32(clamping: buffer.capacity)
-        let n = try await descriptor.perform("recv", keepAlive: buffer) { fd, _ in
+        let n = try await descriptor.perform("recv", keepAlive: buffer, timeout: timeout) { fd, _ in
             .recv(fd: fd, buffer: buffer.base, count: count, flags: 0)
         }
         buffer.count = n

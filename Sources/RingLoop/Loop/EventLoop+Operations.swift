@@ -1,3 +1,4 @@
+import CUring
 import Glibc
 
 extension EventLoop {
@@ -13,12 +14,16 @@ extension EventLoop {
     ///   cancellation: the owner of any buffer the operation names.
     /// - Task cancellation submits ASYNC_CANCEL from the loop thread; the task
     ///   still resumes only when the original operation completes.
+    /// - `timeout` links an `IORING_OP_LINK_TIMEOUT` to the operation (a
+    ///   backend timer on epoll): when it passes first, the operation completes
+    ///   with `-ECANCELED`.
     ///
     /// Must run on the loop thread (a task on this loop).
     func perform<R>(
         _ name: StaticString,
         fd: Int32 = -1,
         keepAlive: AnyObject? = nil,
+        timeout: Duration? = nil,
         _ prepare: (UnsafeMutablePointer<OperationScratch>) -> Operation,
         extract: (UnsafeMutablePointer<OperationScratch>, Int32) -> R
     ) async throws(EventLoopError) -> R {
@@ -33,7 +38,15 @@ extension EventLoop {
                     continuation.resume(returning: -ECANCELED)
                     return
                 }
-                io.submit(prepare(operations.scratch(token)), token: token)
+                let scratch = operations.scratch(token)
+                let operation = prepare(scratch)
+                if let timeout {
+                    let ns = max(0, timeout.clampedNanoseconds)
+                    scratch.timespec.pointee = __kernel_timespec(tv_sec: ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
+                    io.submit(operation, token: token, linkTimeout: scratch.timespec)
+                } else {
+                    io.submit(operation, token: token)
+                }
             }
         } onCancel: {
             requestCancel(token)
