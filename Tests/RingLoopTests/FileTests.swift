@@ -112,9 +112,10 @@ struct FileTests {
         let error = try await onLoop(backend) { _ -> IOError? in
             try await writeFile(path, [1, 2, 3])
             let file = try await File.open(path, .read)
-            defer { Task { try? await file.close() } }
-            do { try await file.writeAll([9], at: 0) } catch let error as IOError { return error }
-            return nil
+            var caught: IOError?
+            do { try await file.writeAll([9], at: 0) } catch let error as IOError { caught = error }
+            try await file.close()
+            return caught
         }
         #expect(error?.code == .badFileDescriptor)
         #expect(error?.operation == "write")

@@ -116,13 +116,15 @@ struct SocketTests {
                 try await connection.close()   // RST
             }
             let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-            defer { Task { try? await stream.close(); try? await listener.close() } }
+            var code: IOError.Code?
             do {
                 _ = try await stream.read(upTo: 100)
             } catch let error as IOError {
-                return error.code
+                code = error.code
             }
-            return nil
+            try await stream.close()
+            try await listener.close()
+            return code
         }
         #expect(code == .connectionReset)
     }
@@ -225,5 +227,26 @@ struct SocketTests {
             return codes
         }
         #expect(codes == [IOError.Code.addressInUse, .invalidArgument, .invalidArgument])
+    }
+}
+
+@Suite("I/O off the loop", .timeLimit(.minutes(1)))
+struct OffLoopTests {
+    @Test("I/O from a task that is not on the loop throws wrongThread", arguments: allBackends)
+    func ioFromOtherExecutor(backend: Backend) async throws {
+        let errors = try await onLoop(backend) { loop -> [EventLoopError] in
+            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+            // Task { } does not inherit the loop as its executor: it runs on the global pool.
+            let off = Task { () -> [EventLoopError] in
+                var errors: [EventLoopError] = []
+                do { _ = try await listener.accept() } catch let e as EventLoopError { errors.append(e) } catch {}
+                do { try await listener.close() } catch let e as EventLoopError { errors.append(e) } catch {}
+                return errors
+            }
+            let errors = await off.value
+            try await listener.close()
+            return errors
+        }
+        #expect(errors == [.wrongThread(operation: "accept"), .wrongThread(operation: "close")])
     }
 }

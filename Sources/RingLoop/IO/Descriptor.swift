@@ -112,8 +112,20 @@ final class Descriptor {
     }
 
     /// Cancels what is in flight, waits for it, then closes. Idempotent.
+    ///
+    /// Like every operation, it must run on the loop's thread while the loop
+    /// runs (`Task { }` does not inherit the loop as executor; `loop.spawn`
+    /// does). Once the loop is closed, the descriptor is simply closed.
     func close() async throws {
         guard fd >= 0 else { return }
+        if loop.isClosed {
+            let fd = self.fd
+            self.fd = -1
+            Glibc.close(fd)
+            return
+        }
+        let owner = loop.ownerThread.load(ordering: .relaxed)
+        if owner != 0, owner != UInt(pthread_self()) { throw EventLoopError.wrongThread(operation: "close") }
         if inFlight > 0 {
             closing = true
             loop.cancelOperations(onFD: fd)
