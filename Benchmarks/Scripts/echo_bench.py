@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Loopback TCP echo comparison: RingLoop (io_uring, epoll), SwiftNIO and the
-raw C references (liburing, epoll), all driven by the same C load client
+"""Loopback TCP echo comparison: RingLoop (io_uring, epoll), SwiftNIO, Python
+asyncio and uvloop, and the raw C references (liburing, epoll), all driven by
+the same C load client
 (Reference/echo_client.c), which uses none of the code under test.
 
 Contestants run one after another within each round, and the rounds repeat,
@@ -39,16 +40,42 @@ def build():
                    stdout=subprocess.DEVNULL)
 
 
+def have_uvloop():
+    """uvloop is optional: installed with pip when missing, skipped with a note if that fails."""
+    try:
+        import uvloop  # noqa: F401
+        return True
+    except ImportError:
+        pass
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "uvloop"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        print("note: uvloop could not be installed; skipping it:", result.stderr.strip()[-200:], file=sys.stderr)
+        return False
+    return True
+
+
+UVLOOP = None
+
+
 def contestants(port):
+    global UVLOOP
+    if UVLOOP is None:
+        UVLOOP = have_uvloop()
     ringloop = os.path.join(ROOT, ".build", "release", "EchoServer")
     nio = os.path.join(BENCH, ".build", "release", "NIOEchoServer")
-    return [
+    python_echo = os.path.join(BENCH, "Reference", "asyncio_echo.py")
+    peers = [("Python asyncio", [sys.executable, python_echo, str(port)])]
+    if UVLOOP:
+        peers.append(("Python uvloop", [sys.executable, python_echo, str(port), "--uvloop"]))
+    rows = [
         ("RingLoop io_uring", [ringloop, "--port", str(port), "--backend", "uring"]),
         ("RingLoop epoll", [ringloop, "--port", str(port), "--backend", "epoll"]),
         ("SwiftNIO", [nio, str(port)]),
         ("C liburing", [os.path.join(BIN, "uring_echo"), str(port)]),
         ("C epoll", [os.path.join(BIN, "epoll_echo"), str(port)]),
     ]
+    return rows[:3] + peers + rows[3:]
 
 
 def wait_listening(port, timeout=10.0):
