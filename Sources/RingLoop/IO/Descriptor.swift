@@ -73,6 +73,9 @@ final class Descriptor {
         _ prepare: (Int32, UnsafeMutablePointer<OperationScratch>) -> Operation,
         extract: (UnsafeMutablePointer<OperationScratch>, Int32) -> R
     ) async throws -> R {
+        // Thread first: this object's state belongs to the loop thread.
+        try loop.checkLoopThread(String(describing: name))
+        guard loop.isOnLoopThread else { throw EventLoopError.wrongThread(operation: String(describing: name)) }
         guard !isClosed else { throw closedError(String(describing: name)) }
         let fd = self.fd
         inFlight += 1

@@ -259,7 +259,16 @@ extension EventLoop {
         for item in inbox.close() {
             if case .job(let job) = item { ready.append(.job(job)) }
         }
-        while let item = ready.popFirst() { run(item) }
+        // Bounded, so a task that keeps rescheduling itself cannot hang close();
+        // whatever is left after that is dropped, as asyncio drops pending tasks.
+        var budget = 100_000
+        while budget > 0, let item = ready.popFirst() {
+            run(item)
+            budget -= 1
+        }
+        if !ready.isEmpty {
+            logger.warning("Closing with \(ready.count) task steps still queued; they are dropped")
+        }
         if operations.inFlight > 0 {
             // The kernel may still write into the slots' memory: keep it forever.
             logger.warning("Closing with \(operations.inFlight) operations still in flight; their memory is kept alive")
