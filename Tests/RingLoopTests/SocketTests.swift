@@ -250,3 +250,49 @@ struct OffLoopTests {
         #expect(errors == [.wrongThread(operation: "accept"), .wrongThread(operation: "close")])
     }
 }
+
+@Suite("Name resolution", .timeLimit(.minutes(1)))
+struct NameResolutionTests {
+    @Test("host names resolve on the thread pool; unknown names are a clear error", arguments: allBackends)
+    func resolve(backend: Backend) async throws {
+        let (echoed, code, text) = try await onLoop(backend) { loop -> ([UInt8], IOError.Code?, String) in
+            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+            startEchoServer(listener, loop: loop)
+            let stream = try await SocketStream.connect(host: "localhost", port: listener.localAddress.port!)
+            let echoed = try await roundTrip(stream, Array("name".utf8))
+            try await stream.close()
+            try await listener.close()
+            do {
+                _ = try await SocketStream.connect(host: "no-such-host.invalid", port: 80)
+            } catch let error as IOError {
+                return (echoed, error.code, error.description)
+            }
+            return (echoed, nil, "")
+        }
+        #expect(echoed == Array("name".utf8))
+        #expect(code == .nameResolution)
+        #expect(text.hasPrefix("getaddrinfo(no-such-host.invalid)"))
+    }
+}
+
+@Suite("Listener options", .timeLimit(.minutes(1)))
+struct ListenerOptionTests {
+    @Test("reusePort lets two listeners share a port (one per loop, thread per core)", arguments: allBackends)
+    func reusePort(backend: Backend) async throws {
+        let (same, served) = try await onLoop(backend) { loop -> (Bool, Bool) in
+            let first = try await SocketListener.bind(host: "127.0.0.1", port: 0, reusePort: true)
+            let port = first.localAddress.port!
+            let second = try await SocketListener.bind(host: "127.0.0.1", port: port, reusePort: true)
+            startEchoServer(first, loop: loop)
+            startEchoServer(second, loop: loop)
+            let stream = try await SocketStream.connect(host: "127.0.0.1", port: port)
+            let served = try await roundTrip(stream, [42]) == [42]
+            try await stream.close()
+            try await first.close()
+            try await second.close()
+            return (second.localAddress.port == port, served)
+        }
+        #expect(same)
+        #expect(served)
+    }
+}
