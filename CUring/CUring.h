@@ -59,11 +59,6 @@ static const unsigned CU_FEAT_NODROP = IORING_FEAT_NODROP;
 static const unsigned CU_FEAT_EXT_ARG = IORING_FEAT_EXT_ARG;
 static const unsigned CU_SQ_TASKRUN = IORING_SQ_TASKRUN;
 static const unsigned CU_SQ_CQ_OVERFLOW = IORING_SQ_CQ_OVERFLOW;
-static const unsigned CU_CQE_F_MORE = IORING_CQE_F_MORE;
-static const unsigned CU_ASYNC_CANCEL_ANY = IORING_ASYNC_CANCEL_ANY;
-static const unsigned CU_ASYNC_CANCEL_ALL = IORING_ASYNC_CANCEL_ALL;
-static const unsigned CU_ASYNC_CANCEL_FD = IORING_ASYNC_CANCEL_FD;
-static const unsigned CU_TIMEOUT_ABS = IORING_TIMEOUT_ABS;
 static const unsigned char CU_SQE_IO_LINK = IOSQE_IO_LINK;
 
 // GNU-only names from fcntl.h, spelled through the always-defined internals.
@@ -101,14 +96,6 @@ static inline unsigned cu_sq_flags(const struct io_uring *ring) {
     return __atomic_load_n(ring->sq.kflags, __ATOMIC_ACQUIRE);
 }
 
-/// io_uring_enter with GETEVENTS and a wait count but no timeout: used when the
-/// loop may block forever.
-static inline int cu_enter(struct io_uring *ring, unsigned to_submit, unsigned min_complete) {
-    unsigned flags = min_complete > 0 ? IORING_ENTER_GETEVENTS : 0;
-    int ret = (int)syscall(__NR_io_uring_enter, ring->ring_fd, to_submit, min_complete, flags, NULL, 0);
-    return ret < 0 ? -errno : ret;
-}
-
 /// IORING_REGISTER_ENABLE_RINGS. liburing 2.3 declares io_uring_enable_rings
 /// but its shared library does not export it, so go through the syscall.
 static inline int cu_enable_rings(struct io_uring *ring) {
@@ -116,11 +103,9 @@ static inline int cu_enable_rings(struct io_uring *ring) {
     return ret < 0 ? -errno : ret;
 }
 
-/// The ring's setup flags and features, which Swift can't reach through the
-/// anonymous struct layout reliably.
-static inline unsigned cu_ring_flags(const struct io_uring *ring) { return ring->flags; }
+/// The ring's features, which Swift can't reach through the anonymous
+/// struct layout reliably.
 static inline unsigned cu_ring_features(const struct io_uring *ring) { return ring->features; }
-static inline int cu_ring_fd(const struct io_uring *ring) { return ring->ring_fd; }
 
 /// Advise the kernel not to copy the ring mappings into a forked child: a
 /// child that touched them would corrupt the parent's queues.
@@ -157,10 +142,6 @@ static inline int cu_accept4(int fd, struct sockaddr *addr, socklen_t *len, int 
 static inline int cu_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *buf) {
     return (int)syscall(__NR_statx, dirfd, path, flags, mask, buf);
 }
-
-/// The calling thread's errno, read through a function: Swift's `errno`
-/// works too, but this keeps reads next to the call in C shims.
-static inline int cu_errno(void) { return errno; }
 
 /// CLOCK_MONOTONIC in nanoseconds: the loop's time base.
 static inline uint64_t cu_monotonic_ns(void) {

@@ -185,7 +185,7 @@ final class EpollBackend: @unchecked Sendable {
         var interest = interests[fd] ?? Interest(generation: nextGenerationValue())
         if readable { interest.readers.append(waiter) } else { interest.writers.append(waiter) }
         interests[fd] = interest
-        updateRegistration(fd: fd)
+        registerOnce(fd: fd)
     }
 
     private func nextGenerationValue() -> UInt32 {
@@ -198,7 +198,7 @@ final class EpollBackend: @unchecked Sendable {
     /// that arrives while nobody waits is simply ignored; that is safe because
     /// every operation tries its syscall before it waits, so it only waits
     /// after seeing EAGAIN, and the next change of state brings a new edge.
-    private func updateRegistration(fd: Int32) {
+    private func registerOnce(fd: Int32) {
         guard var interest = interests[fd], interest.registered == 0 else { return }
         var event = epoll_event()
         event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
@@ -304,8 +304,8 @@ final class EpollBackend: @unchecked Sendable {
         return -ENOENT
     }
 
-    /// Cancels every waiting operation on `fd`: the `close` path's first step.
-    func cancelAll(fd: Int32) { forget(fd: fd) }
+    /// Cancels `token` if it still waits; its completion says `-ECANCELED`.
+    func cancel(_ token: OperationToken) { _ = cancel(target: token) }
 
     /// `fd` is about to be closed: drop its registration and table entry.
     func willClose(fd: Int32) {

@@ -64,7 +64,7 @@ enum IOBackend {
     func cancel(_ token: OperationToken) {
         switch self {
         case .uring(let b): b.cancel(token)
-        case .epoll(let b): b.submit(.cancel(target: token), token: .internalCancel)
+        case .epoll(let b): b.cancel(token)
         }
     }
 
@@ -102,14 +102,6 @@ enum IOBackend {
         switch self {
         case .uring(let b): b.canSubmitFromCurrentThread
         case .epoll: true
-        }
-    }
-
-    /// Cancels whatever still waits on `fd` before it is closed.
-    func cancelAll(fd: Int32, tokens: [OperationToken]) {
-        switch self {
-        case .uring(let b): for token in tokens { b.cancel(token) }
-        case .epoll(let b): b.cancelAll(fd: fd)
         }
     }
 

@@ -94,16 +94,4 @@ enum Operation {
         case .fsync(_, let dataOnly): dataOnly ? "fdatasync" : "fsync"
         }
     }
-
-    /// The file descriptor the operation works on, where it has one.
-    var fd: Int32? {
-        switch self {
-        case .nop, .timeout, .cancel, .openat, .statx: nil
-        case .read(let fd, _, _, _), .write(let fd, _, _, _), .readv(let fd, _, _, _),
-             .writev(let fd, _, _, _), .recv(let fd, _, _, _), .send(let fd, _, _, _),
-             .recvmsg(let fd, _, _), .sendmsg(let fd, _, _), .accept(let fd, _, _, _),
-             .connect(let fd, _, _), .shutdown(let fd, _), .close(let fd), .fsync(let fd, _):
-            fd
-        }
-    }
 }

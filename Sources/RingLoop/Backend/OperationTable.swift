@@ -57,7 +57,6 @@ final class OperationTable {
         var continuation: UnsafeContinuation<Int32, Never>?
         /// Keeps buffers the kernel reads or writes alive until the final CQE.
         var keepAlive: AnyObject?
-        var operationName: StaticString = "nop"
         var fd: Int32 = -1
     }
 
@@ -102,7 +101,7 @@ final class OperationTable {
     }
 
     /// Takes a free slot and returns its token.
-    func acquire(name: StaticString, fd: Int32 = -1, keepAlive: AnyObject? = nil) -> OperationToken {
+    func acquire(fd: Int32 = -1, keepAlive: AnyObject? = nil) -> OperationToken {
         if freeHead == .max { grow() }
         let index = freeHead
         let slot = slotPointer(index)
@@ -110,7 +109,6 @@ final class OperationTable {
         slot.pointee.state = .reserved
         slot.pointee.cancelledBeforeSubmit = false
         slot.pointee.keepAlive = keepAlive
-        slot.pointee.operationName = name
         slot.pointee.fd = fd
         inFlight += 1
         return OperationToken(slot: index, generation: slot.pointee.generation)

@@ -55,7 +55,7 @@ extension EventLoop {
                 }
             }
         } onCancel: {
-            cancelSleep(id)
+            onLoopThread { [self] in cancelSleepOnLoop(id) }
         }
     }
 
@@ -65,14 +65,6 @@ extension EventLoop {
     ///   `CancellationError`.
     public static func sleep(for duration: Duration) async throws {
         try await running().sleep(for: duration)
-    }
-
-    private func cancelSleep(_ id: TimerID) {
-        if isOnLoopThread {
-            cancelSleepOnLoop(id)
-        } else {
-            try? callSoonThreadsafe { [self] in cancelSleepOnLoop(id) }
-        }
     }
 
     private func cancelSleepOnLoop(_ id: TimerID) {

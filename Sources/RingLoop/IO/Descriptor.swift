@@ -53,10 +53,6 @@ final class Descriptor {
 
     var isClosed: Bool { fd < 0 || closing }
 
-    func error(_ operation: String, _ result: Int32) -> IOError {
-        IOError(operation: operation, errno: Errno(result), fd: fd >= 0 ? fd : nil, path: label)
-    }
-
     func closedError(_ operation: String) -> IOError {
         IOError(operation: operation, errno: Errno(EBADF), path: label, detail: IOError.closedDetail)
     }
@@ -74,8 +70,7 @@ final class Descriptor {
         extract: (UnsafeMutablePointer<OperationScratch>, Int32) -> R
     ) async throws -> R {
         // Thread first: this object's state belongs to the loop thread.
-        try loop.checkLoopThread(String(describing: name))
-        guard loop.isOnLoopThread else { throw EventLoopError.wrongThread(operation: String(describing: name)) }
+        try loop.requireLoopThread(String(describing: name))
         guard !isClosed else { throw closedError(String(describing: name)) }
         let fd = self.fd
         inFlight += 1
@@ -157,10 +152,7 @@ final class Descriptor {
     /// Sets an integer socket option.
     func setOption(_ level: Int32, _ name: Int32, _ value: Int32, _ label: String) throws(IOError) {
         guard fd >= 0 else { throw closedError("setsockopt(\(label))") }
-        var value = value
-        if setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            throw IOError(operation: "setsockopt(\(label))", errno: .current, fd: fd, path: self.label)
-        }
+        try Sockets.setOption(fd, level, name, value, label, path: self.label)
     }
 
     /// Reads an integer socket option.

@@ -19,11 +19,18 @@ enum Sockets {
         guard rc == 0 else { throw IOError(operation: "bind", errno: .current, fd: fd, path: address.description) }
     }
 
-    static func setFlag(_ fd: Int32, _ level: Int32, _ name: Int32, _ label: String, address: SocketAddress) throws(IOError) {
-        var one: Int32 = 1
-        guard setsockopt(fd, level, name, &one, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
-            throw IOError(operation: "setsockopt(\(label))", errno: .current, fd: fd, path: address.description)
+    /// Sets an integer socket option; the one `setsockopt` call behind every
+    /// option RingLoop sets.
+    static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32,
+                          _ label: String, path: String?) throws(IOError) {
+        var value = value
+        guard setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw IOError(operation: "setsockopt(\(label))", errno: .current, fd: fd, path: path)
         }
+    }
+
+    static func setFlag(_ fd: Int32, _ level: Int32, _ name: Int32, _ label: String, address: SocketAddress) throws(IOError) {
+        try setOption(fd, level, name, 1, label, path: address.description)
     }
 
     static func localAddress(_ fd: Int32) -> SocketAddress? {

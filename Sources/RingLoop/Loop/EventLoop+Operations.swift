@@ -27,9 +27,8 @@ extension EventLoop {
         _ prepare: (UnsafeMutablePointer<OperationScratch>) -> Operation,
         extract: (UnsafeMutablePointer<OperationScratch>, Int32) -> R
     ) async throws(EventLoopError) -> R {
-        try checkLoopThread(String(describing: name))
-        if !isOnLoopThread { throw .wrongThread(operation: String(describing: name)) }
-        let token = operations.acquire(name: name, fd: fd, keepAlive: keepAlive)
+        try requireLoopThread(String(describing: name))
+        let token = operations.acquire(fd: fd, keepAlive: keepAlive)
         defer { operations.release(token) }
         if Task.isCancelled { return extract(operations.scratch(token), -ECANCELED) }
         let result = await withTaskCancellationHandler {
@@ -49,7 +48,7 @@ extension EventLoop {
                 }
             }
         } onCancel: {
-            requestCancel(token)
+            onLoopThread { [self] in cancelOnLoop(token) }
         }
         return extract(operations.scratch(token), result)
     }
@@ -63,15 +62,6 @@ extension EventLoop {
         _ prepare: (UnsafeMutablePointer<OperationScratch>) -> Operation
     ) async throws(EventLoopError) -> Int32 {
         try await perform(name, fd: fd, keepAlive: keepAlive, prepare, extract: { _, result in result })
-    }
-
-    /// Cancels an operation from any thread; the work happens on the loop.
-    private func requestCancel(_ token: OperationToken) {
-        if isOnLoopThread {
-            cancelOnLoop(token)
-        } else {
-            try? callSoonThreadsafe { [self] in cancelOnLoop(token) }
-        }
     }
 
     private func cancelOnLoop(_ token: OperationToken) {
@@ -90,10 +80,9 @@ extension EventLoop {
         completions.removeAll(keepingCapacity: true)
     }
 
-    /// Cancels every operation in flight on `fd`, so that closing it cannot
-    /// leave a stale completion for a later fd with the same number.
-    func cancelOperations(onFD fd: Int32) {
-        let tokens = operations.submittedTokens(fd: fd).filter { operations.requestCancel($0) == .sendCancel }
-        io.cancelAll(fd: fd, tokens: tokens)
+    /// Cancels every operation in flight, or every one on `fd`: so that
+    /// closing the fd (or the loop) cannot leave an operation behind.
+    func cancelOperations(onFD fd: Int32? = nil) {
+        for token in operations.submittedTokens(fd: fd) { cancelOnLoop(token) }
     }
 }

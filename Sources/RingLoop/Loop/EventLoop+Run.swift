@@ -57,12 +57,7 @@ extension EventLoop {
     /// Asks the loop to stop after the current iteration. Safe from any thread.
     /// Before `runForever`, it makes the next run do exactly one iteration.
     public func stop() {
-        let owner = ownerThread.load(ordering: .relaxed)
-        if owner == 0 || owner == UInt(pthread_self()) {
-            stopping = true
-        } else {
-            try? callSoonThreadsafe { [self] in stopping = true }
-        }
+        onLoopThread { [self] in stopping = true }
     }
 
     private func checkCanRun(_ operation: String) throws(EventLoopError) {
@@ -237,9 +232,7 @@ extension EventLoop {
         defer { ownerThread.store(previousOwner, ordering: .releasing) }
 
         if canDrain {
-            for token in operations.submittedTokens() where operations.requestCancel(token) == .sendCancel {
-                io.cancel(token)
-            }
+            cancelOperations()
             // Sleepers are woken with CancellationError so their tasks can finish.
             for action in timers.removeAll() {
                 if case .resume(let continuation) = action { continuation.resume(throwing: CancellationError()) }
@@ -251,9 +244,7 @@ extension EventLoop {
                 while let item = ready.popFirst() { run(item) }
                 io.poll(timeout: operations.inFlight > 0 ? 1_000_000 : 0, force: true, into: &completions)
                 deliverCompletions()
-                for token in operations.submittedTokens() where operations.requestCancel(token) == .sendCancel {
-                    io.cancel(token)
-                }
+                cancelOperations()
             }
         }
         for item in inbox.close() {

@@ -76,12 +76,7 @@ extension EventLoop {
     /// Cancels a timer from any thread (see ``TimerHandle/cancel()``).
     func cancelTimer(_ id: TimerID) {
         if closedFlag.load(ordering: .relaxed) { return }
-        let owner = ownerThread.load(ordering: .relaxed)
-        if owner == 0 || owner == UInt(pthread_self()) {
-            _ = timers.cancel(id)
-        } else {
-            try? callSoonThreadsafe { [self] in _ = timers.cancel(id) }
-        }
+        onLoopThread { [self] in _ = timers.cancel(id) }
     }
 
     /// Number of live timers and of heap entries (cancelled ones included):

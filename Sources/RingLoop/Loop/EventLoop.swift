@@ -180,6 +180,27 @@ public final class EventLoop: @unchecked Sendable {
         return loop
     }
 
+    /// Runs `body` at once when the calling thread may touch loop state (it is
+    /// running the loop, or nobody is), otherwise on the loop through the
+    /// inbox. The one hop used by every thread-safe entry point: `stop()`,
+    /// timer and sleep cancellation, operation cancellation.
+    func onLoopThread(_ body: @escaping @Sendable () -> Void) {
+        let owner = ownerThread.load(ordering: .relaxed)
+        if owner == 0 || owner == UInt(pthread_self()) {
+            body()
+        } else {
+            try? callSoonThreadsafe(body)
+        }
+    }
+
+    /// Throws unless the calling thread is the one running this loop: what
+    /// every I/O operation requires, since it touches the operation table.
+    @inline(__always)
+    func requireLoopThread(_ operation: @autoclosure () -> String) throws(EventLoopError) {
+        try checkLoopThread(operation())
+        if !isOnLoopThread { throw .wrongThread(operation: operation()) }
+    }
+
     /// Throws when the loop is closed, or when a loop-thread-only call comes
     /// from another thread while the loop runs. One relaxed atomic load and a
     /// compare: cheap enough to do always, not only in debug mode.
