@@ -1,7 +1,12 @@
 // swift-tools-version: 6.1
 // RingLoop's benchmarks: a package of their own, so users of the library never
 // resolve benchmark dependencies (package-benchmark, SwiftNIO, ...).
+//
+//   swift run -c release Compare --quick    # the side-by-side comparison (README's main command)
+//   swift package benchmark                 # package-benchmark suites: ns/op, mallocs/op
 import PackageDescription
+
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
     name: "RingLoopBenchmarks",
@@ -10,34 +15,54 @@ let package = Package(
         .package(name: "RingLoop", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
     ],
     targets: [
-        // Random 4 KiB file reads on RingLoop, beside fio in the file comparison.
+        // The comparison runner: builds and starts every contestant, drives the
+        // socket workloads with the C load client, and prints tables and a chart.
+        // Links none of the code under test.
         .executableTarget(
-            name: "FileBench",
-            dependencies: [.product(name: "RingLoop", package: "RingLoop")],
-            swiftSettings: [.swiftLanguageMode(.v6)]
+            name: "Compare",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swift6
         ),
-        // SwiftNIO's echo server, the peer in the echo comparison.
+        // The Swift side of the comparison, one process per measurement: loop
+        // micro-workloads, file reads, and SwiftNIO's echo server.
         .executableTarget(
-            name: "NIOEchoServer",
+            name: "BenchWorker",
             dependencies: [
+                "LoopWorkloads",
+                .product(name: "RingLoop", package: "RingLoop"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swift6
+        ),
+        // The loop micro-workloads, written once for RingLoop and once for NIO,
+        // shared by the comparison and the package-benchmark suites.
+        .target(
+            name: "LoopWorkloads",
+            dependencies: [
+                .product(name: "RingLoop", package: "RingLoop"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v6)]
+            swiftSettings: swift6
         ),
-        // package-benchmark suites: ns/op and mallocs/op, RingLoop beside SwiftNIO.
+        // package-benchmark suites for regression tracking: ns/op and mallocs/op.
         .executableTarget(
             name: "LoopBenchmarks",
             dependencies: [
+                "LoopWorkloads",
                 .product(name: "RingLoop", package: "RingLoop"),
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Benchmarks/LoopBenchmarks",
-            swiftSettings: [.swiftLanguageMode(.v6)],
+            swiftSettings: swift6,
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ]

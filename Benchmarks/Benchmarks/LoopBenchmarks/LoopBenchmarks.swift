@@ -1,6 +1,7 @@
 import Benchmark
 import NIOCore
 import NIOPosix
+import LoopWorkloads
 import RingLoop
 
 /// The loop micro-benchmarks, on both RingLoop backends and on SwiftNIO, in one

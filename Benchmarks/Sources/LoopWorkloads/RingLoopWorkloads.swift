@@ -3,9 +3,9 @@ import RingLoop
 
 /// The loop micro-workloads, written once and run on each RingLoop backend.
 /// Each returns after `count` operations; the benchmark divides by `count`.
-enum RingLoopWorkloads {
+public enum RingLoopWorkloads {
     /// Each callback schedules the next: the ready queue's round trip.
-    static func callSoonChain(_ loop: EventLoop, count: Int) throws {
+    public static func callSoonChain(_ loop: EventLoop, count: Int) throws {
         var remaining = count
         func step() throws {
             remaining -= 1
@@ -16,7 +16,7 @@ enum RingLoopWorkloads {
     }
 
     /// `count` timers with deadlines spread over 0-500 ms, scheduled, then all fired.
-    static func timersFire(_ loop: EventLoop, count: Int) throws {
+    public static func timersFire(_ loop: EventLoop, count: Int) throws {
         var rng = SplitMix64(seed: 42)
         var fired = 0
         try loop.callSoon {
@@ -30,8 +30,15 @@ enum RingLoopWorkloads {
         try loop.runForever()
     }
 
+    /// Timers scheduled then cancelled, `liveTimers` at a time, `count` in all:
+    /// the comparison's cancel row (NIO cancels by a linear search of its
+    /// heap, so cancelling a million live timers there is quadratic).
+    public static func timersCancelBatched(_ loop: EventLoop, count: Int, liveTimers: Int = 10_000) throws {
+        for _ in 0..<max(1, count / liveTimers) { try timersCancel(loop, count: min(count, liveTimers)) }
+    }
+
     /// `count` timers scheduled, then every one cancelled.
-    static func timersCancel(_ loop: EventLoop, count: Int) throws {
+    public static func timersCancel(_ loop: EventLoop, count: Int) throws {
         var handles: [TimerHandle] = []
         handles.reserveCapacity(count)
         try loop.callSoon {
@@ -43,14 +50,14 @@ enum RingLoopWorkloads {
     }
 
     /// A task on the loop yielding `count` times: one executor hop each.
-    static func taskYield(_ loop: EventLoop, count: Int) throws {
+    public static func taskYield(_ loop: EventLoop, count: Int) throws {
         try loop.runUntilComplete {
             for _ in 0..<count { await Task.yield() }
         }
     }
 
     /// `count` continuations resumed by loop callbacks.
-    static func continuations(_ loop: EventLoop, count: Int) throws {
+    public static func continuations(_ loop: EventLoop, count: Int) throws {
         try loop.runUntilComplete {
             for _ in 0..<count {
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
@@ -61,9 +68,9 @@ enum RingLoopWorkloads {
     }
 
     /// `count` callSoonThreadsafe calls from another thread.
-    static func crossThread(_ loop: EventLoop, count: Int) throws {
+    public static func crossThread(_ loop: EventLoop, count: Int) throws {
         let done = Counter()
-        let producer = try Thread.start {
+        let producer = try JoinableThread.start {
             for _ in 0..<count {
                 try? loop.callSoonThreadsafe {
                     if done.increment() == count { loop.stop() }
@@ -83,43 +90,4 @@ final class Counter: @unchecked Sendable {
         value += 1
         return value
     }
-}
-
-/// Deterministic, fast random numbers, so every run schedules the same timers.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-/// A joinable pthread, without Foundation.
-struct Thread {
-    let handle: pthread_t
-
-    final class Body: @unchecked Sendable {
-        let run: () -> Void
-        init(_ run: @escaping () -> Void) { self.run = run }
-    }
-
-    static func start(_ body: @escaping @Sendable () -> Void) throws -> Thread {
-        let box = Unmanaged.passRetained(Body(body))
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue().run()
-            return nil
-        }, box.toOpaque())
-        guard rc == 0 else {
-            box.release()
-            throw Errno(rc)
-        }
-        return Thread(handle: thread)
-    }
-
-    func join() { pthread_join(handle, nil) }
 }

@@ -2,9 +2,9 @@ import NIOCore
 import NIOPosix
 
 /// SwiftNIO's equivalents of the loop workloads, written the idiomatic NIO way.
-enum NIOWorkloads {
+public enum NIOWorkloads {
     /// `execute` chain: each task submits the next.
-    static func executeChain(_ loop: any EventLoop, count: Int) throws {
+    public static func executeChain(_ loop: any EventLoop, count: Int) throws {
         let promise = loop.makePromise(of: Void.self)
         let remaining = NIOLoopBoundBox.makeBoxSendingValue(count, eventLoop: loop)
         @Sendable func step() {
@@ -16,7 +16,7 @@ enum NIOWorkloads {
     }
 
     /// `scheduleTask` with random 0-500 ms deadlines, all fired.
-    static func timersFire(_ loop: any EventLoop, count: Int) throws {
+    public static func timersFire(_ loop: any EventLoop, count: Int) throws {
         let promise = loop.makePromise(of: Void.self)
         loop.execute {
             var rng = SplitMix64(seed: 42)
@@ -31,8 +31,13 @@ enum NIOWorkloads {
         try promise.futureResult.wait()
     }
 
+    /// `scheduleTask` then `cancel`, `liveTimers` at a time, `count` in all.
+    public static func timersCancelBatched(_ loop: any EventLoop, count: Int, liveTimers: Int = 10_000) throws {
+        for _ in 0..<max(1, count / liveTimers) { try timersCancel(loop, count: min(count, liveTimers)) }
+    }
+
     /// `scheduleTask` then `cancel` for every task.
-    static func timersCancel(_ loop: any EventLoop, count: Int) throws {
+    public static func timersCancel(_ loop: any EventLoop, count: Int) throws {
         try loop.submit {
             var tasks: [Scheduled<Void>] = []
             tasks.reserveCapacity(count)
@@ -42,13 +47,13 @@ enum NIOWorkloads {
     }
 
     /// An actor whose executor is the NIO loop, yielding `count` times.
-    static func actorYield(_ loop: any EventLoop, count: Int) async {
+    public static func actorYield(_ loop: any EventLoop, count: Int) async {
         let actor = NIOBoundActor(loop: loop)
         await actor.yieldMany(count)
     }
 
     /// `execute` from another thread, `count` times.
-    static func crossThreadExecute(_ loop: any EventLoop, count: Int) throws {
+    public static func crossThreadExecute(_ loop: any EventLoop, count: Int) throws {
         let promise = loop.makePromise(of: Void.self)
         let done = NIOLoopBoundBox.makeBoxSendingValue(0, eventLoop: loop)
         for _ in 0..<count {
