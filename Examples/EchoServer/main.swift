@@ -57,6 +57,10 @@ func serve(_ connection: SocketStream) async {
     try? await connection.close()
 }
 
+if CommandLine.arguments.contains(where: { $0 == "--help" || $0 == "-h" }) {
+    say(Options.usage)
+    exit(0)
+}
 do {
     let options = try Options(Array(CommandLine.arguments.dropFirst()))
     try EventLoop.run(backend: options.backend) {

@@ -51,7 +51,8 @@ struct Compare: ParsableCommand {
         let log = { (line: String) in FileHandle.standardError.write(Data("==> \(line)\n".utf8)) }
 
         let benchmarks = try Toolbox.locateBenchmarks()
-        let tools = try Toolbox(benchmarks: benchmarks, contestants: Set(contestants), log: log)
+        let needsEchoServer = workloads.contains { $0.isSocket } && contestants.contains { [.ringloopURing, .ringloopEpoll].contains($0) }
+        let tools = try Toolbox(benchmarks: benchmarks, contestants: Set(contestants), needsEchoServer: needsEchoServer, log: log)
         if workloads.contains(where: { $0.group == .file }) { try DataFile.prepare(at: dataFile, log: log) }
 
         // The plan: every round visits every workload, and within a workload every

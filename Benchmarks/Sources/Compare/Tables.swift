@@ -31,7 +31,7 @@ enum Tables {
         let direction = result.metric.lowerIsBetter ? "lower is better" : "higher is better"
         let runs = result.entries.map(\.samples.count).max() ?? 0
         var table = Table(
-            title: "\(result.title): \(result.metric.label), \(direction); median of \(runs) runs",
+            title: "\(result.title): \(result.metric.label), \(direction); median of \(runs) run\(runs == 1 ? "" : "s")",
             header: ["contestant", "median", "min–max", "vs io_uring"] + result.extras.map(\.label),
             rows: [])
         for entry in result.entries {

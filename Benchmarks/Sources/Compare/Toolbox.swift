@@ -28,15 +28,16 @@ struct Toolbox {
         throw CompareError("cannot find the Benchmarks package above \(CommandLine.arguments[0])")
     }
 
-    init(benchmarks: String, contestants: Set<Contestant>, log: (String) -> Void) throws {
+    /// `needsEchoServer`: a socket workload with a RingLoop contestant is selected.
+    init(benchmarks: String, contestants: Set<Contestant>, needsEchoServer: Bool, log: (String) -> Void) throws {
         self.benchmarks = benchmarks
         let root = URL(fileURLWithPath: benchmarks).deletingLastPathComponent().path
         echoServer = "\(root)/.build/release/EchoServer"
         worker = "\(benchmarks)/.build/release/BenchWorker"
         cBinaries = "\(benchmarks)/.build/reference"
-        for (binary, build) in [(echoServer, "swift build -c release --product EchoServer (in \(root))"),
-                                (worker, "swift build -c release --product BenchWorker (in \(benchmarks))")]
-        where !FileManager.default.isExecutableFile(atPath: binary) {
+        var needed = [(worker, "swift build -c release --product BenchWorker (in \(benchmarks))")]
+        if needsEchoServer { needed.append((echoServer, "swift build -c release --product EchoServer (in \(root))")) }
+        for (binary, build) in needed where !FileManager.default.isExecutableFile(atPath: binary) {
             throw CompareError("\(binary) is missing; build it with: \(build)   (./scripts/bench does both)")
         }
         python = which("python3")
