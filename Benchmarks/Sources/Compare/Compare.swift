@@ -27,6 +27,7 @@ struct Compare: ParsableCommand {
     @Option(help: "Directory for the chart, JSON and Markdown (default: benchmark-results/ in the repository).") var results: String?
     @Option(help: "The 1 GiB file the file workloads read (written when missing).") var dataFile = "/var/tmp/ringloop-compare.dat"
     @Flag(help: "List the workloads and contestants, then exit.") var list = false
+    @Option(help: "Measure nothing: print the tables and redraw the chart of a saved JSON report.") var render: String?
 
     func validate() throws {
         if quick && full { throw ValidationError("--quick and --full are exclusive") }
@@ -43,6 +44,11 @@ struct Compare: ParsableCommand {
             for contestant in Contestant.allCases { print("\(contestant.rawValue)  \(contestant.displayName)") }
             return
         }
+        if let render {
+            let data = try Data(contentsOf: URL(fileURLWithPath: render))
+            try write(try JSONDecoder().decode(Report.self, from: data), benchmarks: try Toolbox.locateBenchmarks(), saveJSON: false)
+            return
+        }
         Children.killAllOnInterrupt()
         raiseDescriptorLimit()
         var settings = quick ? Settings.quick : Settings.full
@@ -55,44 +61,15 @@ struct Compare: ParsableCommand {
         let tools = try Toolbox(benchmarks: benchmarks, contestants: Set(contestants), needsEchoServer: needsEchoServer, log: log)
         if workloads.contains(where: { $0.group == .file }) { try DataFile.prepare(at: dataFile, log: log) }
 
-        // The plan: every round visits every workload, and within a workload every
-        // contestant, starting one further along each round, so drift and a warm
-        // cache favour no one.
-        var plan: [(round: Int, workload: Workload, contestant: Contestant)] = []
-        for round in 0..<settings.rounds {
-            for workload in workloads {
-                let taking = workload.contestants.filter { contestants.contains($0) && tools.unavailable[$0] == nil }
-                guard !taking.isEmpty else { continue }
-                for index in taking.indices { plan.append((round, workload, taking[(index + round) % taking.count])) }
-            }
-        }
+        let taking = { (workload: Workload) in workload.contestants.filter { contestants.contains($0) && tools.unavailable[$0] == nil } }
+        let plan = Runner.plan(workloads, rounds: settings.rounds, taking: taking)
         log("\(settings.mode) run: \(plan.count) runs of \(workloads.count) workloads")
-        var measurement = Measurement(tools: tools, settings: settings, dataFile: dataFile)
-        var samples: [String: [Contestant: [[String: Double]]]] = [:]
-        var failures: [String: [Contestant: [String]]] = [:]
-        let progress = Progress(total: plan.count)
-        var warmedRound = -1
-        for (index, run) in plan.enumerated() {
-            if case .file(_, false, _, _) = run.workload.kind, warmedRound != run.round {
-                DataFile.warm(dataFile)
-                warmedRound = run.round
-            }
-            progress.begin(round: run.round + 1, rounds: settings.rounds, workload: run.workload, contestant: run.contestant,
-                           remaining: plan[(index + 1)...].map { (key(of: $0.workload, $0.contestant), estimate($0.workload, settings)) })
-            let started = Date()
-            do {
-                samples[run.workload.id, default: [:]][run.contestant, default: []].append(try measurement.run(run.workload, run.contestant))
-            } catch {
-                failures[run.workload.id, default: [:]][run.contestant, default: []].append("\(error)")
-                progress.note("failed: \(run.workload.id) · \(run.contestant.displayName): \(error)")
-            }
-            progress.end(key: key(of: run.workload, run.contestant), seconds: Date().timeIntervalSince(started))
-        }
-        progress.finish()
+        var runner = Runner(tools: tools, settings: settings, dataFile: dataFile)
+        runner.execute(plan)
 
         let results = workloads.map { workload in
-            Report.summarize(workload, contestants: workload.contestants.filter { contestants.contains($0) && tools.unavailable[$0] == nil },
-                             samples: samples[workload.id] ?? [:], failures: failures[workload.id] ?? [:])
+            Report.summarize(workload, contestants: taking(workload),
+                             samples: runner.samples[workload.id] ?? [:], failures: runner.failures[workload.id] ?? [:])
         }
         let report = Report(
             date: ISO8601DateFormatter().string(from: Date()),
@@ -102,10 +79,10 @@ struct Compare: ParsableCommand {
             skipped: tools.unavailable.filter { contestants.contains($0.key) }.sorted { $0.key.rawValue < $1.key.rawValue }
                 .map { Report.Fact(name: $0.key.displayName, value: $0.value) },
             targets: TargetCheck.all(in: results))
-        try write(report, benchmarks: benchmarks, log: log)
+        try write(report, benchmarks: benchmarks, saveJSON: true)
     }
 
-    private func write(_ report: Report, benchmarks: String, log: (String) -> Void) throws {
+    private func write(_ report: Report, benchmarks: String, saveJSON: Bool) throws {
         print(Tables.header(for: report).joined(separator: "\n"))
         for table in Tables.tables(for: report) { print("\n" + Tables.text(table)) }
 
@@ -114,11 +91,11 @@ struct Compare: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let jsonPath = json ?? "\(directory)/latest.json"
-        try encoder.encode(report).write(to: URL(fileURLWithPath: jsonPath))
+        if saveJSON { try encoder.encode(report).write(to: URL(fileURLWithPath: jsonPath)) }
         let charts = try Chart.write(Chart.svg(for: report), to: "\(directory)/ratios.svg")
         let markdownPath = "\(directory)/latest.md"
         try Tables.markdownDocument(for: report, chart: "ratios.svg").write(toFile: markdownPath, atomically: true, encoding: .utf8)
-        print("\nWrote \(([jsonPath, markdownPath] + charts).joined(separator: ", "))")
+        print("\nWrote \(((saveJSON ? [jsonPath] : []) + [markdownPath] + charts).joined(separator: ", "))")
     }
 
     /// The workloads and contestants `--only` and `--skip` leave.
@@ -139,17 +116,6 @@ struct Compare: ParsableCommand {
 
     private func names(_ values: [String]) -> [String] {
         values.flatMap { $0.split(separator: ",").map { $0.trimmed } }.filter { !$0.isEmpty }
-    }
-
-    private func key(of workload: Workload, _ contestant: Contestant) -> String { "\(workload.id)/\(contestant.rawValue)" }
-
-    /// A first guess at a run's seconds, until the pair has run once.
-    private func estimate(_ workload: Workload, _ settings: Settings) -> Double {
-        switch workload.kind {
-        case .micro: Double(settings.microCount) * 3e-6 + 0.2
-        case .echo, .accept: settings.socketSeconds + settings.socketWarmup + 0.4
-        case .file(let pattern, _, _, _): pattern == "random" ? settings.fileSeconds + 0.3 : 1
-        }
     }
 
     /// 1,000 connections need more descriptors than a default soft limit of 1,024 leaves;

@@ -14,7 +14,7 @@ enum Tables {
         + "(time or CPU per operation, or 1/rate): 1.50× costs 50% more, 0.80× costs 20% less."
 
     static func tables(for report: Report) -> [Table] {
-        var tables = report.workloads.map(table(for:))
+        var tables = [summary(for: report)] + report.workloads.map(table(for:))
         if !report.targets.isEmpty {
             tables.append(Table(
                 title: "Targets (RingLoop io_uring over the peer)",
@@ -25,6 +25,20 @@ enum Tables {
                 }))
         }
         return tables
+    }
+
+    /// Every workload's ratios on one screen: a row per workload, a column per contestant.
+    static func summary(for report: Report) -> Table {
+        let contestants = Contestant.allCases.filter { c in report.workloads.contains { $0.entry(c) != nil } }
+        return Table(
+            title: "Summary: cost relative to RingLoop io_uring (medians; below 1.00× is cheaper than io_uring)",
+            header: ["workload", "headline metric"] + contestants.map(\.displayName),
+            rows: report.workloads.map { result in
+                [result.id, result.metric.label] + contestants.map { contestant in
+                    guard let entry = result.entry(contestant) else { return "" }
+                    return entry.relativeCost.map { String(format: "%.2f×", $0) } ?? "—"
+                }
+            })
     }
 
     static func table(for result: Report.WorkloadResult) -> Table {
