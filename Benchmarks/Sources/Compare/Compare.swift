@@ -45,21 +45,37 @@ struct Compare: ParsableCommand {
             return
         }
         if let render {
-            let data = try Data(contentsOf: URL(fileURLWithPath: render))
-            try write(try JSONDecoder().decode(Report.self, from: data), benchmarks: try Toolbox.locateBenchmarks(), saveJSON: false)
+            let report: Report
+            do {
+                report = try JSONDecoder().decode(Report.self, from: Data(contentsOf: URL(fileURLWithPath: render)))
+            } catch {
+                throw CompareError("cannot read the report \(render): \(error.localizedDescription)")
+            }
+            try write(report, benchmarks: try Toolbox.locateBenchmarks(), saveJSON: false)
             return
         }
         Children.killAllOnInterrupt()
         raiseDescriptorLimit()
         var settings = quick ? Settings.quick : Settings.full
         if let rounds { settings.rounds = rounds }
-        let (workloads, contestants) = selection()
+        var (workloads, contestants) = selection()
         let log = { (line: String) in FileHandle.standardError.write(Data("==> \(line)\n".utf8)) }
 
         let benchmarks = try Toolbox.locateBenchmarks()
         let needsEchoServer = workloads.contains { $0.isSocket } && contestants.contains { [.ringloopURing, .ringloopEpoll].contains($0) }
         let tools = try Toolbox(benchmarks: benchmarks, contestants: Set(contestants), needsEchoServer: needsEchoServer, log: log)
-        if workloads.contains(where: { $0.group == .file }) { try DataFile.prepare(at: dataFile, log: log) }
+        var skipped: [Report.Fact] = tools.unavailable.filter { contestants.contains($0.key) }
+            .sorted { $0.key.rawValue < $1.key.rawValue }.map { Report.Fact(name: $0.key.displayName, value: $0.value) }
+        if workloads.contains(where: { $0.group == .file }) {
+            do {
+                try DataFile.prepare(at: dataFile, log: log)
+            } catch {
+                // No room for the file is no reason to lose the other workloads.
+                log("skipping the file workloads: \(error)")
+                skipped.append(Report.Fact(name: "file workloads", value: "\(error)"))
+                workloads.removeAll { $0.group == .file }
+            }
+        }
 
         let taking = { (workload: Workload) in workload.contestants.filter { contestants.contains($0) && tools.unavailable[$0] == nil } }
         let plan = Runner.plan(workloads, rounds: settings.rounds, taking: taking)
@@ -76,8 +92,7 @@ struct Compare: ParsableCommand {
             command: (["Compare"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
             settings: settings, machine: MachineInfo.machine(), versions: MachineInfo.versions(tools: tools),
             workloads: results,
-            skipped: tools.unavailable.filter { contestants.contains($0.key) }.sorted { $0.key.rawValue < $1.key.rawValue }
-                .map { Report.Fact(name: $0.key.displayName, value: $0.value) },
+            skipped: skipped,
             targets: TargetCheck.all(in: results))
         try write(report, benchmarks: benchmarks, saveJSON: true)
     }

@@ -75,10 +75,9 @@ enum Tables {
             "RingLoop comparison, \(report.date), \(report.settings.mode) run: `\(report.command)`",
             "Machine: \(facts(report.machine))",
             "Versions: \(facts(report.versions))",
-            String(format: "Each contestant: %d rounds, alternating; socket runs %.2g s after %.2g s warm-up; "
-                   + "micro-workloads %d operations; random file reads %.2g s.",
-                   report.settings.rounds, report.settings.socketSeconds, report.settings.socketWarmup,
-                   report.settings.microCount, report.settings.fileSeconds),
+            "Each contestant: \(report.settings.rounds) round\(report.settings.rounds == 1 ? "" : "s"), alternating; "
+                + String(format: "socket runs %.2g s after %.2g s warm-up; micro-workloads %d operations; random file reads %.2g s.",
+                         report.settings.socketSeconds, report.settings.socketWarmup, report.settings.microCount, report.settings.fileSeconds),
             ratioLegend,
         ]
         lines += report.skipped.map { "Skipped \($0.name): \($0.value)" }
