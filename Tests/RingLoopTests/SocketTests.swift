@@ -177,6 +177,34 @@ struct SocketTests {
         #expect(n == 0)
     }
 
+    @Test("sends that find the socket full wait for room; what follows them never overtakes them", arguments: allBackends)
+    func sendsWaitForRoom(backend: Backend) async throws {
+        let (sentInOrder, received) = try await onLoop(backend) { loop -> (Bool, [UInt8]) in
+            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+            let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+            let peer = try await listener.accept()
+            // 8 MiB is far more than loopback's socket buffers hold, so with the peer
+            // not reading yet, the first sends succeed at once and the rest must wait.
+            let first = pattern(8 << 20, seed: 7), second = pattern(1000, seed: 8)
+            let writer = loop.spawn {
+                try await stream.writeAll(first)
+                try await stream.writeAll(second)
+                try await stream.shutdown(.write)
+            }
+            try await loop.sleep(for: .milliseconds(100))
+            var received: [UInt8] = []
+            let buffer = try IOBuffer(capacity: 256 * 1024)
+            while try await peer.read(into: buffer) > 0 { received += buffer.bytes }
+            try await writer.value
+            try await peer.close()
+            try await stream.close()
+            try await listener.close()
+            return (received == first + second, Array(received.prefix(16)))
+        }
+        #expect(sentInOrder)
+        #expect(received == Array(pattern(16, seed: 7)))
+    }
+
     @Test("UDP round trip", arguments: allBackends)
     func udp(backend: Backend) async throws {
         let (reply, from) = try await onLoop(backend) { loop -> ([UInt8], Bool) in

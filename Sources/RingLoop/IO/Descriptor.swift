@@ -1,3 +1,4 @@
+import CUring
 import Glibc
 
 /// The file descriptor behind a `File` or a socket, and everything the loop
@@ -16,6 +17,8 @@ final class Descriptor {
     /// What to name in errors: the path of a file, the address of a socket.
     var label: String?
     private var inFlight = 0
+    /// Sends on the operation path not yet completed; see ``send(_:count:flags:keepAlive:)``.
+    private var sendsInFlight = 0
     private var closing = false
     private var closeWaiters: [UnsafeContinuation<Void, Never>] = []
 
@@ -97,6 +100,36 @@ final class Descriptor {
             }
         }
         throw IOError(operation: String(describing: name), errno: Errno(raw), fd: fd, path: label)
+    }
+
+    /// Sends `count` bytes from `bytes`, returning how many the kernel took.
+    ///
+    /// A socket nearly always has room for a reply, so the send is first tried
+    /// at once, non-blocking, and returns without suspending the task. Only
+    /// when it would block does it become an operation (an SQE on io_uring, a
+    /// readiness wait on epoll). The operation path costs a task suspension
+    /// and resumption through the concurrency runtime; with two per echo that
+    /// was about a quarter of an echo server's CPU (BENCHMARKS.md). The direct
+    /// try is skipped while another send on this descriptor is still an
+    /// operation, so bytes never overtake bytes queued before them, and when
+    /// the task is cancelled, so cancellation is reported as on every path.
+    func send(_ bytes: UnsafeRawPointer, count: Int, flags: Int32, keepAlive: AnyObject) async throws -> Int {
+        try loop.requireLoopThread("send")
+        guard !isClosed else { throw closedError("send") }
+        if sendsInFlight == 0, !Task.isCancelled {
+            let sent = Glibc.send(fd, bytes, count, flags | Int32(MSG_DONTWAIT))
+            if sent >= 0 { return sent }
+            let error = errno
+            if error != EAGAIN && error != EWOULDBLOCK && error != EINTR {
+                throw IOError(operation: "send", errno: Errno(error), fd: fd, path: label)
+            }
+        }
+        sendsInFlight += 1
+        defer { sendsInFlight -= 1 }
+        let length = UInt32(clamping: count)
+        return try await perform("send", keepAlive: keepAlive) { fd, _ in
+            .send(fd: fd, buffer: bytes, count: length, flags: flags)
+        }
     }
 
     /// ``perform(_:keepAlive:timeout:_:extract:)`` returning the kernel's count.

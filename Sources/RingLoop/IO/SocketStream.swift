@@ -125,10 +125,7 @@ public final class SocketStream: @unchecked Sendable {
     }
 
     private func send(_ buffer: IOBuffer, from start: Int) async throws -> Int {
-        let count = UInt32(clamping: buffer.count - start)
-        return try await descriptor.perform("send", keepAlive: buffer) { fd, _ in
-            .send(fd: fd, buffer: buffer.base + start, count: count, flags: Int32(MSG_NOSIGNAL))
-        }
+        try await descriptor.send(buffer.base + start, count: buffer.count - start, flags: Int32(MSG_NOSIGNAL), keepAlive: buffer)
     }
 
     /// Sends all of `buffer`'s valid bytes, looping over short sends.
