@@ -23,9 +23,13 @@ let package = Package(
         // Links none of the code under test.
         .executableTarget(
             name: "Compare",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["CompareCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swift6
         ),
+        // What the runner computes and prints, apart from running anything:
+        // statistics, the report schema, targets, tables, the chart. Unit-tested.
+        .target(name: "CompareCore", swiftSettings: swift6),
+        .testTarget(name: "CompareCoreTests", dependencies: ["CompareCore"], swiftSettings: swift6),
         // The Swift side of the comparison, one process per measurement: loop
         // micro-workloads, file reads, and SwiftNIO's echo server.
         .executableTarget(

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""The loop micro-workloads on asyncio (or uvloop), the same five RingLoop and
+"""The loop micro-workloads on asyncio (or uvloop), the same six RingLoop and
 SwiftNIO run in BenchWorker: a warm-up of a tenth of the count, then the
 measured run. Prints one JSON line: CPU and wall nanoseconds per operation.
 
-    python3 asyncio_micro.py WORKLOAD COUNT [--uvloop]
-    WORKLOAD: callSoon | timers | cancel | hop | crossThread
+    python3 asyncio_micro.py WORKLOAD COUNT [--batch N] [--uvloop]
+    WORKLOAD: callSoon | timersDue | timersSpread | cancel | hop | crossThread
 """
 import asyncio
 import json
@@ -14,7 +14,7 @@ import threading
 import time
 
 
-def call_soon_chain(loop, count):
+def call_soon_chain(loop, count, batch=0):
     remaining = count
 
     def step():
@@ -29,50 +29,84 @@ def call_soon_chain(loop, count):
     loop.run_forever()
 
 
-def timers_fire(loop, count):
-    rng = random.Random(42)
-    fired = 0
+def timers_due(loop, count, batch):
+    """Timers already due: `batch` scheduled with no delay, all fired, then the next batch."""
+    state = {"fired": 0, "left": 0}
 
     def fire():
-        nonlocal fired
-        fired += 1
-        if fired == count:
-            loop.stop()
+        state["fired"] += 1
+        state["left"] -= 1
+        if state["left"] == 0:
+            if state["fired"] >= count:
+                loop.stop()
+            else:
+                schedule()
 
     def schedule():
-        for _ in range(count):
-            loop.call_later(rng.randrange(500_000) / 1e6, fire)
+        size = min(batch, count - state["fired"])
+        state["left"] = size
+        for _ in range(size):
+            loop.call_later(0, fire)
 
     loop.call_soon(schedule)
     loop.run_forever()
 
 
-def timers_cancel(loop, count, live=10_000):
-    """Schedule then cancel, `live` timers at a time: one loop iteration per batch."""
-    batches = max(1, count // live)
+def timers_spread(loop, count, batch, per_ms=100):
+    """`batch` timers live, `per_ms` due per millisecond; each firing one
+    schedules its successor one period (batch / per_ms ms) later."""
+    period = batch / per_ms / 1000
+    rng = random.Random(42)
+    state = {"fired": 0, "scheduled": 0}
 
-    def batch(left):
-        handles = [loop.call_later(10 + i % 1000, lambda: None) for i in range(min(count, live))]
-        for handle in handles:
-            handle.cancel()
-        if left > 1:
-            loop.call_soon(batch, left - 1)
-        else:
+    def fire():
+        state["fired"] += 1
+        if state["fired"] == count:
             loop.stop()
+            return
+        if state["scheduled"] < count:
+            state["scheduled"] += 1
+            loop.call_later(period, fire)
 
-    loop.call_soon(batch, batches)
+    def start():
+        for _ in range(min(batch, count)):
+            state["scheduled"] += 1
+            loop.call_later(rng.random() * period, fire)
+
+    loop.call_soon(start)
     loop.run_forever()
 
 
-def task_hop(loop, count):
+def timers_cancel(loop, count, batch):
+    """Schedule then cancel, `batch` timers at a time: one loop iteration per batch."""
+    batches = max(1, count // batch)
+
+    def run_batch(left):
+        handles = [loop.call_later(10 + i % 1000, lambda: None) for i in range(min(count, batch))]
+        for handle in handles:
+            handle.cancel()
+        if left > 1:
+            loop.call_soon(run_batch, left - 1)
+        else:
+            loop.stop()
+
+    loop.call_soon(run_batch, batches)
+    loop.run_forever()
+
+
+def task_hop(loop, count, batch=0):
+    """A future resolved by a call_soon callback, awaited by a task: the same
+    job as RingLoop's continuation resumed by a loop callback."""
     async def hops():
         for _ in range(count):
-            await asyncio.sleep(0)
+            future = loop.create_future()
+            loop.call_soon(future.set_result, None)
+            await future
 
     loop.run_until_complete(hops())
 
 
-def cross_thread(loop, count):
+def cross_thread(loop, count, batch=0):
     done = 0
 
     def arrive():
@@ -91,23 +125,30 @@ def cross_thread(loop, count):
     producer.join()
 
 
-WORKLOADS = {"callSoon": call_soon_chain, "timers": timers_fire, "cancel": timers_cancel,
-             "hop": task_hop, "crossThread": cross_thread}
+WORKLOADS = {"callSoon": call_soon_chain, "timersDue": timers_due, "timersSpread": timers_spread,
+             "cancel": timers_cancel, "hop": task_hop, "crossThread": cross_thread}
 
 
 def main():
     args = [a for a in sys.argv[1:] if a != "--uvloop"]
+    batch = 10_000
+    if "--batch" in args:
+        at = args.index("--batch")
+        if at + 1 >= len(args) or not args[at + 1].isdigit() or int(args[at + 1]) < 100:
+            sys.exit("--batch needs a number of at least 100")
+        batch = int(args[at + 1])
+        del args[at:at + 2]
     if len(args) != 2 or args[0] not in WORKLOADS or not args[1].isdigit() or int(args[1]) < 10_000:
-        sys.exit(f"usage: asyncio_micro.py {{{'|'.join(WORKLOADS)}}} COUNT(>=10000) [--uvloop]")
+        sys.exit(f"usage: asyncio_micro.py {{{'|'.join(WORKLOADS)}}} COUNT(>=10000) [--batch N] [--uvloop]")
     workload, count = WORKLOADS[args[0]], int(args[1])
     if "--uvloop" in sys.argv:
         import uvloop
         loop = uvloop.new_event_loop()
     else:
         loop = asyncio.new_event_loop()
-    workload(loop, count // 10)
+    workload(loop, max(count // 10, min(count, batch)), batch)
     cpu, wall = time.process_time_ns(), time.perf_counter_ns()
-    workload(loop, count)
+    workload(loop, count, batch)
     print(json.dumps({"cpu_ns_per_op": (time.process_time_ns() - cpu) / count,
                       "wall_ns_per_op": (time.perf_counter_ns() - wall) / count}))
     loop.close()

@@ -6,12 +6,14 @@ import ArgumentParser
 ///
 ///     BenchWorker micro --contestant uring --workload callSoon --count 1000000
 ///     BenchWorker file /var/tmp/data --contestant nio --pattern random --depth 32 --seconds 3
-///     BenchWorker nio-echo --port 7000
+///     BenchWorker copy /var/tmp/data /var/tmp/copy --contestant uring
+///     BenchWorker nio-echo --port 7000 [--async]
+///     BenchWorker uring-info
 @main
 struct BenchWorker: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "One measurement of one contestant, printed as a JSON line (driven by Compare).",
-        subcommands: [MicroCommand.self, FileCommand.self, NIOEchoCommand.self]
+        subcommands: [MicroCommand.self, FileCommand.self, CopyCommand.self, NIOEchoCommand.self, URingInfoCommand.self]
     )
 }
 

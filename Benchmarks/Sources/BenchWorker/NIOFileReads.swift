@@ -10,6 +10,7 @@ func nioReads(path: String, plan: ReadPlan, depth: Int) throws -> ReadTally {
     try MultiThreadedEventLoopGroup.singleton.any().makeFutureWithTask {
         try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { file in
             try await withThrowingTaskGroup(of: ReadTally.self) { group in
+                plan.start()
                 for worker in 0..<depth {
                     group.addTask {
                         var random = SplitMix64(seed: UInt64(worker) + 1)

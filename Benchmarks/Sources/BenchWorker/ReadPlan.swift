@@ -13,20 +13,35 @@ final class ReadPlan: Sendable {
     let pattern: Pattern
     let blockSize: Int
     let blocks: Int64
-    private let deadline: Double
+    private let seconds: Double
     private let nextBlock = Atomic<Int64>(0)
+    /// Set by ``start()`` once the contestant has set up (loop, pool, open
+    /// file), so neither the clocks nor the deadline count set-up.
+    private let started = Mutex<(cpu: Double, wall: Double, deadline: Double)?>(nil)
 
     init(pattern: Pattern, blockSize: Int, fileSize: Int64, seconds: Double) {
         self.pattern = pattern
         self.blockSize = blockSize
         self.blocks = fileSize / Int64(blockSize)
-        self.deadline = monotonicNanoseconds() + seconds * 1e9
+        self.seconds = seconds
+    }
+
+    /// Starts the clocks; the readers call it after set-up, before the first read.
+    func start() {
+        let wall = monotonicNanoseconds()
+        started.withLock { $0 = (processCPUNanoseconds(), wall, wall + seconds * 1e9) }
+    }
+
+    /// CPU and wall nanoseconds at ``start()``.
+    var startTimes: (cpu: Double, wall: Double) {
+        started.withLock { value in value.map { ($0.cpu, $0.wall) } ?? (processCPUNanoseconds(), monotonicNanoseconds()) }
     }
 
     /// The offset a reader reads next, or nil when it is done.
     func nextOffset(_ random: inout SplitMix64) -> Int64? {
         switch pattern {
         case .random:
+            let deadline = started.withLock { $0?.deadline } ?? 0
             guard monotonicNanoseconds() < deadline else { return nil }
             return Int64(random.next() % UInt64(blocks)) * Int64(blockSize)
         case .sequential:

@@ -7,6 +7,7 @@ func ringLoopReads(path: String, backend: Backend, direct: Bool, plan: ReadPlan,
     try EventLoop.run(backend: backend) {
         let file = try await File.open(path, direct ? File.Options.read.direct : .read)
         let tally = try await withThrowingTaskGroup(of: ReadTally.self) { group in
+            plan.start()
             for worker in 0..<depth {
                 group.addTask {
                     let buffer = try IOBuffer(capacity: plan.blockSize, alignment: 4096)

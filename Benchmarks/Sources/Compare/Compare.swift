@@ -1,4 +1,5 @@
 import ArgumentParser
+import CompareCore
 import Foundation
 
 /// The comparison runner: every workload over every contestant, alternating,
@@ -18,13 +19,15 @@ struct Compare: ParsableCommand {
             --only keeps RingLoop io_uring, the baseline of every ratio, unless --skip names it.
             """)
 
-    @Flag(help: "About two minutes: 3 short rounds.") var quick = false
-    @Flag(help: "About fifteen minutes: 5 rounds (the default).") var full = false
+    @Flag(help: "A few minutes: 3 rounds of short runs; results go to <results>/quick/, never over a full run's.") var quick = false
+    @Flag(help: "About an hour: 10 rounds (the default), the run BENCHMARKS.md records.") var full = false
     @Option(help: "Run only these workloads, groups or contestants.") var only: [String] = []
     @Option(help: "Leave out these workloads, groups or contestants.") var skip: [String] = []
     @Option(help: "Rounds (runs per contestant), instead of the mode's.") var rounds: Int?
     @Option(help: "Where to write the JSON report (default: <results>/latest.json).") var json: String?
-    @Option(help: "Directory for the chart, JSON and Markdown (default: benchmark-results/ in the repository).") var results: String?
+    @Option(help: "Directory for the chart, JSON and Markdown (default: benchmark-results/ in the repository, quick/ below it for --quick).") var results: String?
+    @Option(help: "Seed for the run order and the bootstrap.") var seed: UInt64?
+    @Flag(help: "Skip the syscall-counting pass (perf) after the timed rounds.") var noSyscallCounts = false
     @Option(help: "The 1 GiB file the file workloads read (written when missing).") var dataFile = "/var/tmp/ringloop-compare.dat"
     @Flag(help: "List the workloads and contestants, then exit.") var list = false
     @Option(help: "Measure nothing: print the tables and redraw the chart of a saved JSON report.") var render: String?
@@ -51,6 +54,9 @@ struct Compare: ParsableCommand {
             } catch {
                 throw CompareError("cannot read the report \(render): \(error.localizedDescription)")
             }
+            guard report.schemaVersion == Report.currentSchemaVersion else {
+                throw CompareError("\(render) has schema version \(report.schemaVersion); this runner reads \(Report.currentSchemaVersion)")
+            }
             try write(report, benchmarks: try Toolbox.locateBenchmarks(), saveJSON: false)
             return
         }
@@ -58,14 +64,19 @@ struct Compare: ParsableCommand {
         raiseDescriptorLimit()
         var settings = quick ? Settings.quick : Settings.full
         if let rounds { settings.rounds = rounds }
+        if let seed { settings.seed = seed }
         var (workloads, contestants) = selection()
         let log = { (line: String) in FileHandle.standardError.write(Data("==> \(line)\n".utf8)) }
 
         let benchmarks = try Toolbox.locateBenchmarks()
-        let needsEchoServer = workloads.contains { $0.isSocket } && contestants.contains { [.ringloopURing, .ringloopEpoll].contains($0) }
+        let needsEchoServer = workloads.contains { $0.isSocket } && contestants.contains { $0.isRingLoop }
         let tools = try Toolbox(benchmarks: benchmarks, contestants: Set(contestants), needsEchoServer: needsEchoServer, log: log)
         var skipped: [Report.Fact] = tools.unavailable.filter { contestants.contains($0.key) }
             .sorted { $0.key.rawValue < $1.key.rawValue }.map { Report.Fact(name: $0.key.displayName, value: $0.value) }
+        let accounting = CPUAccounting.detect(), pinning = Pinning.detect()
+        if accounting == nil { skipped.append(Report.Fact(name: "cgroup CPU accounting", value: "no writable cgroup; server CPU from schedstat")) }
+        if pinning == nil { skipped.append(Report.Fact(name: "CPU pinning", value: "fewer than 2 CPUs or no taskset; unpinned")) }
+        defer { accounting?.removeAll() }
         if workloads.contains(where: { $0.group == .file }) {
             do {
                 try DataFile.prepare(at: dataFile, log: log)
@@ -78,22 +89,46 @@ struct Compare: ParsableCommand {
         }
 
         let taking = { (workload: Workload) in workload.contestants.filter { contestants.contains($0) && tools.unavailable[$0] == nil } }
-        let plan = Runner.plan(workloads, rounds: settings.rounds, taking: taking)
-        log("\(settings.mode) run: \(plan.count) runs of \(workloads.count) workloads")
-        var runner = Runner(tools: tools, settings: settings, dataFile: dataFile)
-        runner.execute(plan)
+        let plan = Runner.plan(workloads, rounds: settings.rounds, seed: settings.seed, taking: taking)
+        // One more run per socket contestant with perf counting its syscalls.
+        var countingPass: [Runner.Run] = []
+        if !noSyscallCounts, perfCanCountSyscalls() {
+            for workload in workloads where workload.extras.contains(.syscallsPerOp) {
+                countingPass += taking(workload).map { Runner.Run(round: -1, workload: workload, contestant: $0) }
+            }
+        } else if !noSyscallCounts {
+            skipped.append(Report.Fact(name: "syscalls/op", value: "perf cannot count raw_syscalls:sys_enter here (apt-get install linux-perf; root)"))
+        }
+        log("\(settings.mode) run: \(plan.count) runs of \(workloads.count) workloads, then \(countingPass.count) syscall-counting runs")
+        let reproducibility = MachineInfo.reproducibility(tools: tools, dataFile: dataFile)
+        let stealBefore = MachineInfo.stealSeconds(), started = Date()
+        var runner = Runner(measurement: Measurement(tools: tools, settings: settings, dataFile: dataFile,
+                                                     accounting: accounting, pinning: pinning), settings: settings)
+        runner.execute(plan, countingPass: countingPass)
+        let elapsed = Date().timeIntervalSince(started)
 
         let results = workloads.map { workload in
-            Report.summarize(workload, contestants: taking(workload),
-                             samples: runner.samples[workload.id] ?? [:], failures: runner.failures[workload.id] ?? [:])
+            var result = Report.summarize(workload, contestants: taking(workload), samples: runner.samples[workload.id] ?? [:],
+                                          failures: runner.failures[workload.id] ?? [:], notes: notes(for: workload, taking(workload)),
+                                          seed: settings.seed)
+            for index in result.entries.indices {
+                if let count = runner.counts[workload.id]?[result.entries[index].contestant]?["syscalls_per_op"] {
+                    result.entries[index].extraMedians["syscalls_per_op"] = count
+                }
+            }
+            return result
         }
+        let steal = MachineInfo.stealSeconds() - stealBefore
         let report = Report(
             date: ISO8601DateFormatter().string(from: Date()),
             command: (["Compare"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
             settings: settings, machine: MachineInfo.machine(), versions: MachineInfo.versions(tools: tools),
+            reproducibility: reproducibility + [
+                Report.Fact(name: "steal", value: String(format: "%.1f s of CPU stolen over the %.0f s run", steal, elapsed)),
+            ],
             workloads: results,
             skipped: skipped,
-            targets: TargetCheck.all(in: results))
+            targets: TargetCheck.all(in: results, seed: settings.seed))
         try write(report, benchmarks: benchmarks, saveJSON: true)
     }
 
@@ -101,13 +136,17 @@ struct Compare: ParsableCommand {
         print(Tables.header(for: report).joined(separator: "\n"))
         for table in Tables.tables(for: report) { print("\n" + Tables.text(table)) }
 
-        let directory = results ?? URL(fileURLWithPath: benchmarks).deletingLastPathComponent().appendingPathComponent("benchmark-results").path
+        var directory = results ?? URL(fileURLWithPath: benchmarks).deletingLastPathComponent().appendingPathComponent("benchmark-results").path
+        // Quick runs never overwrite the full run the README and BENCHMARKS.md cite.
+        if results == nil && report.settings.mode != "full" { directory += "/quick" }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let jsonPath = json ?? "\(directory)/latest.json"
         if saveJSON { try encoder.encode(report).write(to: URL(fileURLWithPath: jsonPath)) }
-        let charts = try Chart.write(Chart.svg(for: report), to: "\(directory)/ratios.svg")
+        let charts = try Chart.write(Chart.svg(for: report), to: "\(directory)/ratios.svg") { command in
+            which(command[0]) != nil && (try? execute(command, timeout: 60))?.succeeded == true
+        }
         let markdownPath = "\(directory)/latest.md"
         try Tables.markdownDocument(for: report, chart: "ratios.svg").write(toFile: markdownPath, atomically: true, encoding: .utf8)
         print("\nWrote \(((saveJSON ? [jsonPath] : []) + [markdownPath] + charts).joined(separator: ", "))")
@@ -127,6 +166,18 @@ struct Compare: ParsableCommand {
             contestants.insert(.baseline, at: 0)
         }
         return (workloads, contestants)
+    }
+
+    /// Per-workload notes: each file contestant's real concurrency.
+    private func notes(for workload: Workload, _ contestants: [Contestant]) -> [String] {
+        guard case .file(_, _, let depth, _) = workload.kind else { return [] }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        return contestants.map { "\($0.displayName) concurrency: \($0.fileConcurrency(depth: depth, cores: cores))" }
+    }
+
+    private func perfCanCountSyscalls() -> Bool {
+        guard which("perf") != nil else { return false }
+        return (try? execute(["perf", "stat", "-e", "raw_syscalls:sys_enter", "-x", ",", "true"], timeout: 30))?.succeeded == true
     }
 
     private func names(_ values: [String]) -> [String] {

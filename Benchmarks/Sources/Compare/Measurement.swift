@@ -1,36 +1,87 @@
+import CompareCore
 import Foundation
 
 /// Runs one workload on one contestant once and returns its metrics: the
-/// JSON line a worker, a Python script, the load client or fio printed.
+/// JSON line a worker, a Python script, the load client or fio printed, plus
+/// what the runner measured around it.
 struct Measurement {
     let tools: Toolbox
     let settings: Settings
     let dataFile: String
+    let accounting: CPUAccounting?
+    let pinning: Pinning?
     /// Each server gets a fresh port, so no run meets another's TIME_WAIT sockets.
     private var nextPort = 21_000
+    private var runCount = 0
 
-    init(tools: Toolbox, settings: Settings, dataFile: String) {
+    init(tools: Toolbox, settings: Settings, dataFile: String, accounting: CPUAccounting?, pinning: Pinning?) {
         self.tools = tools
         self.settings = settings
         self.dataFile = dataFile
+        self.accounting = accounting
+        self.pinning = pinning
     }
 
-    mutating func run(_ workload: Workload, _ contestant: Contestant) throws -> [String: Double] {
+    /// `countSyscalls`: the dedicated counting pass (perf attached to the
+    /// server for the measured window), kept out of the timed rounds.
+    mutating func run(_ workload: Workload, _ contestant: Contestant, countSyscalls: Bool = false) throws -> [String: Double] {
         switch workload.kind {
-        case .micro(let name):
-            let count = String(settings.microCount)
-            return try metrics(of: clientCommand(contestant, worker: ["micro", "--workload", name, "--count", count],
-                                                 script: "asyncio_micro.py", [name, count]), timeout: 300)
+        case .micro(let name, let batch):
+            let count = String(name == "timersSpread" ? settings.spreadTimerCount : settings.microCount)
+            var worker = ["micro", "--workload", name, "--count", count]
+            var script = [name, count]
+            if batch > 0 {
+                worker += ["--batch", String(batch)]
+                script += ["--batch", String(batch)]
+            }
+            return try metrics(of: clientCommand(contestant, worker: worker, script: "asyncio_micro.py", script), timeout: 300)
         case .echo(let connections, let size):
-            return try againstServer(contestant, client: ["echo", String(connections), String(size)])
+            var values = try againstServer(contestant, client: ["echo", "--connections", String(connections), "--size", String(size)],
+                                           countSyscalls: countSyscalls)
+            if size >= 65536 {
+                values["gb_per_s"] = (values["ops_per_s"] ?? 0) * Double(size) / 1e9
+                values["cpu_ms_per_gb"] = (values["server_cpu_ns_per_op"] ?? 0) * 1000 / Double(size)
+            }
+            return values
+        case .rate(let connections, let size, let perSecond):
+            return try againstServer(contestant, client: ["rate", "--connections", String(connections), "--size", String(size),
+                                                          "--rate", String(perSecond)], countSyscalls: countSyscalls)
         case .accept(let concurrency):
-            return try againstServer(contestant, client: ["accept", String(concurrency)])
+            return try againstServer(contestant, client: ["accept", "--connections", String(concurrency)], countSyscalls: countSyscalls)
+        case .idle(let size):
+            return try againstServer(contestant, client: ["idle", "--connections", String(settings.idleConnections),
+                                                          "--size", String(size)], countSyscalls: false, idle: true)
         case .file(let pattern, let direct, let depth, let blockSize):
-            if contestant == .fio { return try fio(pattern: pattern, direct: direct, depth: depth, blockSize: blockSize) }
-            let arguments = [dataFile, "--pattern", pattern, "--depth", String(depth), "--block-size", String(blockSize),
-                             "--seconds", String(settings.fileSeconds)] + (direct ? ["--direct"] : [])
-            return try metrics(of: clientCommand(contestant, worker: ["file"] + arguments, script: "asyncio_file.py", arguments),
-                               timeout: settings.fileSeconds + 120)
+            var residency: (before: Double, after: Double)?
+            if !direct { residency = DataFile.ensureCached(dataFile) }
+            var values: [String: Double]
+            if contestant == .fio || contestant == .fioFixed {
+                values = try fio(pattern: pattern, direct: direct, depth: depth, blockSize: blockSize, fixed: contestant == .fioFixed)
+            } else {
+                let arguments = [dataFile, "--pattern", pattern, "--depth", String(depth), "--block-size", String(blockSize),
+                                 "--seconds", String(settings.fileSeconds)] + (direct ? ["--direct"] : [])
+                values = try metrics(of: clientCommand(contestant, worker: ["file"] + arguments, script: "asyncio_file.py", arguments),
+                                     timeout: settings.fileSeconds + 120)
+            }
+            if let cpu = values["cpu_us_per_op"], cpu > 0 { values["ops_per_cpu_s"] = 1e6 / cpu }
+            if let residency {
+                values["resident_before"] = residency.before
+                values["resident_warmed"] = residency.after
+                values["resident_after"] = DataFile.residency(dataFile) ?? 0
+            }
+            return values
+        case .copy:
+            _ = DataFile.ensureCached(dataFile)
+            let target = dataFile + ".copy"
+            defer { unlink(target) }
+            unlink(target)
+            if contestant == .cp {
+                let started = Date()
+                let result = try execute(["cp", dataFile, target], timeout: 300)
+                guard result.succeeded else { throw CompareError("cp failed: \(result.lastWords)") }
+                return ["seconds": Date().timeIntervalSince(started)]
+            }
+            return try metrics(of: clientCommand(contestant, worker: ["copy", dataFile, target], script: "", []), timeout: 300)
         }
     }
 
@@ -42,38 +93,71 @@ struct Measurement {
         case .ringloopEpoll: return [tools.worker] + worker + ["--contestant", "epoll"]
         case .nio: return [tools.worker] + worker + ["--contestant", "nio"]
         case .asyncio, .uvloop: return try python(script, arguments, contestant)
-        case .cLiburing, .cEpoll, .fio: throw CompareError("\(contestant.displayName) does not run this workload")
+        default: throw CompareError("\(contestant.displayName) does not run this workload")
         }
     }
 
     private func python(_ script: String, _ arguments: [String], _ contestant: Contestant) throws -> [String] {
         guard let python = tools.python else { throw CompareError("python3 is not installed") }
-        return [python, tools.script(script)] + arguments + (contestant == .uvloop ? ["--uvloop"] : [])
+        let uvloop = contestant == .uvloop || contestant == .uvloopStreams
+        return [python, tools.script(script)] + arguments + (uvloop ? ["--uvloop"] : [])
     }
 
-    private func serverCommand(_ contestant: Contestant, port: Int) throws -> [String] {
+    private func serverCommand(_ contestant: Contestant, port: Int) throws -> (command: [String], environment: [String: String]?) {
+        let p = String(port)
         switch contestant {
-        case .ringloopURing: return [tools.echoServer, "--port", String(port), "--backend", "uring"]
-        case .ringloopEpoll: return [tools.echoServer, "--port", String(port), "--backend", "epoll"]
-        case .nio: return [tools.worker, "nio-echo", "--port", String(port)]
-        case .asyncio, .uvloop: return try python("asyncio_echo.py", [String(port)], contestant)
-        case .cLiburing: return [tools.c("uring_echo"), String(port)]
-        case .cEpoll: return [tools.c("epoll_echo"), String(port)]
-        case .fio: throw CompareError("fio is not a server")
+        case .ringloopURing: return ([tools.echoServer, "--port", p, "--backend", "uring", "--api", "stream"], nil)
+        case .ringloopEpoll: return ([tools.echoServer, "--port", p, "--backend", "epoll", "--api", "stream"], nil)
+        case .ringloopURingProtocol: return ([tools.echoServer, "--port", p, "--backend", "uring", "--api", "protocol"], nil)
+        case .ringloopEpollProtocol: return ([tools.echoServer, "--port", p, "--backend", "epoll", "--api", "protocol"], nil)
+        case .nio: return ([tools.worker, "nio-echo", "--port", p], nil)
+        case .nioAsync: return ([tools.worker, "nio-echo", "--port", p, "--async"], nil)
+        case .asyncio, .uvloop: return (try python("asyncio_echo.py", [p], contestant), nil)
+        case .asyncioStreams, .uvloopStreams: return (try python("asyncio_echo.py", [p, "--streams"], contestant), nil)
+        case .cLiburing: return ([tools.c("uring_echo"), p], nil)
+        case .cLiburingTuned: return ([tools.c("uring_echo_tuned"), p], nil)
+        case .cEpoll: return ([tools.c("epoll_echo"), p], nil)
+        case .libuv: return ([tools.c("libuv_echo"), p], nil)
+        case .go:
+            var environment = ProcessInfo.processInfo.environment
+            environment["GOMAXPROCS"] = "1"
+            return ([tools.c("echo_go"), p], environment)
+        case .fio, .fioFixed, .cp: throw CompareError("\(contestant.displayName) is not a server")
         }
     }
 
-    /// Starts the contestant's server on a fresh port, drives it with the C
-    /// load client, and stops it.
-    private mutating func againstServer(_ contestant: Contestant, client: [String]) throws -> [String: Double] {
+    /// Starts the contestant's server pinned on a fresh port, in a cgroup of
+    /// its own, drives it with the C load client, and stops it.
+    private mutating func againstServer(_ contestant: Contestant, client: [String], countSyscalls: Bool,
+                                        idle: Bool = false) throws -> [String: Double] {
         nextPort = nextPort >= 29_000 ? 21_000 : nextPort + 1
+        runCount += 1
         let port = nextPort
-        let server = try start(serverCommand(contestant, port: port), captureOutput: false)
-        defer { stop(server) }
+        let (command, environment) = try serverCommand(contestant, port: port)
+        let server = try start(pinning?.server(command) ?? command, environment: environment, captureOutput: false)
+        let group = accounting?.group(for: server.processIdentifier, name: "run-\(runCount)")
+        defer {
+            stop(server)
+            if let group { accounting?.remove(group) }
+        }
         try waitUntilListening(port: port, server: server)
-        let timing = [String(settings.socketSeconds), String(settings.socketWarmup), String(server.processIdentifier)]
-        let command = [tools.c("load_client"), client[0], "127.0.0.1", String(port)] + client.dropFirst() + timing
-        return try metrics(of: command, timeout: settings.socketSeconds + settings.socketWarmup + 60)
+        var arguments = [tools.c("load_client")] + client.prefix(1) + ["--port", String(port),
+                         "--server-pid", String(server.processIdentifier)] + client.dropFirst()
+        if !idle {
+            arguments += ["--duration", String(settings.socketSeconds), "--warmup", String(settings.socketWarmup)]
+        } else {
+            arguments += ["--duration", "1"]
+        }
+        if let group { arguments += ["--cgroup", group] }
+        if countSyscalls { arguments.append("--count-syscalls") }
+        var values = try metrics(of: pinning?.client(arguments) ?? arguments,
+                                 timeout: settings.socketSeconds + settings.socketWarmup + 120)
+        if !idle {
+            let schedstat = values["server_cpu_ns_per_op"] ?? 0
+            values["schedstat_cpu_ns_per_op"] = schedstat
+            if let cgroup = values["cgroup_cpu_ns_per_op"], cgroup > 0 { values["server_cpu_ns_per_op"] = cgroup }
+        }
+        return values
     }
 
     private func waitUntilListening(port: Int, server: Process) throws {
@@ -88,7 +172,7 @@ struct Measurement {
         throw CompareError("the server did not listen on 127.0.0.1:\(port) within 15 s")
     }
 
-    private func fio(pattern: String, direct: Bool, depth: Int, blockSize: Int) throws -> [String: Double] {
+    private func fio(pattern: String, direct: Bool, depth: Int, blockSize: Int, fixed: Bool) throws -> [String: Double] {
         guard let fio = tools.fio else { throw CompareError("fio is not installed") }
         // --mem=mmap: page-aligned buffers, as the other contestants use. With fio's
         // default malloc'd buffers its buffered 1 MiB reads ran at a quarter of
@@ -96,10 +180,14 @@ struct Measurement {
         var command = [fio, "--name=ringloop-compare", "--filename=\(dataFile)", "--ioengine=io_uring", "--mem=mmap",
                        "--rw=\(pattern == "random" ? "randread" : "read")", "--bs=\(blockSize)", "--iodepth=\(depth)",
                        "--direct=\(direct ? 1 : 0)", "--invalidate=0", "--output-format=json"]
+        if fixed { command += ["--fixedbufs", "--registerfiles"] }
+        // fio 3.33 reads "--runtime=0.4" as 0 seconds (and then reads the whole
+        // file): give it milliseconds, and check what it reports back.
+        let requestedMilliseconds = Int((settings.fileSeconds * 1000).rounded())
         // Pure random offsets, as the other contestants draw them (fio's default
         // random map would avoid re-reading a block within a pass).
         command += pattern == "random"
-            ? ["--norandommap", "--randrepeat=0", "--time_based", "--runtime=\(settings.fileSeconds)"]
+            ? ["--norandommap", "--randrepeat=0", "--time_based", "--runtime=\(requestedMilliseconds)ms"]
             : ["--size=\(DataFile.size)"]
         let output = try execute(command, timeout: settings.fileSeconds + 120)
         guard output.succeeded else { throw CompareError("fio failed: \(output.lastWords)") }
@@ -112,12 +200,21 @@ struct Measurement {
         else { throw CompareError("cannot read fio's JSON report") }
         // usr_cpu and sys_cpu are percentages of the job's runtime (ms).
         let cpuMicroseconds = (user + system) / 100 * runtime * 1000
-        return ["ops_per_s": iops, "mib_per_s": bandwidth / 1_048_576, "cpu_us_per_op": ios > 0 ? cpuMicroseconds / ios : 0]
+        var values = ["ops_per_s": iops, "mib_per_s": bandwidth / 1_048_576, "cpu_us_per_op": ios > 0 ? cpuMicroseconds / ios : 0,
+                      "runtime_ms": runtime]
+        if pattern == "random" {
+            let requested = Double(requestedMilliseconds)
+            values["runtime_shortfall"] = abs(runtime - requested) > 0.1 * requested ? 1 : 0
+            if values["runtime_shortfall"] == 1 {
+                throw CompareError("fio ran \(Int(runtime)) ms where \(requestedMilliseconds) ms were asked for")
+            }
+        }
+        return values
     }
 
     /// Runs a command that prints one JSON object of numbers as its last line.
-    private func metrics(of command: [String], timeout: Double) throws -> [String: Double] {
-        let output = try execute(command, timeout: timeout)
+    private func metrics(of command: [String], environment: [String: String]? = nil, timeout: Double) throws -> [String: Double] {
+        let output = try execute(command, environment: environment, timeout: timeout)
         if output.timedOut { throw CompareError("timed out after \(Int(timeout)) s") }
         guard output.succeeded else { throw CompareError(output.lastWords) }
         guard let line = output.stdout.split(separator: "\n").last,

@@ -1,3 +1,4 @@
+import CompareCore
 import Foundation
 
 /// The progress line: which run, which workload and contestant, time spent

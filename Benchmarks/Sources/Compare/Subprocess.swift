@@ -45,14 +45,17 @@ enum Children {
 
 /// Runs `arguments` to completion, capturing its output; kills it after
 /// `timeout` seconds.
-func execute(_ arguments: [String], in directory: String? = nil, timeout: Double = 600) throws -> CommandOutput {
-    let process = try start(arguments, in: directory, captureOutput: true)
+func execute(_ arguments: [String], in directory: String? = nil, environment: [String: String]? = nil,
+             timeout: Double = 600) throws -> CommandOutput {
+    let process = try start(arguments, in: directory, environment: environment, captureOutput: true)
     return wait(for: process, timeout: timeout)
 }
 
 /// Starts `arguments` with captured (or discarded) output.
-func start(_ arguments: [String], in directory: String? = nil, captureOutput: Bool) throws -> Process {
+func start(_ arguments: [String], in directory: String? = nil, environment: [String: String]? = nil,
+           captureOutput: Bool) throws -> Process {
     let process = Process()
+    if let environment { process.environment = environment }
     process.executableURL = URL(fileURLWithPath: try resolve(arguments[0]))
     process.arguments = Array(arguments.dropFirst())
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }

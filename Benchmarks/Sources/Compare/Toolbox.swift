@@ -1,3 +1,4 @@
+import CompareCore
 import Foundation
 
 /// Where everything the runner starts lives, and which optional peers this
@@ -9,10 +10,11 @@ struct Toolbox {
     let echoServer: String
     /// The Swift contestants' worker (this package's BenchWorker).
     let worker: String
-    /// C programs built by the runner: load_client, epoll_echo, uring_echo.
-    let cBinaries: String
+    /// C and Go programs built by the runner.
+    let referenceBinaries: String
     let python: String?
     let fio: String?
+    let go: String?
     /// Contestants that cannot run here, with the reason.
     var unavailable: [Contestant: String] = [:]
 
@@ -34,7 +36,7 @@ struct Toolbox {
         let root = URL(fileURLWithPath: benchmarks).deletingLastPathComponent().path
         echoServer = "\(root)/.build/release/EchoServer"
         worker = "\(benchmarks)/.build/release/BenchWorker"
-        cBinaries = "\(benchmarks)/.build/reference"
+        referenceBinaries = "\(benchmarks)/.build/reference"
         var needed = [(worker, "swift build -c release --product BenchWorker (in \(benchmarks))")]
         if needsEchoServer { needed.append((echoServer, "swift build -c release --product EchoServer (in \(root))")) }
         for (binary, build) in needed where !FileManager.default.isExecutableFile(atPath: binary) {
@@ -42,33 +44,63 @@ struct Toolbox {
         }
         python = which("python3")
         fio = which("fio")
-        try buildC(log: log)
+        go = which("go")
+        try buildReferences(contestants: contestants, log: log)
         if python == nil {
-            unavailable[.asyncio] = "python3 is not installed"
-            unavailable[.uvloop] = "python3 is not installed"
-        } else if contestants.contains(.uvloop), let reason = ensureUVLoop(log: log) {
+            for contestant in [Contestant.asyncio, .asyncioStreams, .uvloop, .uvloopStreams] {
+                unavailable[contestant] = "python3 is not installed"
+            }
+        } else if contestants.contains(.uvloop) || contestants.contains(.uvloopStreams), let reason = ensureUVLoop(log: log) {
             unavailable[.uvloop] = reason
+            unavailable[.uvloopStreams] = reason
         }
-        if fio == nil { unavailable[.fio] = "fio is not installed (apt-get install fio)" }
+        if fio == nil {
+            unavailable[.fio] = "fio is not installed (apt-get install fio)"
+            unavailable[.fioFixed] = unavailable[.fio]
+        }
+        if which("cp") == nil { unavailable[.cp] = "cp is not on PATH" }
     }
 
-    /// Builds the C load client and servers with cc when their source is newer.
-    private mutating func buildC(log: (String) -> Void) throws {
-        try FileManager.default.createDirectory(atPath: cBinaries, withIntermediateDirectories: true)
+    /// Builds the C load client and servers with cc, and the Go server with
+    /// go, when their source is newer than the binary. A peer that cannot be
+    /// built is skipped with the reason; the load client is required.
+    private mutating func buildReferences(contestants: Set<Contestant>, log: (String) -> Void) throws {
+        try FileManager.default.createDirectory(atPath: referenceBinaries, withIntermediateDirectories: true)
         guard let cc = which("cc") else {
             throw CompareError("cc is not installed; the load client is C (apt-get install gcc)")
         }
-        for (name, libraries) in [("load_client", [String]()), ("epoll_echo", []), ("uring_echo", ["-luring"])] {
-            let source = "\(benchmarks)/C/\(name).c", binary = "\(cBinaries)/\(name)"
+        let programs: [(name: String, libraries: [String], contestant: Contestant?)] = [
+            ("load_client", [], nil), ("epoll_echo", [], .cEpoll), ("uring_echo", ["-luring"], .cLiburing),
+            ("uring_echo_tuned", ["-luring"], .cLiburingTuned), ("libuv_echo", ["-luv"], .libuv),
+        ]
+        for program in programs {
+            if let contestant = program.contestant, !contestants.contains(contestant) { continue }
+            let source = "\(benchmarks)/C/\(program.name).c", binary = c(program.name)
             if modified(binary) >= modified(source) { continue }
-            log("building \(name) with cc")
-            let result = try execute([cc, "-O2", "-Wall", "-o", binary, source] + libraries)
+            log("building \(program.name) with cc")
+            let result = try execute([cc, "-O2", "-Wall", "-o", binary, source] + program.libraries)
             guard result.succeeded else {
-                if name == "uring_echo" {
-                    unavailable[.cLiburing] = "cc could not build uring_echo.c: \(result.lastWords)"
-                    continue
+                guard let contestant = program.contestant else {
+                    throw CompareError("cc could not build \(source): \(result.stderr)")
                 }
-                throw CompareError("cc could not build \(source): \(result.stderr)")
+                let hint = contestant == .libuv ? " (apt-get install libuv1-dev)" : ""
+                unavailable[contestant] = "cc could not build \(program.name).c\(hint): \(result.lastWords)"
+                continue
+            }
+        }
+        if contestants.contains(.go) {
+            guard let go else {
+                unavailable[.go] = "go is not installed (apt-get install golang-go)"
+                return
+            }
+            let source = "\(benchmarks)/Go/echo.go", binary = c("echo_go")
+            if modified(binary) < modified(source) {
+                log("building echo.go with go")
+                var environment = ProcessInfo.processInfo.environment
+                environment["GOCACHE"] = "\(referenceBinaries)/gocache"
+                environment["GOFLAGS"] = "-mod=mod"
+                let result = try execute([go, "build", "-o", binary, source], environment: environment, timeout: 300)
+                if !result.succeeded { unavailable[.go] = "go could not build echo.go: \(result.lastWords)" }
             }
         }
     }
@@ -87,6 +119,6 @@ struct Toolbox {
         ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date) ?? .distantPast
     }
 
-    func c(_ name: String) -> String { "\(cBinaries)/\(name)" }
+    func c(_ name: String) -> String { "\(referenceBinaries)/\(name)" }
     func script(_ name: String) -> String { "\(benchmarks)/Python/\(name)" }
 }

@@ -15,6 +15,53 @@ public enum NIOWorkloads {
         try promise.futureResult.wait()
     }
 
+    /// Timers already due: `batch` at a time scheduled with no delay, all
+    /// fired, then the next batch (RingLoopWorkloads.timersDue's twin).
+    public static func timersDue(_ loop: any EventLoop, count: Int, batch: Int) throws {
+        let promise = loop.makePromise(of: Void.self)
+        let state = NIOLoopBoundBox.makeBoxSendingValue((fired: 0, left: 0), eventLoop: loop)
+        @Sendable func schedule() {
+            let size = min(batch, count - state.value.fired)
+            state.value.left = size
+            for _ in 0..<size {
+                loop.scheduleTask(in: .zero) {
+                    state.value.fired += 1
+                    state.value.left -= 1
+                    if state.value.left == 0 {
+                        if state.value.fired >= count { promise.succeed() } else { schedule() }
+                    }
+                }
+            }
+        }
+        loop.execute(schedule)
+        try promise.futureResult.wait()
+    }
+
+    /// Timers spread over time: `batch` live, `perMillisecond` due per ms,
+    /// each firing one schedules its successor a period later
+    /// (RingLoopWorkloads.timersSpread's twin).
+    public static func timersSpread(_ loop: any EventLoop, count: Int, batch: Int, perMillisecond: Int) throws {
+        let period = Int64(batch) * 1_000_000 / Int64(perMillisecond)
+        let promise = loop.makePromise(of: Void.self)
+        let state = NIOLoopBoundBox.makeBoxSendingValue((fired: 0, scheduled: 0), eventLoop: loop)
+        @Sendable func fire() {
+            state.value.fired += 1
+            if state.value.fired == count { promise.succeed(); return }
+            if state.value.scheduled < count {
+                state.value.scheduled += 1
+                loop.scheduleTask(in: .nanoseconds(period), fire)
+            }
+        }
+        loop.execute {
+            var rng = SplitMix64(seed: 42)
+            for _ in 0..<min(batch, count) {
+                state.value.scheduled += 1
+                loop.scheduleTask(in: .nanoseconds(Int64(rng.next() % UInt64(period))), fire)
+            }
+        }
+        try promise.futureResult.wait()
+    }
+
     /// `scheduleTask` with random 0-500 ms deadlines, all fired.
     public static func timersFire(_ loop: any EventLoop, count: Int) throws {
         let promise = loop.makePromise(of: Void.self)
@@ -46,6 +93,15 @@ public enum NIOWorkloads {
         }.wait()
     }
 
+    /// An actor whose executor is the NIO loop awaiting `count` continuations,
+    /// each resumed by an `execute` callback on that loop: every hop stays on
+    /// the loop's thread, as RingLoop's does (`Task.yield` would go through
+    /// NIO's global executor and back: a cross-thread round trip).
+    public static func actorContinuations(_ loop: any EventLoop, count: Int) async {
+        let actor = NIOBoundActor(loop: loop)
+        await actor.resumeMany(count)
+    }
+
     /// An actor whose executor is the NIO loop, yielding `count` times.
     public static func actorYield(_ loop: any EventLoop, count: Int) async {
         let actor = NIOBoundActor(loop: loop)
@@ -72,5 +128,12 @@ actor NIOBoundActor {
     init(loop: any EventLoop) { self.loop = loop }
     func yieldMany(_ count: Int) async {
         for _ in 0..<count { await Task.yield() }
+    }
+    func resumeMany(_ count: Int) async {
+        for _ in 0..<count {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                loop.execute { continuation.resume() }
+            }
+        }
     }
 }

@@ -163,6 +163,16 @@ public final class EventLoop: @unchecked Sendable {
     /// True after ``close()``.
     public var isClosed: Bool { closedFlag.load(ordering: .relaxed) }
 
+    /// The backend as it was set up, for logs and reports: for io_uring the
+    /// ring size, the set-up flags the kernel accepted and the optional
+    /// features probed; for epoll whether `epoll_pwait2` is used.
+    ///
+    /// ```swift
+    /// print(loop.backendDescription)
+    /// // io_uring (256 entries, setup SINGLE_ISSUER|DEFER_TASKRUN; features: ...)
+    /// ```
+    public var backendDescription: String { io.summary }
+
     /// True on the thread currently running this loop.
     @inline(__always)
     var isOnLoopThread: Bool { ownerThread.load(ordering: .relaxed) == UInt(pthread_self()) }
