@@ -60,6 +60,8 @@ static const unsigned CU_FEAT_EXT_ARG = IORING_FEAT_EXT_ARG;
 static const unsigned CU_SQ_TASKRUN = IORING_SQ_TASKRUN;
 static const unsigned CU_SQ_CQ_OVERFLOW = IORING_SQ_CQ_OVERFLOW;
 static const unsigned char CU_SQE_IO_LINK = IOSQE_IO_LINK;
+static const unsigned char CU_SQE_BUFFER_SELECT = IOSQE_BUFFER_SELECT;
+static const unsigned CU_RECVSEND_POLL_FIRST = IORING_RECVSEND_POLL_FIRST;
 
 // GNU-only names from fcntl.h, spelled through the always-defined internals.
 static const int CU_O_DIRECT = __O_DIRECT;
@@ -101,6 +103,24 @@ static inline unsigned cu_sq_flags(const struct io_uring *ring) {
 static inline int cu_enable_rings(struct io_uring *ring) {
     int ret = (int)syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
     return ret < 0 ? -errno : ret;
+}
+
+/// CQEs the kernel had to drop for want of memory, even under
+/// IORING_FEAT_NODROP (the CQ ring's overflow counter). Should stay 0.
+static inline unsigned cu_cq_dropped(const struct io_uring *ring) {
+    return __atomic_load_n(ring->cq.koverflow, __ATOMIC_RELAXED);
+}
+
+/// Selects provided buffers from group `group` for a recv SQE.
+static inline void cu_sqe_select_buffer(struct io_uring_sqe *sqe, unsigned short group) {
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = group;
+}
+
+/// Adds IORING_RECVSEND_POLL_FIRST to a send or recv SQE: arm the poll
+/// first instead of trying the socket at submission.
+static inline void cu_sqe_poll_first(struct io_uring_sqe *sqe) {
+    sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 }
 
 /// The ring's features, which Swift can't reach through the anonymous

@@ -9,13 +9,18 @@ import Synchronization
 ///
 /// - Socket operations are tried at once; on EAGAIN they wait in the fd's
 ///   interest entry and are retried when epoll reports the fd ready.
+/// - Stream receives and accepts (io_uring's multishot operations) stay armed
+///   in the fd's entry: on readiness the backend receives into a pooled
+///   buffer, or accepts, until EAGAIN or a per-poll budget, and posts a
+///   completion flagged ``CompletionFlag/more`` for each, as the kernel does.
 /// - File operations run on the thread pool, because a regular file is always
 ///   "ready" to epoll; the worker posts the result back and wakes the loop.
 /// - Timeout operations live in a small heap of their own.
 ///
-/// Per-fd interest lives in one table. Each registration carries a generation
-/// in `epoll_event.data`, so an event for a closed-and-reused fd number is
-/// recognised as stale and dropped.
+/// Per-fd interest lives in one table indexed by fd. Each registration
+/// carries a generation in `epoll_event.data`, so an event for a closed and
+/// reused fd number is recognised as stale and dropped. A map from token to
+/// fd makes cancelling any waiter O(1).
 ///
 /// Thread-safety: everything except ``wake()`` and the pool's completion
 /// posting runs on the loop thread (hence `@unchecked Sendable`: only those
@@ -26,8 +31,14 @@ final class EpollBackend: @unchecked Sendable {
     private let events: UnsafeMutablePointer<epoll_event>
     private static let eventCapacity = 256
     private static let wakeMarker = UInt64.max
-    @exclusivity(unchecked) private var usePwait2 = true
+    /// Receives one fd's stream may take per poll before others get a turn.
+    static let receiveBudget = 4
+    /// Connections one listener may accept per poll.
+    static let acceptBudget = 64
+    @exclusivity(unchecked) var usePwait2 = true
     @exclusivity(unchecked) private var closed = false
+    /// The loop's receive buffers (pool mode).
+    let buffers: ReceiveBuffers
 
     /// Completions known without waiting: NOPs, eager syscall results, cancels.
     @exclusivity(unchecked) private var immediate: [Completion] = []
@@ -36,7 +47,8 @@ final class EpollBackend: @unchecked Sendable {
     private let postedFlag = Atomic<Bool>(false)
     private let pool: ThreadPool
 
-    // Timeout operations: deadline heap plus the live set (lazy deletion).
+    // Timeout operations: deadline heap plus the live set (lazy deletion,
+    // compacted when stale entries dominate).
     private struct TimeoutEntry: Comparable {
         var deadline: UInt64
         var token: OperationToken
@@ -59,14 +71,24 @@ final class EpollBackend: @unchecked Sendable {
         var generation: UInt32
         var readers = Deque<Waiter>()
         var writers = Deque<Waiter>()
-        var registered: UInt32 = 0
+        /// The armed stream receive or accept (at most one each).
+        var stream: Waiter?
+        var acceptor: Waiter?
+        var registered = false
+        var isEmpty: Bool { readers.isEmpty && writers.isEmpty && stream == nil && acceptor == nil }
     }
-    @exclusivity(unchecked) private var interests: [Int32: Interest] = [:]
+    /// Indexed by fd; grows to the highest fd seen.
+    @exclusivity(unchecked) private var interests: [Interest?] = []
+    /// Where each waiting socket operation waits: token → fd.
+    @exclusivity(unchecked) private var waiterFD: [OperationToken: Int32] = [:]
+    /// Fds whose stream or acceptor stopped at its budget before EAGAIN: with
+    /// edge triggering no new event would come, so the next poll resumes them.
+    @exclusivity(unchecked) private var readyAgain: [Int32] = []
     @exclusivity(unchecked) private var nextGeneration: UInt32 = 1
     // File operations on the pool, for cancellation.
     @exclusivity(unchecked) private var poolItems: [OperationToken: ThreadPool.WorkItem] = [:]
 
-    init(pool: ThreadPool) throws(BackendSetupError) {
+    init(pool: ThreadPool, receiveBuffers: ReceiveBufferConfiguration = .default) throws(BackendSetupError) {
         let epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epfd >= 0 else { throw BackendSetupError(operation: "epoll_create1", errno: .current) }
         let wakeFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
@@ -87,6 +109,7 @@ final class EpollBackend: @unchecked Sendable {
         self.epfd = epfd
         self.wakeFD = wakeFD
         self.pool = pool
+        buffers = ReceiveBuffers(receiveBuffers)
         events = .allocate(capacity: Self.eventCapacity)
     }
 
@@ -128,6 +151,8 @@ final class EpollBackend: @unchecked Sendable {
             attempt(Waiter(operation: operation, token: token), fd: fd, readable: true)
         case .send(let fd, _, _, _), .sendmsg(let fd, _, _), .connect(let fd, _, _):
             attempt(Waiter(operation: operation, token: token), fd: fd, readable: false)
+        case .receiveStream(let fd), .acceptStream(let fd):
+            arm(Waiter(operation: operation, token: token), fd: fd)
         case .shutdown(let fd, let how):
             immediate.append(Completion(token: token, result: Self.result(Glibc.shutdown(fd, how)), flags: 0))
         case .close(let fd):
@@ -163,29 +188,57 @@ final class EpollBackend: @unchecked Sendable {
                 return error == 0 ? 0 : -error
             }
             rc = result(Glibc.connect(fd, address, length))
-            if rc == -EINPROGRESS || rc == -EAGAIN {
+            // Only EINPROGRESS means "under way". EAGAIN from a Unix-domain
+            // connect means the listener's backlog is full: a failure, which
+            // the caller may retry, not a connection in progress.
+            if rc == -EINPROGRESS {
                 waiter.connectStarted = true
                 return nil
             }
             return rc
         default:
-            preconditionFailure("EpollBackend.perform: \(waiter.operation.name) is not a socket operation")
+            preconditionFailure("EpollBackend.perform: \(waiter.operation.name) is not a one-shot socket operation")
         }
         return rc == -EAGAIN || rc == -EWOULDBLOCK ? nil : rc
     }
 
+    private func interest(for fd: Int32) -> Interest {
+        if Int(fd) < interests.count, let existing = interests[Int(fd)] { return existing }
+        return Interest(generation: nextGenerationValue())
+    }
+
+    private func store(_ interest: Interest?, for fd: Int32) {
+        if Int(fd) >= interests.count {
+            guard interest != nil else { return }
+            interests.append(contentsOf: repeatElement(nil, count: Int(fd) + 1 - interests.count))
+        }
+        interests[Int(fd)] = interest
+    }
+
     private func attempt(_ waiter: Waiter, fd: Int32, readable: Bool) {
         var waiter = waiter
+        var entry = interest(for: fd)
         // Keep FIFO order: if others already wait in this direction, queue behind them.
-        let queued = readable ? interests[fd]?.readers.isEmpty == false : interests[fd]?.writers.isEmpty == false
+        let queued = readable ? !entry.readers.isEmpty : !entry.writers.isEmpty
         if !queued, let rc = Self.perform(&waiter) {
             immediate.append(Completion(token: waiter.token, result: rc, flags: 0))
             return
         }
-        var interest = interests[fd] ?? Interest(generation: nextGenerationValue())
-        if readable { interest.readers.append(waiter) } else { interest.writers.append(waiter) }
-        interests[fd] = interest
+        if readable { entry.readers.append(waiter) } else { entry.writers.append(waiter) }
+        waiterFD[waiter.token] = fd
+        store(entry, for: fd)
         registerOnce(fd: fd)
+    }
+
+    /// Arms a stream receive or accept, and serves it at once: what arrived
+    /// while nothing was armed brought its edge already.
+    private func arm(_ waiter: Waiter, fd: Int32) {
+        var entry = interest(for: fd)
+        if case .receiveStream = waiter.operation { entry.stream = waiter } else { entry.acceptor = waiter }
+        waiterFD[waiter.token] = fd
+        store(entry, for: fd)
+        registerOnce(fd: fd)
+        if case .receiveStream = waiter.operation { serveStream(fd: fd) } else { serveAcceptor(fd: fd) }
     }
 
     private func nextGenerationValue() -> UInt32 {
@@ -199,34 +252,112 @@ final class EpollBackend: @unchecked Sendable {
     /// every operation tries its syscall before it waits, so it only waits
     /// after seeing EAGAIN, and the next change of state brings a new edge.
     private func registerOnce(fd: Int32) {
-        guard var interest = interests[fd], interest.registered == 0 else { return }
+        guard Int(fd) < interests.count, var entry = interests[Int(fd)], !entry.registered else { return }
         var event = epoll_event()
         event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
-        event.data.u64 = UInt64(interest.generation) << 32 | UInt64(UInt32(bitPattern: fd))
+        event.data.u64 = UInt64(entry.generation) << 32 | UInt64(UInt32(bitPattern: fd))
         var rc = epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event)
         // EEXIST: the number was registered under an earlier descriptor that
         // was closed behind our back; take it over with the new generation.
         if rc != 0, errno == EEXIST { rc = epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &event) }
         if rc != 0 {
             // The fd cannot be watched (closed, or not pollable): fail every waiter now.
-            let failure = -errno
-            for waiter in interest.readers { immediate.append(Completion(token: waiter.token, result: failure, flags: 0)) }
-            for waiter in interest.writers { immediate.append(Completion(token: waiter.token, result: failure, flags: 0)) }
-            interests[fd] = nil
+            fail(entry, fd: fd, result: -errno)
             return
         }
-        interest.registered = event.events
-        interests[fd] = interest
+        entry.registered = true
+        interests[Int(fd)] = entry
+    }
+
+    /// Completes every waiter of `entry` with `result` and drops the entry.
+    private func fail(_ entry: Interest, fd: Int32, result: Int32) {
+        for waiter in entry.readers + entry.writers + [entry.stream, entry.acceptor].compactMap({ $0 }) {
+            waiterFD[waiter.token] = nil
+            immediate.append(Completion(token: waiter.token, result: result, flags: 0))
+        }
+        store(nil, for: fd)
     }
 
     /// Drops all interest in `fd` before it is closed, so the number can be
     /// reused without inheriting waiters; they complete with ECANCELED.
     private func forget(fd: Int32) {
-        guard let interest = interests.removeValue(forKey: fd) else { return }
-        for waiter in interest.readers { immediate.append(Completion(token: waiter.token, result: -ECANCELED, flags: 0)) }
-        for waiter in interest.writers { immediate.append(Completion(token: waiter.token, result: -ECANCELED, flags: 0)) }
-        if interest.registered != 0 { _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil) }
+        guard Int(fd) < interests.count, let entry = interests[Int(fd)] else { return }
+        fail(entry, fd: fd, result: -ECANCELED)
+        if entry.registered { _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil) }
     }
+
+    /// A new descriptor got the number `fd`. If an entry for an earlier
+    /// descriptor with that number is still here (its owner closed the raw
+    /// fd behind RingLoop's back), it is stale: its waiters fail with EBADF
+    /// and the new descriptor registers afresh.
+    func adopt(fd: Int32) {
+        guard !closed, Int(fd) < interests.count, let entry = interests[Int(fd)] else { return }
+        fail(entry, fd: fd, result: -EBADF)
+    }
+
+    // MARK: Stream receives and accepts
+
+    /// Receives into pooled buffers until EAGAIN, the end of the stream, an
+    /// error, or the budget; each receive is a completion, as multishot CQEs are.
+    private func serveStream(fd: Int32) {
+        guard Int(fd) < interests.count, var entry = interests[Int(fd)], let waiter = entry.stream,
+              case .receiveStream = waiter.operation else { return }
+        for _ in 0..<Self.receiveBudget {
+            guard let id = buffers.take() else {
+                // Out of buffers: end the stream receive, as io_uring does
+                // with ENOBUFS; the owner re-arms when buffers come back.
+                finishStream(&entry, fd: fd, result: -ENOBUFS)
+                return
+            }
+            let n = Glibc.recv(fd, buffers.pointer(id), buffers.size, Int32(MSG_DONTWAIT))
+            if n > 0 {
+                immediate.append(Completion(token: waiter.token, result: Int32(n),
+                                            flags: CompletionFlag.more | CompletionFlag.buffer | UInt32(id) << CompletionFlag.bufferShift))
+                if n < buffers.size { return }  // drained: the next data brings a new edge
+                continue
+            }
+            let error = n < 0 ? errno : 0
+            buffers.recycle(id)
+            if error == EAGAIN || error == EWOULDBLOCK { return }
+            if error == EINTR { continue }
+            finishStream(&entry, fd: fd, result: n == 0 ? 0 : -error)
+            return
+        }
+        readyAgain.append(fd)
+    }
+
+    private func finishStream(_ entry: inout Interest, fd: Int32, result: Int32) {
+        guard let waiter = entry.stream else { return }
+        entry.stream = nil
+        interests[Int(fd)] = entry
+        waiterFD[waiter.token] = nil
+        immediate.append(Completion(token: waiter.token, result: result, flags: 0))
+    }
+
+    /// Accepts until EAGAIN, an error, or the budget.
+    private func serveAcceptor(fd: Int32) {
+        guard Int(fd) < interests.count, var entry = interests[Int(fd)], let waiter = entry.acceptor else { return }
+        let flags = Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        for _ in 0..<Self.acceptBudget {
+            let accepted = cu_accept4(fd, nil, nil, flags)
+            if accepted >= 0 {
+                immediate.append(Completion(token: waiter.token, result: accepted, flags: CompletionFlag.more))
+                continue
+            }
+            let error = errno
+            if error == EAGAIN || error == EWOULDBLOCK { return }
+            if error == EINTR { continue }
+            // An error ends the stream, as it ends a multishot accept.
+            entry.acceptor = nil
+            interests[Int(fd)] = entry
+            waiterFD[waiter.token] = nil
+            immediate.append(Completion(token: waiter.token, result: -error, flags: 0))
+            return
+        }
+        readyAgain.append(fd)
+    }
+
+    // MARK: The thread pool
 
     private func submitToPool(_ operation: Operation, token: OperationToken) {
         // The pointers in `operation` stay valid until the completion is
@@ -268,12 +399,18 @@ final class EpollBackend: @unchecked Sendable {
         }
     }
 
-    /// Called on pool threads.
+    /// Called on pool threads. The lock also orders the wakeup against
+    /// ``close()``: once closed, nothing writes to the (closed) eventfd.
     private func post(_ completion: Completion) {
-        posted.withLock { $0.append(completion) }
-        postedFlag.store(true, ordering: .releasing)
-        wake()
+        posted.withLock { list in
+            guard !closedForPosting else { return }
+            list.append(completion)
+            postedFlag.store(true, ordering: .releasing)
+            wake()
+        }
     }
+    /// Guarded by `posted`'s lock.
+    private var closedForPosting = false
 
     // MARK: Cancellation
 
@@ -289,19 +426,22 @@ final class EpollBackend: @unchecked Sendable {
             immediate.append(Completion(token: target, result: -ECANCELED, flags: 0))
             return 0
         }
-        for (fd, var interest) in interests {
-            if let i = interest.readers.firstIndex(where: { $0.token == target }) {
-                interest.readers.remove(at: i)
-            } else if let i = interest.writers.firstIndex(where: { $0.token == target }) {
-                interest.writers.remove(at: i)
-            } else {
-                continue
-            }
-            interests[fd] = interest
-            immediate.append(Completion(token: target, result: -ECANCELED, flags: 0))
-            return 0
+        guard let fd = waiterFD[target], Int(fd) < interests.count, var entry = interests[Int(fd)] else { return -ENOENT }
+        if entry.stream?.token == target {
+            entry.stream = nil
+        } else if entry.acceptor?.token == target {
+            entry.acceptor = nil
+        } else if let i = entry.readers.firstIndex(where: { $0.token == target }) {
+            entry.readers.remove(at: i)
+        } else if let i = entry.writers.firstIndex(where: { $0.token == target }) {
+            entry.writers.remove(at: i)
+        } else {
+            return -ENOENT
         }
-        return -ENOENT
+        waiterFD[target] = nil
+        interests[Int(fd)] = entry
+        immediate.append(Completion(token: target, result: -ECANCELED, flags: 0))
+        return 0
     }
 
     /// Cancels `token` if it still waits; its completion says `-ECANCELED`.
@@ -316,9 +456,9 @@ final class EpollBackend: @unchecked Sendable {
     // MARK: Polling
 
     /// Completions are known without waiting: immediate results, posted
-    /// pool results, or timeout operations that may have expired.
+    /// pool results, streams to resume, or timeout operations that may have expired.
     var hasPendingWork: Bool {
-        !immediate.isEmpty || !timeouts.isEmpty || postedFlag.load(ordering: .acquiring)
+        !immediate.isEmpty || !timeouts.isEmpty || !readyAgain.isEmpty || postedFlag.load(ordering: .acquiring)
     }
 
     /// Waits up to `timeout` nanoseconds (`nil`: no limit) and appends every
@@ -326,14 +466,22 @@ final class EpollBackend: @unchecked Sendable {
     /// unless forced or something waits on readiness.
     func poll(timeout: Int64?, force: Bool, into completions: inout [Completion]) {
         guard !closed else { return }
+        if !readyAgain.isEmpty {
+            let fds = readyAgain
+            readyAgain.removeAll(keepingCapacity: true)
+            for fd in fds {
+                serveStream(fd: fd)
+                serveAcceptor(fd: fd)
+            }
+        }
         var wait = timeout
-        if !immediate.isEmpty || postedFlag.load(ordering: .acquiring) { wait = 0 }
+        if !immediate.isEmpty || !readyAgain.isEmpty || postedFlag.load(ordering: .acquiring) { wait = 0 }
         if let next = timeouts.min {
             let now = cu_monotonic_ns()
             let delta = next.deadline > now ? Int64(clamping: next.deadline - now) : 0
             wait = wait.map { min($0, delta) } ?? delta
         }
-        if wait != 0 || force || !interests.isEmpty {
+        if wait != 0 || force || !waiterFD.isEmpty {
             waitForEvents(timeout: wait)
         }
         expireTimeouts()
@@ -376,27 +524,32 @@ final class EpollBackend: @unchecked Sendable {
             }
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: data))
             let generation = UInt32(truncatingIfNeeded: data >> 32)
-            guard interests[fd]?.generation == generation else { continue }  // stale
+            guard Int(fd) < interests.count, interests[Int(fd)]?.generation == generation else { continue }  // stale
             let flags = events[i].events
             let errorOrHangup = flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
-            if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || errorOrHangup { drain(fd: fd, readers: true) }
+            if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || errorOrHangup {
+                serveStream(fd: fd)
+                serveAcceptor(fd: fd)
+                drain(fd: fd, readers: true)
+            }
             if flags & EPOLLOUT.rawValue != 0 || errorOrHangup { drain(fd: fd, readers: false) }
         }
     }
 
     /// Retries waiters in FIFO order until one reports "not ready".
     private func drain(fd: Int32, readers: Bool) {
-        guard var interest = interests[fd] else { return }
-        while var waiter = readers ? interest.readers.first : interest.writers.first {
+        guard Int(fd) < interests.count, var entry = interests[Int(fd)] else { return }
+        while var waiter = readers ? entry.readers.first : entry.writers.first {
             guard let rc = Self.perform(&waiter) else {
                 // Keep the connectStarted state that perform may have set.
-                if readers { interest.readers[interest.readers.startIndex] = waiter } else { interest.writers[interest.writers.startIndex] = waiter }
+                if readers { entry.readers[entry.readers.startIndex] = waiter } else { entry.writers[entry.writers.startIndex] = waiter }
                 break
             }
-            if readers { interest.readers.removeFirst() } else { interest.writers.removeFirst() }
+            if readers { entry.readers.removeFirst() } else { entry.writers.removeFirst() }
+            waiterFD[waiter.token] = nil
             immediate.append(Completion(token: waiter.token, result: rc, flags: 0))
         }
-        interests[fd] = interest
+        interests[Int(fd)] = entry
     }
 
     private func expireTimeouts() {
@@ -412,16 +565,34 @@ final class EpollBackend: @unchecked Sendable {
                 _ = cancel(target: top.token)  // completes it with -ECANCELED if still waiting
             }
         }
+        // Entries whose operation finished first stay in the heap until their
+        // deadline; rebuild once they outnumber the live ones, as the loop's
+        // own timer queue does, so they cannot pile up.
+        let live = liveTimeouts.count + linkedTimeouts.count
+        if timeouts.count > 64, timeouts.count > 2 * live {
+            timeouts = Heap(timeouts.unordered.filter {
+                liveTimeouts[$0.token] == $0.deadline || linkedTimeouts[$0.token] == $0.deadline
+            })
+        }
     }
 
+    /// Entries in the timeout heap, stale ones included (tests watch the bound).
+    var timeoutHeapCount: Int { timeouts.count }
+
     /// Closes the epoll fd and the eventfd. Pool work still running finishes
-    /// on its own; its late completion is posted to a backend nobody polls.
+    /// on its own; its late completion is dropped, never written to a closed fd.
     func close() {
         guard !closed else { return }
         closed = true
+        posted.withLock { _ in closedForPosting = true }
         Glibc.close(epfd)
         Glibc.close(wakeFD)
         events.deallocate()
+        buffers.release()
+    }
+
+    var summary: String {
+        "epoll (\(usePwait2 ? "epoll_pwait2" : "epoll_wait"); pooled receives \(buffers.count)×\(buffers.size) B)"
     }
 }
 

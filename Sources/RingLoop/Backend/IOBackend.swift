@@ -15,33 +15,53 @@ enum IOBackend {
     static func make(
         _ requested: Backend,
         ringEntries: UInt32,
+        receiveBuffers: ReceiveBufferConfiguration,
         pool: ThreadPool,
+        uringOptions: URingOptions,
         uringProbeFailure: (() -> Int32?)?
     ) throws(EventLoopError) -> (IOBackend, fallbackReason: String?) {
+        func uring() throws(BackendSetupError) -> URingBackend {
+            try URingBackend(entries: ringEntries, receiveBuffers: receiveBuffers, options: uringOptions, probeFailure: uringProbeFailure)
+        }
         switch requested {
         case .epoll:
-            return (.epoll(try makeEpoll(pool)), nil)
+            return (.epoll(try makeEpoll(pool, receiveBuffers)), nil)
         case .uring:
             do {
-                return (.uring(try URingBackend(entries: ringEntries, probeFailure: uringProbeFailure)), nil)
+                return (.uring(try uring()), nil)
             } catch {
                 throw .backendUnavailable(.uring, reason: error.description)
             }
         case .auto:
             do {
-                return (.uring(try URingBackend(entries: ringEntries, probeFailure: uringProbeFailure)), nil)
+                return (.uring(try uring()), nil)
             } catch {
-                return (.epoll(try makeEpoll(pool)), error.description)
+                return (.epoll(try makeEpoll(pool, receiveBuffers)), error.description)
             }
         }
     }
 
-    private static func makeEpoll(_ pool: ThreadPool) throws(EventLoopError) -> EpollBackend {
+    private static func makeEpoll(_ pool: ThreadPool, _ receiveBuffers: ReceiveBufferConfiguration) throws(EventLoopError) -> EpollBackend {
         do {
-            return try EpollBackend(pool: pool)
+            return try EpollBackend(pool: pool, receiveBuffers: receiveBuffers)
         } catch {
             throw .backendUnavailable(.epoll, reason: error.description)
         }
+    }
+
+    /// The loop's receive buffers, shared by every connection.
+    var receiveBuffers: ReceiveBuffers {
+        switch self {
+        case .uring(let b): b.buffers
+        case .epoll(let b): b.buffers
+        }
+    }
+
+    /// A descriptor with number `fd` was just created: forget any stale
+    /// state an earlier descriptor with that number left behind.
+    @inline(__always)
+    func adopt(fd: Int32) {
+        if case .epoll(let b) = self { b.adopt(fd: fd) }
     }
 
     var kind: Backend {
@@ -117,11 +137,11 @@ enum IOBackend {
         }
     }
 
-    /// A one-line description for logs: backend and ring setup.
+    /// A one-line description for logs: backend, set-up and probed features.
     var summary: String {
         switch self {
-        case .uring(let b): "io_uring (\(b.entries) entries, setup \(b.setupName))"
-        case .epoll: "epoll"
+        case .uring(let b): b.summary
+        case .epoll(let b): b.summary
         }
     }
 }

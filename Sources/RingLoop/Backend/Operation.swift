@@ -1,10 +1,18 @@
 import CUring
 import Glibc
 
-/// Identifies one submitted operation: the slot index in the loop's
-/// ``OperationTable`` and that slot's generation, packed into io_uring's
-/// 64-bit `user_data`. A completion whose generation no longer matches its
-/// slot is stale and is dropped, so a recycled slot never sees an old CQE.
+/// Identifies one submitted operation, packed into io_uring's 64-bit
+/// `user_data`: a slot index and that slot's generation. A completion whose
+/// generation no longer matches its slot is stale and is dropped, so a
+/// recycled slot never sees an old CQE.
+///
+/// Two namespaces share the space, told apart by the generation's top bit:
+/// - **awaited operations**: a slot of the loop's ``OperationTable``, whose
+///   completion resumes a task;
+/// - **handler operations**: a slot of the loop's ``HandlerTable``, whose
+///   completions go to an object's callback (a transport, a server); the
+///   generation also carries a 4-bit kind, so one handler can have a recv,
+///   a send and an accept in flight and tell their completions apart.
 struct OperationToken: Hashable, Sendable, CustomStringConvertible {
     var rawValue: UInt64
 
@@ -17,13 +25,36 @@ struct OperationToken: Hashable, Sendable, CustomStringConvertible {
     var generation: UInt32 { UInt32(truncatingIfNeeded: rawValue >> 32) }
 
     /// Tokens the backends use for their own bookkeeping. Generation 0 is never
-    /// handed out by the table, so these cannot collide with user operations.
+    /// handed out by either table, so these cannot collide with real operations.
     static let wakeup = OperationToken(rawValue: 0xFFFF_FFFF)
     static let internalCancel = OperationToken(rawValue: 0xFFFF_FFFE)
 
     var isInternal: Bool { generation == 0 }
 
-    var description: String { "op#\(slot).\(generation)" }
+    static let handlerFlag: UInt32 = 1 << 31
+    static let handlerGenerationMask: UInt32 = (1 << 27) - 1
+
+    /// A handler operation's token: handler slot, its generation, and the kind.
+    init(handler slot: UInt32, generation: UInt32, kind: UInt8) {
+        self.init(slot: slot, generation: Self.handlerFlag | UInt32(kind & 0xF) << 27 | (generation & Self.handlerGenerationMask))
+    }
+
+    var isHandler: Bool { generation & Self.handlerFlag != 0 }
+    var handlerKind: UInt8 { UInt8(truncatingIfNeeded: (generation >> 27) & 0xF) }
+    var handlerGeneration: UInt32 { generation & Self.handlerGenerationMask }
+
+    var description: String { isHandler ? "handler#\(slot).\(handlerGeneration)/\(handlerKind)" : "op#\(slot).\(generation)" }
+}
+
+/// CQE flags RingLoop reads (io_uring's values; the epoll backend sets the
+/// same ones when it emulates a multishot operation).
+enum CompletionFlag {
+    /// The upper 16 bits of the flags hold the provided buffer's id.
+    static let buffer: UInt32 = 1 << 0
+    /// More completions will follow for this operation; without it, the
+    /// operation has ended and must be re-armed if still wanted.
+    static let more: UInt32 = 1 << 1
+    static let bufferShift: UInt32 = 16
 }
 
 /// A finished operation as the loop sees it: the token and the kernel-style
@@ -60,6 +91,16 @@ enum Operation {
     case readv(fd: Int32, iovecs: UnsafePointer<iovec>, count: UInt32, offset: UInt64)
     case writev(fd: Int32, iovecs: UnsafePointer<iovec>, count: UInt32, offset: UInt64)
     case recv(fd: Int32, buffer: UnsafeMutableRawPointer, count: UInt32, flags: Int32)
+    /// Receives into the loop's receive buffers, each completion carrying the
+    /// buffer it filled (``CompletionFlag/buffer``), for as long as the
+    /// completions carry ``CompletionFlag/more``: io_uring's multishot recv
+    /// over a provided-buffer ring where the kernel has it, a single-shot
+    /// recv into a provided or pooled buffer where it does not, readiness and
+    /// `recv` into a pooled buffer on epoll.
+    case receiveStream(fd: Int32)
+    /// Accepts connections until a completion lacks ``CompletionFlag/more``
+    /// (multishot accept; accept-until-EAGAIN on readiness under epoll).
+    case acceptStream(fd: Int32)
     case send(fd: Int32, buffer: UnsafeRawPointer, count: UInt32, flags: Int32)
     case recvmsg(fd: Int32, message: UnsafeMutablePointer<msghdr>, flags: UInt32)
     case sendmsg(fd: Int32, message: UnsafePointer<msghdr>, flags: UInt32)
@@ -82,6 +123,8 @@ enum Operation {
         case .readv: "readv"
         case .writev: "writev"
         case .recv: "recv"
+        case .receiveStream: "recv (multishot)"
+        case .acceptStream: "accept (multishot)"
         case .send: "send"
         case .recvmsg: "recvmsg"
         case .sendmsg: "sendmsg"

@@ -2,6 +2,22 @@ import CUring
 import DequeModule
 import Glibc
 
+/// Test and experiment switches for the io_uring backend: each turns off a
+/// kernel feature so the fallback path it guards can be exercised on a
+/// kernel that has the feature.
+struct URingOptions: Sendable {
+    /// Use pooled single-shot receives instead of a provided-buffer ring.
+    var bufferRing = true
+    /// Use single-shot recv and accept instead of multishot.
+    var multishot = true
+    /// Register the ring fd (`io_uring_register_ring_fd`) so each enter
+    /// skips the fd table lookup.
+    var registerRingFD = true
+    /// Restrict the set-up cascade to the steps at or after this one (0:
+    /// all), as on a kernel that refuses the stronger flags.
+    var firstSetupStep = 0
+}
+
 /// The io_uring backend: every operation is one SQE, every result one CQE.
 ///
 /// Thread-safety: everything except ``wake()`` runs on the loop thread. Under
@@ -9,11 +25,15 @@ import Glibc
 /// first thread that runs the loop (see ``attach()``), so a loop may be built on
 /// one thread and run on another.
 final class URingBackend {
-    /// Ring setup attempts, strongest first (DESIGN.md "Ring setup").
+    /// Ring set-up attempts, strongest first (DESIGN.md "Ring setup"), each
+    /// with the newest flag it needs: SINGLE_ISSUER|DEFER_TASKRUN (6.1),
+    /// COOP_TASKRUN (5.19), SUBMIT_ALL (5.18), none (5.11, the EXT_ARG wait).
+    /// Every step also asks for CQSIZE (5.5).
     static let setupCascade: [(name: String, flags: UInt32)] = [
         ("SINGLE_ISSUER|DEFER_TASKRUN",
-         CU_SETUP_SINGLE_ISSUER | CU_SETUP_DEFER_TASKRUN | CU_SETUP_TASKRUN_FLAG | CU_SETUP_R_DISABLED),
-        ("COOP_TASKRUN", CU_SETUP_COOP_TASKRUN | CU_SETUP_TASKRUN_FLAG),
+         CU_SETUP_SINGLE_ISSUER | CU_SETUP_DEFER_TASKRUN | CU_SETUP_TASKRUN_FLAG | CU_SETUP_R_DISABLED | CU_SETUP_SUBMIT_ALL),
+        ("COOP_TASKRUN", CU_SETUP_COOP_TASKRUN | CU_SETUP_TASKRUN_FLAG | CU_SETUP_SUBMIT_ALL),
+        ("SUBMIT_ALL", CU_SETUP_SUBMIT_ALL),
         ("none", 0),
     ]
 
@@ -31,33 +51,57 @@ final class URingBackend {
         (IORING_OP_LINK_TIMEOUT.rawValue, "LINK_TIMEOUT"),
     ]
 
+    /// Whether the kernel does a multishot operation: learnt from the first
+    /// one's completion (a kernel without it fails the SQE with EINVAL).
+    enum Support { case unknown, supported, unsupported }
+
     private let ring: UnsafeMutablePointer<io_uring>
     private let wakeFD: Int32
     /// Where the armed eventfd read lands; owned here until the ring is gone.
     private let wakeBuffer: UnsafeMutablePointer<UInt64>
     private let reapBuffer: UnsafeMutablePointer<cu_completion>
     private static let reapBatch = 256
+    /// The loop's receive buffers: a provided-buffer ring where the kernel
+    /// has them (5.19), otherwise a pool for single-shot receives.
+    let buffers: ReceiveBuffers
     /// Operations that found the SQ full; flushed at the next poll.
     @exclusivity(unchecked) private var overflow = Deque<(Operation, OperationToken, UnsafeMutablePointer<__kernel_timespec>?)>()
+    /// Completions known without the kernel (a pooled receive with no buffer
+    /// left), delivered at the next poll.
+    @exclusivity(unchecked) private var known: [Completion] = []
+    /// Multishot operations submitted while support is unknown, by token.
+    @exclusivity(unchecked) private var probing: [UInt64: Operation] = [:]
+    /// Pooled single-shot receives in flight: token → the buffer they fill.
+    @exclusivity(unchecked) private var pooledReceives: [UInt64: UInt16] = [:]
+    @exclusivity(unchecked) private(set) var multishotReceive: Support
+    @exclusivity(unchecked) private(set) var multishotAccept: Support
     @exclusivity(unchecked) private var wakeArmed = false
     @exclusivity(unchecked) private var enabled: Bool
     @exclusivity(unchecked) private var issuerTID: Int32 = 0
     @exclusivity(unchecked) private var closed = false
     @exclusivity(unchecked) private var shuttingDown = false
+    @exclusivity(unchecked) private var droppedSeen: UInt32 = 0
+    @exclusivity(unchecked) private var ringFDRegistered = false
+    private let options: URingOptions
     /// Test hook: results to report instead of calling `io_uring_enter`, one
     /// per poll, to exercise the EINTR / EAGAIN / EBUSY paths.
     @exclusivity(unchecked) var injectedEnterResults: [Int32] = []
+    /// Called with a message when the kernel reports dropped CQEs.
+    var onDroppedCompletions: ((String) -> Void)?
     /// Setup flags the kernel accepted, and which cascade step that was.
     let setupFlags: UInt32
     let setupName: String
     /// Submission queue size; the CQ is four times larger for multishot use.
     let entries: UInt32
+    /// Why the provided-buffer ring is not in use, when it is not.
+    let bufferRingUnavailable: String?
 
     /// Sets up a ring, walking the flag cascade.
     ///
     /// - Parameter probeFailure: test hook; when it returns an errno the setup
     ///   behaves as if the kernel had refused with it.
-    init(entries: UInt32 = 256, probeFailure: (() -> Int32?)? = nil) throws(BackendSetupError) {
+    init(entries: UInt32 = 256, receiveBuffers: ReceiveBufferConfiguration = .default, options: URingOptions = URingOptions(),
+         probeFailure: (() -> Int32?)? = nil) throws(BackendSetupError) {
         if let errno = probeFailure?() { throw BackendSetupError(operation: "io_uring_setup", errno: Errno(errno)) }
         guard entries > 0, entries <= 32768 else {
             throw BackendSetupError(operation: "io_uring_setup", errno: Errno(EINVAL), detail: "ring entries must be 1...32768, got \(entries)")
@@ -66,9 +110,9 @@ final class URingBackend {
         ring.initialize(to: io_uring())
         var lastError: Int32 = 0
         var accepted: (String, UInt32)?
-        for (name, flags) in Self.setupCascade {
+        for (name, flags) in Self.setupCascade.dropFirst(options.firstSetupStep) {
             var params = io_uring_params()
-            params.flags = flags | CU_SETUP_CQSIZE | CU_SETUP_SUBMIT_ALL
+            params.flags = flags | CU_SETUP_CQSIZE
             params.cq_entries = entries * 4
             let rc = io_uring_queue_init_params(entries, ring, &params)
             if rc == 0 { accepted = (name, flags); break }
@@ -102,6 +146,23 @@ final class URingBackend {
             ring.deallocate()
             throw BackendSetupError(operation: "eventfd", errno: e)
         }
+        // A provided-buffer ring where the kernel has them (5.19); a disabled
+        // ring may register one before it is enabled.
+        var unavailable: String? = "disabled"
+        var registered: ReceiveBuffers?
+        if options.bufferRing {
+            do {
+                registered = try ReceiveBuffers(receiveBuffers, registeringWith: ring)
+                unavailable = nil
+            } catch {
+                unavailable = "io_uring_register_buf_ring failed: \(error)"
+            }
+        }
+        buffers = registered ?? ReceiveBuffers(receiveBuffers)
+        bufferRingUnavailable = unavailable
+        multishotReceive = options.multishot && registered != nil ? .unknown : .unsupported
+        multishotAccept = options.multishot ? .unknown : .unsupported
+        self.options = options
         self.ring = ring
         self.wakeFD = fd
         self.setupFlags = flags
@@ -111,7 +172,7 @@ final class URingBackend {
         wakeBuffer = .allocate(capacity: 1)
         wakeBuffer.initialize(to: 0)
         reapBuffer = .allocate(capacity: Self.reapBatch)
-        if enabled { issuerTID = cu_gettid(); armWakeup() }
+        if enabled { becomeIssuer() }
     }
 
     private static func checkOpcodes(_ ring: UnsafeMutablePointer<io_uring>) throws(BackendSetupError) {
@@ -142,7 +203,17 @@ final class URingBackend {
             throw .backendUnavailable(.uring, reason: "io_uring_register(ENABLE_RINGS) failed: \(Errno(rc))")
         }
         enabled = true
-        issuerTID = tid
+        becomeIssuer()
+    }
+
+    private func becomeIssuer() {
+        issuerTID = cu_gettid()
+        // A registered ring fd spares every io_uring_enter the fd table
+        // lookup. The registration belongs to the thread that made it, so it
+        // is only used where one thread is the only issuer for good.
+        if options.registerRingFD, setupFlags & CU_SETUP_SINGLE_ISSUER != 0, !ringFDRegistered {
+            ringFDRegistered = io_uring_register_ring_fd(ring) == 1
+        }
         armWakeup()
     }
 
@@ -152,7 +223,7 @@ final class URingBackend {
     }
 
     private func armWakeup() {
-        guard !wakeArmed, let sqe = nextSQE() else { return }
+        guard !wakeArmed, !shuttingDown, let sqe = nextSQE() else { return }
         io_uring_prep_read(sqe, wakeFD, wakeBuffer, 8, 0)
         io_uring_sqe_set_data64(sqe, OperationToken.wakeup.rawValue)
         wakeArmed = true
@@ -213,7 +284,13 @@ final class URingBackend {
         let needed: UInt32 = linkTimeout == nil ? 1 : 2
         if io_uring_sq_space_left(ring) < needed { _ = io_uring_submit(ring) }
         guard io_uring_sq_space_left(ring) >= needed, let sqe = io_uring_get_sqe(ring) else { return false }
-        Self.prepare(sqe, operation, token)
+        if !prepare(sqe, operation, token) {
+            // Nothing to submit after all (a pooled receive with no buffer):
+            // give the SQE back as a NOP whose completion is dropped.
+            io_uring_prep_nop(sqe)
+            io_uring_sqe_set_data64(sqe, OperationToken.internalCancel.rawValue)
+            return true
+        }
         if let linkTimeout, let timeoutSQE = io_uring_get_sqe(ring) {
             sqe.pointee.flags |= CU_SQE_IO_LINK
             io_uring_prep_link_timeout(timeoutSQE, linkTimeout, 0)
@@ -222,7 +299,8 @@ final class URingBackend {
         return true
     }
 
-    private static func prepare(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ operation: Operation, _ token: OperationToken) {
+    /// Fills `sqe`; false when the operation completed without the kernel.
+    private func prepare(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ operation: Operation, _ token: OperationToken) -> Bool {
         switch operation {
         case .nop:
             io_uring_prep_nop(sqe)
@@ -240,6 +318,23 @@ final class URingBackend {
             io_uring_prep_writev(sqe, fd, iovecs, count, offset)
         case .recv(let fd, let buffer, let count, let flags):
             io_uring_prep_recv(sqe, fd, buffer, Int(count), flags)
+        case .receiveStream(let fd):
+            if buffers.isKernelRing {
+                if multishotReceive == .unsupported {
+                    io_uring_prep_recv(sqe, fd, nil, 0, 0)
+                } else {
+                    io_uring_prep_recv_multishot(sqe, fd, nil, 0, 0)
+                    if multishotReceive == .unknown { probing[token.rawValue] = operation }
+                }
+                cu_sqe_select_buffer(sqe, buffers.group)
+            } else {
+                guard let id = buffers.take() else {
+                    known.append(Completion(token: token, result: -ENOBUFS, flags: 0))
+                    return false
+                }
+                pooledReceives[token.rawValue] = id
+                io_uring_prep_recv(sqe, fd, buffers.pointer(id), buffers.size, 0)
+            }
         case .send(let fd, let buffer, let count, let flags):
             io_uring_prep_send(sqe, fd, buffer, Int(count), flags)
         case .recvmsg(let fd, let message, let flags):
@@ -248,6 +343,14 @@ final class URingBackend {
             io_uring_prep_sendmsg(sqe, fd, message, flags)
         case .accept(let fd, let address, let length, let flags):
             io_uring_prep_accept(sqe, fd, address, length, flags)
+        case .acceptStream(let fd):
+            let flags = Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+            if multishotAccept == .unsupported {
+                io_uring_prep_accept(sqe, fd, nil, nil, flags)
+            } else {
+                io_uring_prep_multishot_accept(sqe, fd, nil, nil, flags)
+                if multishotAccept == .unknown { probing[token.rawValue] = operation }
+            }
         case .connect(let fd, let address, let length):
             io_uring_prep_connect(sqe, fd, address, length)
         case .shutdown(let fd, let how):
@@ -262,6 +365,7 @@ final class URingBackend {
             io_uring_prep_fsync(sqe, fd, dataOnly ? UInt32(IORING_FSYNC_DATASYNC) : 0)
         }
         io_uring_sqe_set_data64(sqe, token.rawValue)
+        return true
     }
 
     private func flushOverflow() {
@@ -271,9 +375,9 @@ final class URingBackend {
         }
     }
 
-    /// Submissions are queued, or CQEs are already visible in the ring.
+    /// Submissions are queued, or completions are already visible.
     var hasPendingWork: Bool {
-        !overflow.isEmpty || io_uring_sq_ready(ring) > 0 || io_uring_cq_ready(ring) > 0
+        !overflow.isEmpty || !known.isEmpty || io_uring_sq_ready(ring) > 0 || io_uring_cq_ready(ring) > 0
     }
 
     /// Submits what is queued, waits up to `timeout` nanoseconds for at least
@@ -286,13 +390,16 @@ final class URingBackend {
     func poll(timeout: Int64?, force: Bool, into completions: inout [Completion]) {
         guard enabled, !closed else { return }
         fileOperationsQueued = 0
+        // Re-arm the wakeup read until it is armed: an earlier attempt may
+        // have found the SQ full.
+        if !wakeArmed { armWakeup() }
         flushOverflow()
         let pendingSubmit = io_uring_sq_ready(ring) > 0
         let kernelHasWork = cu_sq_flags(ring) & (CU_SQ_TASKRUN | CU_SQ_CQ_OVERFLOW) != 0
         var rc: Int32 = 0
         if !injectedEnterResults.isEmpty {
             rc = injectedEnterResults.removeFirst()
-        } else if timeout == 0 || io_uring_cq_ready(ring) > 0 {
+        } else if timeout == 0 || io_uring_cq_ready(ring) > 0 || !known.isEmpty {
             if pendingSubmit || force || kernelHasWork {
                 rc = io_uring_submit_and_get_events(ring)
             }
@@ -308,6 +415,10 @@ final class URingBackend {
         // handled the same way: reap what is there now; the SQEs not yet
         // consumed stay queued and the next iteration submits them again.
         _ = rc
+        if !known.isEmpty {
+            completions.append(contentsOf: known)
+            known.removeAll(keepingCapacity: true)
+        }
         reap(into: &completions)
         flushOverflow()
     }
@@ -315,22 +426,58 @@ final class URingBackend {
     private func reap(into completions: inout [Completion]) {
         while true {
             let n = Int(cu_reap(ring, reapBuffer, UInt32(Self.reapBatch)))
-            if n == 0 { return }
+            if n == 0 { break }
             for i in 0..<n {
                 let c = reapBuffer[i]
                 let token = OperationToken(rawValue: c.user_data)
                 if token == .wakeup {
                     wakeArmed = false
-                    if !shuttingDown { armWakeup() }
+                    armWakeup()
                     continue
                 }
                 // Internal cancels and liburing's own timeout CQEs carry no
                 // continuation.
                 if token == .internalCancel || c.user_data == UInt64.max { continue }
-                completions.append(Completion(token: token, result: c.res, flags: c.flags))
+                var flags = c.flags
+                if flags & CompletionFlag.buffer != 0 {
+                    buffers.noteHandedOut()
+                } else if !pooledReceives.isEmpty, let id = pooledReceives.removeValue(forKey: c.user_data) {
+                    // A pooled receive: say which buffer it filled, as a ring CQE would.
+                    if c.res > 0 {
+                        flags |= CompletionFlag.buffer | UInt32(id) << CompletionFlag.bufferShift
+                    } else {
+                        buffers.recycle(id)
+                    }
+                }
+                if !probing.isEmpty, let operation = probing.removeValue(forKey: c.user_data) {
+                    if learn(from: c, operation, token) { continue }
+                }
+                completions.append(Completion(token: token, result: c.res, flags: flags))
             }
-            if n < Self.reapBatch { return }
+            if n < Self.reapBatch { break }
         }
+        let dropped = cu_cq_dropped(ring)
+        if dropped != droppedSeen {
+            onDroppedCompletions?("io_uring dropped \(dropped &- droppedSeen) completions (CQ overflow without memory for NODROP)")
+            droppedSeen = dropped
+        }
+    }
+
+    /// The first completion of a multishot operation says whether the kernel
+    /// has it: EINVAL means it does not. Returns true when the operation was
+    /// resubmitted single-shot and this completion must be dropped.
+    private func learn(from cqe: cu_completion, _ operation: Operation, _ token: OperationToken) -> Bool {
+        let unsupported = cqe.res == -EINVAL && cqe.flags & CompletionFlag.more == 0
+        switch operation {
+        case .receiveStream:
+            if multishotReceive == .unknown { multishotReceive = unsupported ? .unsupported : .supported }
+        case .acceptStream:
+            if multishotAccept == .unknown { multishotAccept = unsupported ? .unsupported : .supported }
+        default:
+            return false
+        }
+        if unsupported { submit(operation, token: token) }
+        return unsupported
     }
 
     /// Asks the kernel to cancel `token`; the original CQE still arrives.
@@ -351,14 +498,36 @@ final class URingBackend {
             }
         }
         closed = true
+        let drained = !wakeArmed
         io_uring_queue_exit(ring)
         Glibc.close(wakeFD)
         ring.deallocate()
         reapBuffer.deallocate()
         // If the read could not be reaped (the loop was closed from a thread
         // that may not submit), the kernel's asynchronous teardown could still
-        // touch the buffer: leak 8 bytes rather than risk a write into freed memory.
-        if !wakeArmed { wakeBuffer.deallocate() }
+        // touch the buffers: leak them rather than risk a write into freed memory.
+        if drained {
+            wakeBuffer.deallocate()
+            buffers.release()
+        }
+    }
+
+    /// For logs and reports: ring size, accepted set-up, probed features.
+    var summary: String {
+        var features = ["NODROP", "EXT_ARG"]
+        features.append(buffers.isKernelRing ? "buffer ring \(buffers.count)×\(buffers.size) B"
+                        : "pooled receives (\(bufferRingUnavailable ?? "no buffer ring"))")
+        func name(_ support: Support) -> String {
+            switch support {
+            case .unknown: "untried"
+            case .supported: "yes"
+            case .unsupported: "no"
+            }
+        }
+        features.append("multishot recv \(name(multishotReceive))")
+        features.append("multishot accept \(name(multishotAccept))")
+        if ringFDRegistered { features.append("registered ring fd") }
+        return "io_uring (\(entries) entries, setup \(setupName); \(features.joined(separator: ", ")))"
     }
 }
 

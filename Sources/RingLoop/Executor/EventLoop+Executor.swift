@@ -1,73 +1,147 @@
 @_spi(ExperimentalScheduling) import _Concurrency
 import Glibc
 
-extension EventLoop: SerialExecutor, TaskExecutor {
-    /// Takes a Swift job. On the loop thread it goes straight onto the ready
-    /// queue, with no lock; from another thread it goes through the inbox,
-    /// which wakes the loop only if it sleeps.
+/// The loop's two executor roles.
+///
+/// - **Task executor** (the `EventLoop` itself): tasks started with
+///   ``EventLoop/spawn(name:_:)`` or `Task(executorPreference: loop)` send
+///   their steps here. Such a step is run as a task-executor job
+///   (`runSynchronously(on: UnownedTaskExecutor)`): it is on the generic
+///   executor with the loop as preference, so a call into nonisolated `async`
+///   code (RingLoop's own I/O, or any helper) needs no executor switch and
+///   costs no trip through the ready queue.
+/// - **Serial executor** (``LoopSerialExecutor``): actors whose executor is
+///   the loop send their jobs there; those run isolated to it.
+///
+/// One object cannot play both roles distinguishably: `SerialExecutor` and
+/// `TaskExecutor` share the one `enqueue(_:)` signature. Running every job as
+/// isolated to the serial executor (the earlier design) made the runtime
+/// switch away and back at each nonisolated async call: 12 enqueues per echo.
+extension EventLoop: TaskExecutor {
+    /// Takes a step of a task that prefers this loop. On the loop thread it
+    /// goes straight onto the ready queue with no lock; from another thread it
+    /// goes through the inbox, which wakes the loop only if it sleeps.
     ///
     /// A job enqueued after ``close()`` cannot run; it is logged and dropped.
     public func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
+        enqueueJob(UnownedJob(job), actor: false)
+    }
+
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
+        UnownedTaskExecutor(ordinary: self)
+    }
+
+    /// The serial executor for actors that run on this loop:
+    ///
+    /// ```swift
+    /// actor Cache {
+    ///     let loop: EventLoop
+    ///     nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
+    /// }
+    /// ```
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        serialExecutor.asUnownedSerialExecutor()
+    }
+
+    func enqueueJob(_ job: UnownedJob, actor: Bool) {
         if isOnLoopThread {
-            ready.append(.job(job))
+            ready.append(actor ? .actorJob(job) : .job(job))
             return
         }
-        if !inbox.push(.job(job), wake: { io.wake() }) {
+        if !inbox.push(actor ? .actorJob(job) : .job(job), wake: { io.wake() }) {
             logger.error("A task was scheduled on a closed event loop; it will never run.")
         }
+    }
+}
+
+/// The serial executor of actors that run on an ``EventLoop``: get it with
+/// ``EventLoop/asUnownedSerialExecutor()`` or ``EventLoop/serialExecutor``.
+///
+/// Its jobs run on the loop thread, isolated to it. An actor on it is
+/// isolated exactly when the caller runs on the loop thread.
+public final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
+    /// Unowned: the loop owns this object; actors keep their loop alive.
+    unowned let loop: EventLoop
+
+    init(loop: EventLoop) { self.loop = loop }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        loop.enqueueJob(UnownedJob(job), actor: true)
     }
 
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
         UnownedSerialExecutor(ordinary: self)
     }
 
-    /// Actors whose executor is this loop are isolated exactly when the
-    /// caller runs on the loop thread.
     public func checkIsolated() {
-        precondition(isOnLoopThread, "Expected to run on the event loop's thread")
+        precondition(loop.isOnLoopThread, "Expected to run on the event loop's thread")
     }
 
-    public func isIsolatingCurrentContext() -> Bool? { isOnLoopThread }
+    public func isIsolatingCurrentContext() -> Bool? { loop.isOnLoopThread }
 
-    public func isSameExclusiveExecutionContext(other: EventLoop) -> Bool { self === other }
+    public func isSameExclusiveExecutionContext(other: LoopSerialExecutor) -> Bool { self === other }
+}
+
+// `Task.sleep` on the loop lands here (Swift 6.3's experimental scheduling
+// executor): the job goes into the loop's own timer heap instead of a global
+// timer thread. Both roles conform: the runtime asks the actor's executor
+// first, then the task's preferred one.
+@_spi(ExperimentalScheduling)
+extension EventLoop: SchedulingExecutor {
+    public func enqueue<C: Clock>(_ job: consuming ExecutorJob, after delay: C.Duration, tolerance: C.Duration?, clock: C) {
+        scheduleJob(UnownedJob(job), actor: false, after: delay, clock: clock)
+    }
+
+    public func enqueue<C: Clock>(_ job: consuming ExecutorJob, at instant: C.Instant, tolerance: C.Duration?, clock: C) {
+        scheduleJob(UnownedJob(job), actor: false, at: instant, clock: clock)
+    }
 }
 
 @_spi(ExperimentalScheduling)
-extension EventLoop: SchedulingExecutor {
-    /// `Task.sleep` on the loop lands here (Swift 6.3's experimental
-    /// scheduling executor): the job goes into the loop's own timer heap
-    /// instead of a global timer thread.
-    public func enqueue<C: Clock>(
-        _ job: consuming ExecutorJob, after delay: C.Duration, tolerance: C.Duration?, clock: C
-    ) {
-        let job = UnownedJob(job)
-        guard let delay = delay as? Duration else {
-            // A clock whose durations are not Swift.Duration: convert through
-            // the clock's own arithmetic.
-            scheduleJob(job, at: .now)
+extension LoopSerialExecutor: SchedulingExecutor {
+    public func enqueue<C: Clock>(_ job: consuming ExecutorJob, after delay: C.Duration, tolerance: C.Duration?, clock: C) {
+        loop.scheduleJob(UnownedJob(job), actor: true, after: delay, clock: clock)
+    }
+
+    public func enqueue<C: Clock>(_ job: consuming ExecutorJob, at instant: C.Instant, tolerance: C.Duration?, clock: C) {
+        loop.scheduleJob(UnownedJob(job), actor: true, at: instant, clock: clock)
+    }
+}
+
+extension EventLoop {
+    func scheduleJob<C: Clock>(_ job: UnownedJob, actor: Bool, after delay: C.Duration, clock: C) {
+        if let delay = delay as? Duration {
+            scheduleJob(job, actor: actor, at: .now + delay)
+        } else {
+            scheduleJob(job, actor: actor, at: clock.now.advanced(by: delay), clock: clock)
+        }
+    }
+
+    func scheduleJob<C: Clock>(_ job: UnownedJob, actor: Bool, at instant: C.Instant, clock: C) {
+        let remaining = clock.now.duration(to: instant)
+        if let remaining = remaining as? Duration {
+            scheduleJob(job, actor: actor, at: .now + remaining)
             return
         }
-        scheduleJob(job, at: .now + delay)
-    }
-
-    public func enqueue<C: Clock>(
-        _ job: consuming ExecutorJob, at instant: C.Instant, tolerance: C.Duration?, clock: C
-    ) {
-        let job = UnownedJob(job)
-        let delay = clock.now.duration(to: instant)
-        scheduleJob(job, at: .now + ((delay as? Duration) ?? .zero))
-    }
-
-    private func scheduleJob(_ job: UnownedJob, at instant: LoopInstant) {
-        if isOnLoopThread {
-            _ = timers.schedule(deadline: instant.nanoseconds, .job(job))
-        } else {
-            let sendable = UnsafeSendable(job)
-            let pushed = inbox.push(.callback { [self] in
-                _ = timers.schedule(deadline: instant.nanoseconds, .job(sendable.value))
-            }, wake: { io.wake() })
-            if !pushed { logger.error("A task was scheduled on a closed event loop; it will never run.") }
+        // A clock whose durations are not Swift.Duration: the loop cannot
+        // convert its time, so let the clock itself wait, on a task of its
+        // own off the loop, and hand the job back when the instant comes.
+        let sendable = UnsafeSendable(job)
+        Task.detached { [self] in
+            try? await clock.sleep(until: instant, tolerance: nil)
+            enqueueJob(sendable.value, actor: actor)
         }
+    }
+
+    private func scheduleJob(_ job: UnownedJob, actor: Bool, at instant: LoopInstant) {
+        if isOnLoopThread {
+            _ = timers.schedule(deadline: instant.nanoseconds, .job(job, actor: actor))
+            return
+        }
+        let sendable = UnsafeSendable(job)
+        let pushed = inbox.push(.callback { [self] in
+            _ = timers.schedule(deadline: instant.nanoseconds, .job(sendable.value, actor: actor))
+        }, wake: { io.wake() })
+        if !pushed { logger.error("A task was scheduled on a closed event loop; it will never run.") }
     }
 }

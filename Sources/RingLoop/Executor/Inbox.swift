@@ -5,6 +5,7 @@ import Synchronization
 enum InboxItem {
     case callback(@Sendable () throws -> Void)
     case job(UnownedJob)
+    case actorJob(UnownedJob)
 }
 
 /// What the inbox's mutex guards.

@@ -17,8 +17,6 @@ final class Descriptor {
     /// What to name in errors: the path of a file, the address of a socket.
     var label: String?
     private var inFlight = 0
-    /// Sends on the operation path not yet completed; see ``send(_:count:flags:keepAlive:)``.
-    private var sendsInFlight = 0
     private var closing = false
     private var closeWaiters: [UnsafeContinuation<Void, Never>] = []
 
@@ -26,6 +24,7 @@ final class Descriptor {
         self.fd = fd
         self.loop = loop
         self.label = label
+        if loop.isOnLoopThread { loop.io.adopt(fd: fd) }
     }
 
     deinit {
@@ -102,36 +101,6 @@ final class Descriptor {
         throw IOError(operation: String(describing: name), errno: Errno(raw), fd: fd, path: label)
     }
 
-    /// Sends `count` bytes from `bytes`, returning how many the kernel took.
-    ///
-    /// A socket nearly always has room for a reply, so the send is first tried
-    /// at once, non-blocking, and returns without suspending the task. Only
-    /// when it would block does it become an operation (an SQE on io_uring, a
-    /// readiness wait on epoll). The operation path costs a task suspension
-    /// and resumption through the concurrency runtime; with two per echo that
-    /// was about a quarter of an echo server's CPU (BENCHMARKS.md). The direct
-    /// try is skipped while another send on this descriptor is still an
-    /// operation, so bytes never overtake bytes queued before them, and when
-    /// the task is cancelled, so cancellation is reported as on every path.
-    func send(_ bytes: UnsafeRawPointer, count: Int, flags: Int32, keepAlive: AnyObject) async throws -> Int {
-        try loop.requireLoopThread("send")
-        guard !isClosed else { throw closedError("send") }
-        if sendsInFlight == 0, !Task.isCancelled {
-            let sent = Glibc.send(fd, bytes, count, flags | Int32(MSG_DONTWAIT))
-            if sent >= 0 { return sent }
-            let error = errno
-            if error != EAGAIN && error != EWOULDBLOCK && error != EINTR {
-                throw IOError(operation: "send", errno: Errno(error), fd: fd, path: label)
-            }
-        }
-        sendsInFlight += 1
-        defer { sendsInFlight -= 1 }
-        let length = UInt32(clamping: count)
-        return try await perform("send", keepAlive: keepAlive) { fd, _ in
-            .send(fd: fd, buffer: bytes, count: length, flags: flags)
-        }
-    }
-
     /// ``perform(_:keepAlive:timeout:_:extract:)`` returning the kernel's count.
     func perform(
         _ name: StaticString,
@@ -143,6 +112,11 @@ final class Descriptor {
     }
 
     /// Cancels what is in flight, waits for it, then closes. Idempotent.
+    ///
+    /// Closing is never cancellable: cleanup runs in cancelled tasks all the
+    /// time (`withTimeout`, `EventLoop.run` tearing handlers down), and a
+    /// close that gave up would leak the descriptor. The wait is for final
+    /// completions of operations already cancelled, so it is short.
     ///
     /// Like every operation, it must run on the loop's thread while the loop
     /// runs (`Task { }` does not inherit the loop as executor; `loop.spawn`
@@ -157,29 +131,42 @@ final class Descriptor {
         }
         let owner = loop.ownerThread.load(ordering: .relaxed)
         if owner != 0, owner != UInt(pthread_self()) { throw EventLoopError.wrongThread(operation: "close") }
-        if inFlight > 0 {
+        let number = fd
+        await closeNow()
+        if closeResult != 0, closeResult != EINTR {
+            throw IOError(operation: "close", errno: Errno(closeResult), fd: number, path: label)
+        }
+    }
+
+    /// ``close()`` without its thread check, for the library's own cleanup
+    /// paths, which already run on the loop thread. Never throws: a close(2)
+    /// error other than EINTR is reported by ``close()`` only.
+    func closeNow() async {
+        guard fd >= 0 else { return }
+        if inFlight > 0, !loop.isClosed {
             closing = true
             loop.cancelOperations(onFD: fd)
+            // No cancellation handler: this wait must not be cut short.
             await withUnsafeContinuation { closeWaiters.append($0) }
         }
         guard fd >= 0 else { return }  // another close finished meanwhile
         let fd = self.fd
         self.fd = -1
         closing = false
-        loop.io.willClose(fd: fd)
-        // IORING_OP_CLOSE on io_uring (a plain close(2) on epoll). Nothing is
-        // in flight on the fd any more, so nothing can outlive its number.
-        let result: Int32
-        do {
-            result = try await loop.perform("close", fd: fd) { _ in .close(fd: fd) }
-        } catch {
-            // The loop is closing (teardown lets tasks unwind) or this is not
-            // its thread: nothing is in flight, so a plain close is safe.
-            result = Glibc.close(fd) == 0 ? 0 : -errno
-        }
-        if result < 0, result != -EINTR {
-            throw IOError(operation: "close", errno: Errno(result), fd: fd, path: label)
-        }
+        if !loop.isClosed { loop.io.willClose(fd: fd) }
+        closeResult = Glibc.close(fd) == 0 ? 0 : errno
+    }
+
+    /// The errno of the last close(2), 0 if it succeeded.
+    private(set) var closeResult: Int32 = 0
+
+    /// Gives the descriptor up without closing it (it now belongs to the
+    /// caller, a transport for example). Nothing may be in flight on it.
+    func release() -> Int32 {
+        precondition(inFlight == 0, "Descriptor.release with operations in flight")
+        let fd = self.fd
+        self.fd = -1
+        return fd
     }
 
     /// Sets an integer socket option.

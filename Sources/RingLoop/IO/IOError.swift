@@ -53,7 +53,7 @@ public struct IOError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// The matchable category of this error.
     public var code: Code {
-        if detail == IOError.closedDetail { return .closed }
+        if let detail, detail.hasPrefix(IOError.closedDetail) { return .closed }
         guard let errno else { return operation == "getaddrinfo" ? .nameResolution : .other }
         switch errno.rawValue {
         case ECONNREFUSED: return .connectionRefused

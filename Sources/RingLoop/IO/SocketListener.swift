@@ -1,6 +1,8 @@
+import DequeModule
 import Glibc
 
-/// A listening stream socket, TCP (IPv4 or IPv6) or Unix-domain.
+/// A listening stream socket, TCP (IPv4 or IPv6) or Unix-domain, handing out
+/// connections as ``SocketStream``s.
 ///
 /// ```swift
 /// let listener = try await SocketListener.bind(host: "127.0.0.1", port: 8080)
@@ -9,21 +11,44 @@ import Glibc
 /// }
 /// ```
 ///
+/// The listener accepts continuously (multishot accept on io_uring,
+/// accept-until-EAGAIN on epoll) into a queue that ``accept()`` and
+/// ``connections`` take from, so a burst of connections is taken from the
+/// kernel at once, however busy the loop. Accept errors never end the
+/// sequence: transient ones are retried, and running out of descriptors backs
+/// off and recovers by itself (see `Docs/Reliability.md`).
+///
 /// Accepted streams are non-blocking, close-on-exec, and have TCP_NODELAY on.
 public final class SocketListener: @unchecked Sendable {
-    let descriptor: Descriptor
     /// The bound address (with the real port when bound to port 0).
     public let localAddress: SocketAddress
+    let loop: EventLoop
+    private let acceptor: Acceptor
     private let isUnix: Bool
+    private let unixSocket: UnixSocketFile?
+    private var pending = Deque<Int32>()
+    private var waiter: (id: UInt64, continuation: UnsafeContinuation<Void, Never>)?
+    private var nextID: UInt64 = 0
+    private var closeWaiters: [UnsafeContinuation<Void, Never>] = []
+    private var closed = false
 
-    private init(fd: Int32, address: SocketAddress, loop: EventLoop) {
+    /// Accepted connections queued before accepting pauses (the kernel's
+    /// backlog holds the rest until the queue is taken from).
+    static let pendingLimit = 4096
+
+    private init(fd: Int32, address: SocketAddress, loop: EventLoop, unixSocket: UnixSocketFile?) {
         localAddress = address
+        self.loop = loop
         isUnix = address.family == AF_UNIX
-        descriptor = Descriptor(fd: fd, loop: loop, label: address.description)
+        self.unixSocket = unixSocket
+        acceptor = Acceptor(fd: fd, loop: loop, label: address.description)
+        acceptor.onAccepted = { [unowned self] fd in accepted(fd) }
+        acceptor.onClosed = { [unowned self] in listenerClosed() }
+        acceptor.start()
     }
 
     /// The raw descriptor, or -1 after ``close()``.
-    public var fileDescriptor: Int32 { descriptor.fd }
+    public var fileDescriptor: Int32 { acceptor.fd }
 
     /// Binds and listens on `host:port` (port 0 picks a free port; see
     /// ``localAddress``). `host` may be a numeric IPv4/IPv6 address or a name.
@@ -33,61 +58,68 @@ public final class SocketListener: @unchecked Sendable {
     ///   - reuseAddress: `SO_REUSEADDR`, on by default as servers expect.
     ///   - reusePort: `SO_REUSEPORT`, for one listener per loop (thread per core).
     /// - Throws: ``IOError`` (`.addressInUse`, `.permissionDenied`, …).
-    public static func bind(host: String, port: Int, backlog: Int32 = 511,
-                            reuseAddress: Bool = true, reusePort: Bool = false) async throws -> SocketListener {
+    public nonisolated(nonsending) static func bind(host: String, port: Int, backlog: Int32 = 511,
+                                                   reuseAddress: Bool = true, reusePort: Bool = false) async throws -> SocketListener {
         let loop = try EventLoop.running()
-        guard backlog > 0 else {
-            throw IOError(operation: "listen", errno: Errno(EINVAL), path: host, detail: "backlog must be positive, got \(backlog)")
-        }
-        let address = try await Sockets.resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: loop)[0]
-        return try listen(on: address, backlog: backlog, loop: loop) { (fd: Int32) throws(IOError) in
-            if reuseAddress { try Sockets.setFlag(fd, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR", address: address) }
-            if reusePort { try Sockets.setFlag(fd, SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT", address: address) }
-            if address.family == AF_INET6 { try Sockets.setFlag(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, "IPV6_V6ONLY", address: address) }
+        let (fd, address) = try await Sockets.listen(host: host, port: port, backlog: backlog, reuseAddress: reuseAddress,
+                                                     reusePort: reusePort, loop: loop)
+        return SocketListener(fd: fd, address: address, loop: loop, unixSocket: nil)
+    }
+
+    /// Binds and listens on a Unix-domain socket path. A file already at
+    /// `path` is an error (`.addressInUse`) unless `removeExisting`, which
+    /// replaces a socket file and nothing else.
+    public nonisolated(nonsending) static func bind(unixPath path: String, backlog: Int32 = 511,
+                                                   removeExisting: Bool = false) async throws -> SocketListener {
+        let loop = try EventLoop.running()
+        try loop.requireLoopThread("bind")
+        let (fd, address, file) = try Sockets.listen(unixPath: path, backlog: backlog, removeExisting: removeExisting)
+        return SocketListener(fd: fd, address: address, loop: loop, unixSocket: file)
+    }
+
+    private func accepted(_ fd: Int32) {
+        pending.append(fd)
+        if pending.count >= Self.pendingLimit { acceptor.pause() }
+        if let waiter {
+            self.waiter = nil
+            waiter.continuation.resume()
         }
     }
 
-    /// Binds and listens on a Unix-domain socket path. An existing socket
-    /// file at `path` is an error (`.addressInUse`) unless `removeExisting`.
-    public static func bind(unixPath path: String, backlog: Int32 = 511, removeExisting: Bool = false) async throws -> SocketListener {
-        let loop = try EventLoop.running()
-        let address = try SocketAddress(unixPath: path)
-        if removeExisting { unlink(path) }
-        return try listen(on: address, backlog: backlog, loop: loop) { (_: Int32) throws(IOError) in }
-    }
-
-    private static func listen(on address: SocketAddress, backlog: Int32, loop: EventLoop,
-                               configure: (Int32) throws(IOError) -> Void) throws(IOError) -> SocketListener {
-        let fd = try Sockets.make(address.family, Int32(SOCK_STREAM.rawValue), label: address.description)
-        do throws(IOError) {
-            try configure(fd)
-            try Sockets.bind(fd, address)
-            guard Glibc.listen(fd, backlog) == 0 else {
-                throw IOError(operation: "listen", errno: .current, fd: fd, path: address.description)
+    /// Waits for the next connection.
+    ///
+    /// - Throws: ``IOError`` (`.closed`) once the listener is closed;
+    ///   `CancellationError` (the connection, if one arrives, stays queued).
+    public nonisolated(nonsending) func accept() async throws -> SocketStream {
+        try loop.requireLoopThread("accept")
+        while pending.isEmpty {
+            if closed || acceptor.isClosed {
+                throw IOError(operation: "accept", errno: Errno(EBADF), path: localAddress.description, detail: IOError.closedDetail)
             }
-        } catch {
-            Glibc.close(fd)
-            throw error
+            try Task.checkCancellation()
+            nextID &+= 1
+            let id = nextID
+            await withTaskCancellationHandler {
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                    precondition(waiter == nil, "two tasks accept on one SocketListener at once")
+                    waiter = (id, continuation)
+                }
+            } onCancel: { [loop, self] in
+                loop.onLoopThread {
+                    guard let waiter = self.waiter, waiter.id == id else { return }
+                    self.waiter = nil
+                    waiter.continuation.resume()
+                }
+            }
         }
-        return SocketListener(fd: fd, address: Sockets.localAddress(fd) ?? address, loop: loop)
-    }
-
-    /// Waits for the next connection (`IORING_OP_ACCEPT`, or `accept4` on readiness).
-    public func accept() async throws -> SocketStream {
-        let flags = Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-        let (fd, peer) = try await descriptor.perform("accept", keepAlive: nil, { fd, scratch in
-            scratch.addressLength.pointee = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            return .accept(fd: fd, address: scratch.socketAddress, length: scratch.addressLength, flags: flags)
-        }, extract: { scratch, result -> (Int32, SocketAddress?) in
-            (result, result >= 0 ? SocketAddress(scratch.address, length: scratch.addressLength.pointee) : nil)
-        })
-        let stream = SocketStream(fd: fd, remote: isUnix ? localAddress : peer, loop: descriptor.loop)
-        if !isUnix { try? stream.setNoDelay(true) }
-        return stream
+        let fd = pending.removeFirst()
+        if pending.count == Self.pendingLimit / 2 { acceptor.start() }
+        if !isUnix { try? Sockets.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY", path: nil) }
+        return SocketStream(fd: fd, remote: isUnix ? localAddress : Sockets.remoteAddress(fd), loop: loop)
     }
 
     /// The accepted connections, one at a time, until the listener is closed
-    /// (the sequence then ends) or accepting fails (it throws).
+    /// (the sequence then ends).
     public var connections: Connections { Connections(listener: self) }
 
     /// An `AsyncSequence` of accepted streams.
@@ -109,11 +141,31 @@ public final class SocketListener: @unchecked Sendable {
         public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(listener: listener) }
     }
 
-    /// Stops listening: a pending ``accept()`` ends with ``IOError`` (`.closed`).
-    /// Removes the socket file of a Unix-domain listener. Idempotent.
-    public func close() async throws {
-        let wasOpen = descriptor.fd >= 0
-        try await descriptor.close()
-        if wasOpen, case .unix(let path) = localAddress { unlink(path) }
+    /// Stops listening and closes the connections accepted but not yet taken;
+    /// a pending ``accept()`` ends with ``IOError`` (`.closed`). Removes the
+    /// socket file of a Unix-domain listener if it is still this listener's.
+    /// Idempotent, and never cancellable.
+    public nonisolated(nonsending) func close() async throws {
+        try loop.requireLoopThread("close")
+        closed = true
+        acceptor.close()
+        if let waiter {
+            self.waiter = nil
+            waiter.continuation.resume()
+        }
+        if !acceptor.isClosed { await withUnsafeContinuation { closeWaiters.append($0) } }
+    }
+
+    private func listenerClosed() {
+        closed = true
+        while let fd = pending.popFirst() { Glibc.close(fd) }
+        unixSocket?.remove()
+        if let waiter {
+            self.waiter = nil
+            waiter.continuation.resume()
+        }
+        let waiters = closeWaiters
+        closeWaiters = []
+        for waiter in waiters { waiter.resume() }
     }
 }

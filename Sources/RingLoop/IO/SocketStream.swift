@@ -1,6 +1,7 @@
 import Glibc
 
-/// A connected stream socket, TCP or Unix-domain.
+/// A connected stream socket, TCP or Unix-domain, for tasks: asyncio's
+/// `StreamReader` and `StreamWriter` in one.
 ///
 /// ```swift
 /// let stream = try await SocketStream.connect(host: "example.com", port: 80)
@@ -9,24 +10,44 @@ import Glibc
 /// try await stream.close()
 /// ```
 ///
+/// It runs on the same machinery as ``Transport``: the connection receives
+/// continuously into the loop's buffers, and bytes wait in the stream's
+/// queue until a task reads them. A read that finds bytes queued returns
+/// without suspending; one that finds none suspends once. Writes copy into
+/// the send queue and return at once below the high-water mark (64 KiB),
+/// and suspend above it until the queue drains (asyncio's `drain()`). An
+/// error from a queued send surfaces on the next read, write or close.
+///
 /// Every method must be called from a task on the loop the stream belongs to.
 /// Sends use `MSG_NOSIGNAL`: a peer that went away is an ``IOError``
-/// (`.brokenPipe`), never a SIGPIPE.
+/// (`.brokenPipe` or `.connectionReset`), never a SIGPIPE. One task reads a
+/// stream at a time; another may write meanwhile.
 public final class SocketStream: @unchecked Sendable {
-    let descriptor: Descriptor
+    let transport: Transport
+    let state: StreamState
     /// The peer's address.
     public let remoteAddress: SocketAddress?
 
-    init(fd: Int32, remote: SocketAddress?, loop: EventLoop) {
-        descriptor = Descriptor(fd: fd, loop: loop, label: remote?.description)
+    /// asyncio's default StreamReader limit: 64 KiB.
+    public static let defaultLimit = 64 * 1024
+
+    init(fd: Int32, remote: SocketAddress?, loop: EventLoop, limit: Int = SocketStream.defaultLimit) {
         remoteAddress = remote
+        transport = Transport(fd: fd, loop: loop)
+        state = StreamState(loop: loop, transport: transport, limit: limit)
+        transport.start(state)
     }
 
+    var loop: EventLoop { transport.loop }
+
     /// The raw descriptor, or -1 after ``close()``.
-    public var fileDescriptor: Int32 { descriptor.fd }
+    public var fileDescriptor: Int32 { transport.fileDescriptor }
 
     /// This end's address.
-    public var localAddress: SocketAddress? { Sockets.localAddress(descriptor.fd) }
+    public var localAddress: SocketAddress? { transport.localAddress }
+
+    /// The longest line or separated record ``readUntil(_:limit:)`` accepts by default.
+    public var limit: Int { state.limit }
 
     // MARK: Connecting
 
@@ -35,7 +56,7 @@ public final class SocketStream: @unchecked Sendable {
     ///
     /// - Throws: ``IOError`` (`.connectionRefused`, `.nameResolution`, …);
     ///   wrap in ``withTimeout(_:_:)`` to bound the wait.
-    public static func connect(host: String, port: Int) async throws -> SocketStream {
+    public nonisolated(nonsending) static func connect(host: String, port: Int) async throws -> SocketStream {
         let loop = try EventLoop.running()
         var lastError: (any Error)?
         for address in try await Sockets.resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: loop) {
@@ -51,136 +72,228 @@ public final class SocketStream: @unchecked Sendable {
     }
 
     /// Connects a Unix-domain stream socket.
-    public static func connect(unixPath: String) async throws -> SocketStream {
+    public nonisolated(nonsending) static func connect(unixPath: String) async throws -> SocketStream {
         try await connect(to: SocketAddress(unixPath: unixPath))
     }
 
     /// Connects to `address` (`IORING_OP_CONNECT`, or a non-blocking connect
-    /// finished on writability under epoll).
-    public static func connect(to address: SocketAddress) async throws -> SocketStream {
+    /// finished on writability under epoll). A connect that fails or is
+    /// cancelled leaves no descriptor behind.
+    public nonisolated(nonsending) static func connect(to address: SocketAddress) async throws -> SocketStream {
         let loop = try EventLoop.running()
-        let fd = try Sockets.make(address.family, Int32(SOCK_STREAM.rawValue), label: address.description)
-        let stream = SocketStream(fd: fd, remote: address, loop: loop)
-        do {
-            _ = try await stream.descriptor.perform("connect", keepAlive: nil, { fd, scratch in
-                let length = address.write(to: scratch.address)
-                return .connect(fd: fd, address: scratch.socketAddress, length: length)
-            }, extract: { _, result in result })
-            if address.family != AF_UNIX { try? stream.setNoDelay(true) }
-            return stream
-        } catch {
-            try? await stream.close()
-            throw error
-        }
+        let fd = try await Sockets.connect(to: address, loop: loop)
+        return SocketStream(fd: fd, remote: address, loop: loop)
     }
 
     // MARK: Reading
 
-    /// Receives up to `buffer.capacity` bytes into the start of `buffer`; sets
+    /// Reads up to `buffer.capacity` bytes into the start of `buffer`; sets
     /// `buffer.count` and returns it. 0 means the peer closed its side (EOF).
     ///
-    /// With `timeout`, the receive carries its own deadline (an
-    /// `IORING_OP_LINK_TIMEOUT` linked to the recv on io_uring): if no data
-    /// comes in time it throws ``IOError`` with code `.timedOut`, and the
-    /// stream stays usable; data that arrives later goes to the next read.
-    public func read(into buffer: IOBuffer, timeout: Duration? = nil) async throws -> Int {
-        let count = UInt32(clamping: buffer.capacity)
-        let n = try await descriptor.perform("recv", keepAlive: buffer, timeout: timeout) { fd, _ in
-            .recv(fd: fd, buffer: buffer.base, count: count, flags: 0)
+    /// `buffer` is written only when the read returns, never while it waits,
+    /// so tasks on one loop may share a buffer between reads.
+    ///
+    /// With `timeout`, the wait for data has a deadline: when no data comes
+    /// in time it throws ``IOError`` with code `.timedOut`, and the stream stays
+    /// usable; data that arrives later goes to the next read.
+    ///
+    /// - Throws: ``IOError`` (`.invalidArgument`) for a buffer of zero
+    ///   capacity (a read of 0 bytes would look like the end of the stream);
+    ///   the connection's error (`.connectionReset`, ...) once the bytes
+    ///   received before it have been read; `CancellationError`.
+    public nonisolated(nonsending) func read(into buffer: IOBuffer, timeout: Duration? = nil) async throws -> Int {
+        try loop.requireLoopThread("read")
+        guard buffer.capacity > 0 else {
+            throw IOError(operation: "read", errno: Errno(EINVAL), fd: fileDescriptor, path: remoteAddress?.description,
+                          detail: "the buffer has no capacity; a 0-byte read would look like end of stream")
         }
+        if state.inbound.isEmpty {
+            try state.throwFailure()
+            try await state.waitForData(timeout: timeout, operation: "read")
+        }
+        if state.closedLocally { try state.throwFailure() }
+        let n = state.inbound.peek(into: buffer.base, max: buffer.capacity)
+        if n == 0 { try state.throwFailure() }
+        state.consumed(n)
         buffer.count = n
         return n
     }
 
-    /// Receives up to `maxBytes` bytes; `[]` at end of stream.
+    /// Reads up to `maxBytes` bytes; `[]` at end of stream.
     ///
     /// - Throws: ``IOError`` (`.invalidArgument`) when `maxBytes` is not positive.
-    public func read(upTo maxBytes: Int) async throws -> [UInt8] {
+    public nonisolated(nonsending) func read(upTo maxBytes: Int) async throws -> [UInt8] {
+        try loop.requireLoopThread("read")
         guard maxBytes > 0 else {
-            throw IOError(operation: "read", errno: Errno(EINVAL), path: descriptor.label,
+            throw IOError(operation: "read", errno: Errno(EINVAL), path: remoteAddress?.description,
                           detail: "maxBytes must be positive, got \(maxBytes)")
         }
-        let buffer = try IOBuffer(capacity: maxBytes)
-        _ = try await read(into: buffer)
-        return buffer.bytes
+        if state.inbound.isEmpty {
+            try state.throwFailure()
+            try await state.waitForData(operation: "read")
+        }
+        if state.closedLocally { try state.throwFailure() }
+        let n = Swift.min(maxBytes, state.inbound.count)
+        if n == 0 { try state.throwFailure() }
+        let bytes = [UInt8](unsafeUninitializedCapacity: n) { storage, count in
+            count = state.inbound.peek(into: UnsafeMutableRawPointer(storage.baseAddress!), max: n)
+        }
+        state.consumed(n)
+        return bytes
     }
 
     /// Reads until the peer closes its side, or `limit` bytes.
-    public func readToEnd(limit: Int = .max, chunkSize: Int = 64 * 1024) async throws -> [UInt8] {
-        let buffer = try IOBuffer(capacity: Swift.max(1, Swift.min(chunkSize, limit)))
+    public nonisolated(nonsending) func readToEnd(limit: Int = .max) async throws -> [UInt8] {
         var result: [UInt8] = []
         while result.count < limit {
-            let n = try await read(into: buffer)
-            if n == 0 { break }
-            buffer.withUnsafeBytes { result.append(contentsOf: $0.prefix(limit - result.count)) }
+            let chunk = try await read(upTo: Swift.min(64 * 1024, limit - result.count))
+            if chunk.isEmpty { break }
+            result += chunk
         }
         return result
     }
 
     // MARK: Writing
 
-    /// Sends `buffer`'s valid bytes once; returns how many went (possibly fewer).
-    public func write(_ buffer: IOBuffer) async throws -> Int {
-        try await send(buffer, from: 0)
+    /// Queues a copy of `buffer`'s valid bytes and returns how many: all of
+    /// them. Suspends while the send queue is above its high-water mark.
+    @discardableResult
+    public nonisolated(nonsending) func write(_ buffer: IOBuffer) async throws -> Int {
+        try await writeAll(buffer)
+        return buffer.count
     }
 
-    private func send(_ buffer: IOBuffer, from start: Int) async throws -> Int {
-        try await descriptor.send(buffer.base + start, count: buffer.count - start, flags: Int32(MSG_NOSIGNAL), keepAlive: buffer)
+    /// Queues a copy of `buffer`'s valid bytes; suspends while the send queue
+    /// is above its high-water mark (asyncio's `write` then `drain`).
+    ///
+    /// The bytes go out at the end of the loop iteration. The buffer may be
+    /// reused as soon as this returns.
+    public nonisolated(nonsending) func writeAll(_ buffer: IOBuffer) async throws {
+        try await send(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
     }
 
-    /// Sends all of `buffer`'s valid bytes, looping over short sends.
-    public func writeAll(_ buffer: IOBuffer) async throws {
-        var sent = 0
-        while sent < buffer.count {
-            sent += try await send(buffer, from: sent)
+    /// Queues a copy of `bytes`.
+    public nonisolated(nonsending) func writeAll(_ bytes: some Collection<UInt8>) async throws {
+        try checkWritable()
+        try transport.write(bytes)
+        try await state.drain()
+        try state.throwFailure()
+    }
+
+    private nonisolated(nonsending) func send(_ bytes: UnsafeRawBufferPointer) async throws {
+        try checkWritable()
+        try transport.write(bytes)
+        try await state.drain()
+        try state.throwFailure()
+    }
+
+    private func checkWritable() throws {
+        try loop.requireLoopThread("write")
+        try state.throwFailure("write")
+        if transport.isClosing {
+            throw IOError(operation: "write", errno: Errno(EPIPE), fd: fileDescriptor, path: remoteAddress?.description,
+                          detail: state.lost ? IOError.closedDetail : "the stream is closing")
         }
     }
 
-    /// Sends all of `bytes` (copied into an ``IOBuffer``).
-    public func writeAll(_ bytes: some Collection<UInt8>) async throws {
-        try await writeAll(IOBuffer(bytes))
-    }
+    /// Bytes queued to send and not yet sent.
+    public var writeBufferSize: Int { transport.writeBufferSize }
 
     // MARK: Closing and options
 
-    /// Shuts down one or both directions; `.write` sends EOF to the peer
-    /// while this side can still read.
-    public func shutdown(_ direction: ShutdownDirection) async throws {
-        _ = try await descriptor.perform("shutdown") { fd, _ in .shutdown(fd: fd, how: direction.how) }
+    /// Shuts down one or both directions. `.write` sends EOF to the peer once
+    /// what is queued has gone, while this side can still read.
+    public nonisolated(nonsending) func shutdown(_ direction: ShutdownDirection) async throws {
+        try loop.requireLoopThread("shutdown")
+        guard transport.fileDescriptor >= 0 else {
+            throw IOError(operation: "shutdown", errno: Errno(EBADF), path: remoteAddress?.description, detail: IOError.closedDetail)
+        }
+        switch direction {
+        case .write:
+            transport.writeEOF()
+        case .read, .both:
+            if Glibc.shutdown(transport.fileDescriptor, Int32(SHUT_RD)) != 0 {
+                throw IOError(operation: "shutdown", errno: .current, fd: fileDescriptor, path: remoteAddress?.description)
+            }
+            if direction == .both { transport.writeEOF() }
+        }
     }
 
-    /// Cancels operations still in flight, waits for them, and closes. Idempotent.
-    public func close() async throws {
-        try await descriptor.close()
+    /// Sends what is queued, then closes; returns once the descriptor is
+    /// closed. Idempotent.
+    ///
+    /// Closing is never cancellable: in a cancelled task (or if the task is
+    /// cancelled while the queue drains) the connection is aborted instead,
+    /// dropping unsent bytes, and the descriptor is still closed.
+    ///
+    /// - Throws: the connection's error, if a queued send failed and no read
+    ///   or write has reported it yet.
+    public nonisolated(nonsending) func close() async throws {
+        try loop.requireLoopThread("close")
+        let failure = state.failure
+        state.wakeForClose()
+        if Task.isCancelled { transport.abort() } else { transport.close() }
+        await withTaskCancellationHandler {
+            await state.waitUntilLost()
+        } onCancel: { [transport] in
+            transport.abort()
+        }
+        state.discard()
+        if let failure = failure ?? state.failure {
+            state.failure = nil
+            throw failure
+        }
     }
 
     /// `TCP_NODELAY`: send small writes at once instead of coalescing them.
     public func setNoDelay(_ on: Bool) throws(IOError) {
-        try descriptor.setOption(Int32(IPPROTO_TCP), TCP_NODELAY, on ? 1 : 0, "TCP_NODELAY")
+        try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, on ? 1 : 0, "TCP_NODELAY")
     }
 
     /// Whether `TCP_NODELAY` is on.
     public var noDelay: Bool {
-        get throws(IOError) { try descriptor.option(Int32(IPPROTO_TCP), TCP_NODELAY, "TCP_NODELAY") != 0 }
+        get throws(IOError) { try option(Int32(IPPROTO_TCP), TCP_NODELAY, "TCP_NODELAY") != 0 }
     }
 
     /// `SO_KEEPALIVE`.
     public func setKeepAlive(_ on: Bool) throws(IOError) {
-        try descriptor.setOption(SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0, "SO_KEEPALIVE")
+        try setOption(SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0, "SO_KEEPALIVE")
     }
 
     /// `SO_LINGER`: with `seconds` 0, ``close()`` resets the connection (RST)
     /// instead of a graceful FIN; `nil` restores the default.
     public func setLinger(seconds: Int32?) throws(IOError) {
-        guard descriptor.fd >= 0 else { throw descriptor.closedError("setsockopt(SO_LINGER)") }
+        let fd = try openDescriptor("setsockopt(SO_LINGER)")
         var value = linger(l_onoff: seconds == nil ? 0 : 1, l_linger: seconds ?? 0)
-        if setsockopt(descriptor.fd, SOL_SOCKET, SO_LINGER, &value, socklen_t(MemoryLayout<linger>.size)) != 0 {
-            throw IOError(operation: "setsockopt(SO_LINGER)", errno: .current, fd: descriptor.fd, path: descriptor.label)
+        if setsockopt(fd, SOL_SOCKET, SO_LINGER, &value, socklen_t(MemoryLayout<linger>.size)) != 0 {
+            throw IOError(operation: "setsockopt(SO_LINGER)", errno: .current, fd: fd, path: remoteAddress?.description)
         }
     }
 
     /// Any integer socket option, for what has no method here.
     public func setOption(level: Int32, name: Int32, value: Int32) throws(IOError) {
-        try descriptor.setOption(level, name, value, "level \(level) option \(name)")
+        try setOption(level, name, value, "level \(level) option \(name)")
+    }
+
+    private func openDescriptor(_ operation: String) throws(IOError) -> Int32 {
+        let fd = transport.fileDescriptor
+        guard fd >= 0 else {
+            throw IOError(operation: operation, errno: Errno(EBADF), path: remoteAddress?.description, detail: IOError.closedDetail)
+        }
+        return fd
+    }
+
+    private func setOption(_ level: Int32, _ name: Int32, _ value: Int32, _ label: String) throws(IOError) {
+        try Sockets.setOption(try openDescriptor("setsockopt(\(label))"), level, name, value, label, path: remoteAddress?.description)
+    }
+
+    private func option(_ level: Int32, _ name: Int32, _ label: String) throws(IOError) -> Int32 {
+        let fd = try openDescriptor("getsockopt(\(label))")
+        var value: Int32 = 0
+        var size = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd, level, name, &value, &size) != 0 {
+            throw IOError(operation: "getsockopt(\(label))", errno: .current, fd: fd, path: remoteAddress?.description)
+        }
+        return value
     }
 }

@@ -97,6 +97,126 @@ enum Sockets {
     }
 }
 
+extension Sockets {
+    /// A bound, listening socket on `host:port` (names are resolved first).
+    static func listen(host: String, port: Int, backlog: Int32, reuseAddress: Bool, reusePort: Bool,
+                       loop: EventLoop) async throws -> (Int32, SocketAddress) {
+        guard backlog > 0 else {
+            throw IOError(operation: "listen", errno: Errno(EINVAL), path: host, detail: "backlog must be positive, got \(backlog)")
+        }
+        let address = try await resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: loop)[0]
+        return try listen(on: address, backlog: backlog) { (fd: Int32) throws(IOError) in
+            if reuseAddress { try setFlag(fd, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR", address: address) }
+            if reusePort { try setFlag(fd, SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT", address: address) }
+            if address.family == AF_INET6 { try setFlag(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, "IPV6_V6ONLY", address: address) }
+        }
+    }
+
+    /// A bound, listening Unix-domain socket, and the file it made (removed
+    /// again at close, if it is still this socket's).
+    static func listen(unixPath path: String, backlog: Int32, removeExisting: Bool) throws(IOError) -> (Int32, SocketAddress, UnixSocketFile) {
+        guard backlog > 0 else {
+            throw IOError(operation: "listen", errno: Errno(EINVAL), path: path, detail: "backlog must be positive, got \(backlog)")
+        }
+        let address = try SocketAddress(unixPath: path)
+        if removeExisting { try UnixSocketFile.removeStale(at: path) }
+        let (fd, bound) = try listen(on: address, backlog: backlog) { (_: Int32) throws(IOError) in }
+        return (fd, bound, UnixSocketFile(path: path))
+    }
+
+    static func listen(on address: SocketAddress, backlog: Int32,
+                       configure: (Int32) throws(IOError) -> Void) throws(IOError) -> (Int32, SocketAddress) {
+        let fd = try make(address.family, Int32(SOCK_STREAM.rawValue), label: address.description)
+        do throws(IOError) {
+            try configure(fd)
+            try bind(fd, address)
+            guard Glibc.listen(fd, backlog) == 0 else {
+                throw IOError(operation: "listen", errno: .current, fd: fd, path: address.description)
+            }
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return (fd, localAddress(fd) ?? address)
+    }
+
+    /// A connected, non-blocking TCP socket: the first of `host`'s addresses
+    /// that accepts, TCP_NODELAY on.
+    static func connect(host: String, port: Int, loop: EventLoop) async throws -> Int32 {
+        var lastError: (any Error)?
+        for address in try await resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: loop) {
+            do {
+                return try await connect(to: address, loop: loop)
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError ?? IOError(operation: "connect", errno: Errno(EHOSTUNREACH), path: host)
+    }
+
+    /// A connected, non-blocking socket to `address` (`IORING_OP_CONNECT`, or
+    /// a non-blocking connect finished on writability under epoll). On any
+    /// failure, cancellation included, the socket is closed.
+    static func connect(to address: SocketAddress, loop: EventLoop) async throws -> Int32 {
+        let fd = try make(address.family, Int32(SOCK_STREAM.rawValue), label: address.description)
+        let descriptor = Descriptor(fd: fd, loop: loop, label: address.description)
+        do {
+            _ = try await descriptor.perform("connect", keepAlive: nil, { fd, scratch in
+                let length = address.write(to: scratch.address)
+                return .connect(fd: fd, address: scratch.socketAddress, length: length)
+            }, extract: { _, result in result })
+        } catch {
+            await descriptor.closeNow()
+            throw error
+        }
+        if address.family != AF_UNIX { try? setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY", path: nil) }
+        return descriptor.release()
+    }
+}
+
+/// The file a Unix-domain listener made, remembered by inode so that closing
+/// the listener removes it only if it is still this listener's socket (and
+/// never a socket another listener has bound since at the same path).
+final class UnixSocketFile: @unchecked Sendable {
+    let path: String
+    private let device: UInt64
+    private let inode: UInt64
+
+    init(path: String) {
+        self.path = path
+        var status = stat()
+        if lstat(path, &status) == 0 {
+            device = UInt64(status.st_dev)
+            inode = UInt64(status.st_ino)
+        } else {
+            device = 0
+            inode = 0
+        }
+    }
+
+    /// Unlinks the file if it is still the socket this listener bound.
+    func remove() {
+        var status = stat()
+        guard inode != 0, lstat(path, &status) == 0, UInt64(status.st_dev) == device, UInt64(status.st_ino) == inode,
+              status.st_mode & S_IFMT == S_IFSOCK else { return }
+        unlink(path)
+    }
+
+    /// Removes what is at `path` before binding, if it is a socket. Any
+    /// other kind of file is an error and stays.
+    static func removeStale(at path: String) throws(IOError) {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }
+        guard status.st_mode & S_IFMT == S_IFSOCK else {
+            throw IOError(operation: "bind", errno: Errno(EADDRINUSE), path: path,
+                          detail: "removeExisting only replaces a socket file; this path is another kind of file")
+        }
+        unlink(path)
+    }
+}
+
 /// Which direction ``SocketStream/shutdown(_:)`` closes.
 public enum ShutdownDirection: Sendable {
     case read, write, both

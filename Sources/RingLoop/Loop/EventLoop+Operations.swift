@@ -71,13 +71,20 @@ extension EventLoop {
     /// Resumes the task of every finished operation. Runs after the backend
     /// reaped its whole batch, so no user code runs inside the reaping loop:
     /// a resume only puts the task's job on the ready queue.
+    ///
+    /// Handler completions (transports, servers) call their handler here,
+    /// which may run protocol callbacks: still after the reaping, never
+    /// inside it.
     func deliverCompletions() {
         for completion in completions {
-            if let continuation = operations.complete(completion.token) {
+            if completion.token.isHandler {
+                handlers.dispatch(completion)
+            } else if let continuation = operations.complete(completion.token) {
                 continuation.resume(returning: completion.result)
             }
         }
         completions.removeAll(keepingCapacity: true)
+        if !buffersWaiters.isEmpty { rearmBufferWaiters() }
     }
 
     /// Cancels every operation in flight, or every one on `fd`: so that

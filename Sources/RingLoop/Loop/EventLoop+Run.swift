@@ -97,7 +97,9 @@ extension EventLoop {
             run(ready.removeFirst())
         }
 
-        // 2. Poll.
+        // 2. Poll. First the bytes transports queued during this iteration:
+        // one send per connection, submitted with this poll's enter.
+        if !flushList.isEmpty { flushTransports() }
         var timeout: Int64? = nil
         var now: UInt64 = 0
         if !ready.isEmpty || stopping || inbox.mayHaveItems {
@@ -133,7 +135,7 @@ extension EventLoop {
                 switch action {
                 case .callback(let callback, let when): ready.append(.timer(callback, when))
                 case .resume(let continuation): continuation.resume()
-                case .job(let job): ready.append(.job(job))
+                case .job(let job, let actor): ready.append(actor ? .actorJob(job) : .job(job))
                 }
             }
         }
@@ -152,6 +154,7 @@ extension EventLoop {
             switch item {
             case .callback(let callback): ready.append(.callback(callback))
             case .job(let job): ready.append(.job(job))
+            case .actorJob(let job): ready.append(.actorJob(job))
             }
         }
     }
@@ -164,7 +167,11 @@ extension EventLoop {
         }
         switch item {
         case .job(let job):
-            job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+            jobsRun &+= 1
+            job.runSynchronously(on: unownedTaskExecutor)
+        case .actorJob(let job):
+            jobsRun &+= 1
+            job.runSynchronously(on: unownedSerialExecutor)
         case .callback(let callback):
             do { try callback() } catch { report(error, from: .callback(nil)) }
         case .tracedCallback(let callback, let site):
@@ -182,7 +189,12 @@ extension EventLoop {
         switch item {
         case .job(let job):
             what = "task step (priority \(job.priority.rawValue))"
-            job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+            jobsRun &+= 1
+            job.runSynchronously(on: unownedTaskExecutor)
+        case .actorJob(let job):
+            what = "actor job (priority \(job.priority.rawValue))"
+            jobsRun &+= 1
+            job.runSynchronously(on: unownedSerialExecutor)
         case .callback(let callback):
             what = "callback"
             do { try callback() } catch { report(error, from: .callback(nil)) }
@@ -232,23 +244,30 @@ extension EventLoop {
         defer { ownerThread.store(previousOwner, ordering: .releasing) }
 
         if canDrain {
+            // Transports, servers and listeners stop and cancel what they
+            // have in flight; their final completions end their registrations.
+            for handler in handlers.all { handler.loopClosing() }
             cancelOperations()
             // Sleepers are woken with CancellationError so their tasks can finish.
             for action in timers.removeAll() {
                 if case .resume(let continuation) = action { continuation.resume(throwing: CancellationError()) }
-                if case .job(let job) = action { ready.append(.job(job)) }
+                if case .job(let job, let actor) = action { ready.append(actor ? .actorJob(job) : .job(job)) }
             }
             var rounds = 0
-            while operations.inFlight > 0 || !ready.isEmpty, rounds < 2_000 {
+            while operations.inFlight > 0 || handlers.count > 0 || !ready.isEmpty, rounds < 2_000 {
                 rounds += 1
                 while let item = ready.popFirst() { run(item) }
-                io.poll(timeout: operations.inFlight > 0 ? 1_000_000 : 0, force: true, into: &completions)
+                if !flushList.isEmpty { flushTransports() }
+                let busy = operations.inFlight > 0 || handlers.count > 0
+                io.poll(timeout: busy ? 1_000_000 : 0, force: true, into: &completions)
                 deliverCompletions()
                 cancelOperations()
+                for handler in handlers.all { handler.loopClosing() }
             }
         }
         for item in inbox.close() {
             if case .job(let job) = item { ready.append(.job(job)) }
+            if case .actorJob(let job) = item { ready.append(.actorJob(job)) }
         }
         // Bounded, so a task that keeps rescheduling itself cannot hang close();
         // whatever is left after that is dropped, as asyncio drops pending tasks.
@@ -260,10 +279,11 @@ extension EventLoop {
         if !ready.isEmpty {
             logger.warning("Closing with \(ready.count) task steps still queued; they are dropped")
         }
-        if operations.inFlight > 0 {
+        if operations.inFlight > 0 || handlers.count > 0 {
             // The kernel may still write into the slots' memory: keep it forever.
-            logger.warning("Closing with \(operations.inFlight) operations still in flight; their memory is kept alive")
+            logger.warning("Closing with \(operations.inFlight + handlers.count) operations still in flight; their memory is kept alive")
             LeakedForSafety.keep(operations)
+            LeakedForSafety.keep(blocks)
         }
         io.close()
         if ownsThreadPool { threadPool.shutdown() }

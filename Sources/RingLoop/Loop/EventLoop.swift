@@ -7,9 +7,10 @@ import Synchronization
 /// An asyncio-style event loop on one thread, over io_uring or epoll.
 ///
 /// The loop runs callbacks (``callSoon(file:line:_:)``), timers
-/// (``callLater(_:file:line:_:)``) and Swift tasks: it is a `SerialExecutor`
-/// and a `TaskExecutor`, so `async` code started with ``spawn(name:_:)`` runs
-/// every step on the loop thread, as coroutines run on an asyncio loop.
+/// (``callLater(_:file:line:_:)``) and Swift tasks: it is a `TaskExecutor`,
+/// so `async` code started with ``spawn(name:_:)`` runs every step on the
+/// loop thread, as coroutines run on an asyncio loop; and its
+/// ``serialExecutor`` runs actors on the loop thread.
 ///
 /// ```swift
 /// try EventLoop.run {
@@ -55,6 +56,15 @@ public final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) var ready = Deque<ReadyItem>()
     @exclusivity(unchecked) var timers = TimerQueue()
     let operations = OperationTable()
+    /// Transports, servers and listeners whose completions come to a callback.
+    let handlers = HandlerTable()
+    /// Memory for send queues and stream inbound queues.
+    let blocks = BlockPool()
+    let sendScratch = SendScratchPool()
+    /// Transports with bytes to send, flushed once per iteration before the poll.
+    @exclusivity(unchecked) var flushList: [Transport] = []
+    /// Transports whose receive ended for want of buffers, re-armed as buffers return.
+    @exclusivity(unchecked) var buffersWaiters: [Transport] = []
     @exclusivity(unchecked) var completions: [Completion] = []
     @exclusivity(unchecked) var inboxBuffer = Deque<InboxItem>()
     @exclusivity(unchecked) var stopping = false
@@ -66,6 +76,18 @@ public final class EventLoop: @unchecked Sendable {
     static let ioCheckInterval = 64
     /// Test hook: sees the timeout of every poll (`nil`: wait forever).
     @exclusivity(unchecked) var pollObserver: ((Duration?) -> Void)?
+    /// Swift jobs (task steps and actor jobs) run so far: lets tests count
+    /// the executor work an operation costs, exactly.
+    @exclusivity(unchecked) var jobsRun = 0
+    /// The executor references jobs run on, made once.
+    @exclusivity(unchecked) var unownedTaskExecutor: UnownedTaskExecutor!
+    @exclusivity(unchecked) var unownedSerialExecutor: UnownedSerialExecutor!
+
+    /// Set once at the end of `init` (it needs `self`), never changed.
+    private var serialExecutorStorage: LoopSerialExecutor!
+    /// The serial executor of actors that run on this loop (see
+    /// ``asUnownedSerialExecutor()``).
+    public var serialExecutor: LoopSerialExecutor { serialExecutorStorage }
 
     // MARK: Cross-thread state
 
@@ -83,34 +105,40 @@ public final class EventLoop: @unchecked Sendable {
     ///   - threadPool: a pool to share; by default the loop starts one with one
     ///     thread per core and shuts it down in ``close()``.
     ///   - ringEntries: io_uring submission-queue size.
+    ///   - receiveBuffers: the loop-wide buffers connections receive into.
     ///   - logger: where the loop logs.
     /// - Throws: ``EventLoopError/backendUnavailable(_:reason:)`` when a forced
     ///   backend cannot be set up; ``EventLoopError/invalidArgument(_:)`` for a
-    ///   bad `RINGLOOP_BACKEND` or `ringEntries`.
+    ///   bad `RINGLOOP_BACKEND`, `ringEntries` or `receiveBuffers`.
     public convenience init(
         backend: Backend? = nil,
         debug: Bool? = nil,
         threadPool: ThreadPool? = nil,
         ringEntries: Int = 256,
+        receiveBuffers: ReceiveBufferConfiguration = .default,
         logger: Logger = Logger(label: "RingLoop")
     ) throws(EventLoopError) {
         try self.init(backend: backend, debug: debug, threadPool: threadPool, ringEntries: ringEntries,
-                      logger: logger, uringProbeFailure: nil)
+                      receiveBuffers: receiveBuffers, logger: logger, uringOptions: URingOptions(), uringProbeFailure: nil)
     }
 
-    /// The designated initializer, with the test hook that simulates a kernel
-    /// refusing io_uring (`uringProbeFailure` returns the errno to fail with).
+    /// The designated initializer, with test hooks: `uringOptions` turns
+    /// io_uring features off to exercise their fallbacks, `uringProbeFailure`
+    /// simulates a kernel refusing io_uring (it returns the errno to fail with).
     init(
         backend requested: Backend?,
         debug: Bool?,
         threadPool: ThreadPool?,
         ringEntries: Int,
+        receiveBuffers: ReceiveBufferConfiguration = .default,
         logger: Logger,
+        uringOptions: URingOptions = URingOptions(),
         uringProbeFailure: (() -> Int32?)?
     ) throws(EventLoopError) {
         guard ringEntries >= 1, ringEntries <= 32768 else {
             throw .invalidArgument("ringEntries must be in 1...32768, got \(ringEntries)")
         }
+        try receiveBuffers.validate()
         let choice: Backend
         if let requested { choice = requested } else { choice = try Backend.fromEnvironment() }
         let pool: ThreadPool
@@ -123,8 +151,8 @@ public final class EventLoop: @unchecked Sendable {
         }
         let made: (IOBackend, fallbackReason: String?)
         do {
-            made = try IOBackend.make(choice, ringEntries: UInt32(ringEntries), pool: pool,
-                                      uringProbeFailure: uringProbeFailure)
+            made = try IOBackend.make(choice, ringEntries: UInt32(ringEntries), receiveBuffers: receiveBuffers, pool: pool,
+                                      uringOptions: uringOptions, uringProbeFailure: uringProbeFailure)
         } catch {
             if threadPool == nil { pool.shutdown() }
             throw error
@@ -140,6 +168,9 @@ public final class EventLoop: @unchecked Sendable {
             logger.notice("io_uring unavailable, using epoll", metadata: ["reason": "\(reason)"])
         }
         completions.reserveCapacity(256)
+        serialExecutorStorage = LoopSerialExecutor(loop: self)
+        unownedTaskExecutor = UnownedTaskExecutor(ordinary: self)
+        unownedSerialExecutor = serialExecutor.asUnownedSerialExecutor()
     }
 
     deinit {

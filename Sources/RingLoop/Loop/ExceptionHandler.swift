@@ -11,6 +11,8 @@ public struct ExceptionContext: @unchecked Sendable, CustomStringConvertible {
         case timer(when: LoopInstant)
         /// A Swift task, by name where it has one.
         case task(String?)
+        /// A transport's protocol callback, by name (`dataReceived`, ...).
+        case `protocol`(String)
         /// The loop itself (for example an exception handler that threw).
         case loop
 
@@ -19,6 +21,7 @@ public struct ExceptionContext: @unchecked Sendable, CustomStringConvertible {
             case .callback(let site): site.map { "callback scheduled at \($0)" } ?? "callback"
             case .timer(let when): "timer due at \(when)"
             case .task(let name): name.map { "task '\($0)'" } ?? "task"
+            case .protocol(let callback): "protocol callback \(callback)"
             case .loop: "event loop"
             }
         }

@@ -17,6 +17,8 @@ enum ReadyItem {
     case tracedCallback(() throws -> Void, CallSite)
     /// A fired `callLater` / `callAt` timer and its deadline.
     case timer(() throws -> Void, LoopInstant)
-    /// A Swift task step (a resumed continuation or a new task).
+    /// A step of a task that prefers this loop: run as a task-executor job.
     case job(UnownedJob)
+    /// A job of an actor whose executor is the loop: run isolated to it.
+    case actorJob(UnownedJob)
 }

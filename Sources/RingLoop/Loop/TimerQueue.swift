@@ -23,8 +23,9 @@ struct TimerQueue {
         case callback(() throws -> Void, LoopInstant)
         /// A sleeping task's continuation.
         case resume(UnsafeContinuation<Void, any Error>)
-        /// A job from `Task.sleep` through the scheduling executor.
-        case job(UnownedJob)
+        /// A job from `Task.sleep` through the scheduling executor; `actor`
+        /// when it came through the loop's serial executor.
+        case job(UnownedJob, actor: Bool)
     }
 
     private struct Entry: Comparable {

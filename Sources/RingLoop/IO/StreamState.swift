@@ -1,0 +1,199 @@
+import Glibc
+
+/// What a ``SocketStream`` keeps between its transport and its tasks: the
+/// protocol object of the stream's ``Transport`` (asyncio's
+/// `StreamReaderProtocol` and `StreamReader` in one).
+///
+/// Received bytes wait in ``inbound`` (pooled blocks, none while empty) until
+/// a task reads them; a reader finding them there never suspends. A reader
+/// that finds nothing suspends once and is resumed when bytes, the end of
+/// the stream or an error arrive. Above twice the read limit the transport
+/// pauses receiving, and resumes once a reader has taken the queue back
+/// under the limit. Loop-thread only.
+final class StreamState: TransportProtocol, @unchecked Sendable {
+    let loop: EventLoop
+    /// The transport this object is the protocol of. Unowned: the stream
+    /// holds both; the transport drops this object at `connectionLost`.
+    unowned(unsafe) var transport: Transport
+    var inbound = ByteChain()
+    /// The peer closed its side (or the connection is gone).
+    private(set) var eof = false
+    /// Why the connection failed, until a caller has been told.
+    var failure: (any Error)?
+    private(set) var lost = false
+    /// ``SocketStream/close()`` was called: reads and writes now fail with `.closed`.
+    var closedLocally = false
+    /// asyncio's StreamReader limit: lines and separators longer than this
+    /// are an error; the queue pauses receiving at twice it.
+    let limit: Int
+    private var receivingPaused = false
+    var writePaused = false
+
+    // One waiting reader at a time; waiting writers and closers in lists.
+    private var reader: UnsafeContinuation<Wake, Never>?
+    private var readerID: UInt64 = 0
+    private var readerTimer: TimerHandle?
+    private var drainWaiters: [(id: UInt64, continuation: UnsafeContinuation<Wake, Never>)] = []
+    private var lostWaiters: [UnsafeContinuation<Void, Never>] = []
+    private var nextID: UInt64 = 0
+
+    enum Wake { case ready, cancelled, timedOut }
+
+    init(loop: EventLoop, transport: Transport, limit: Int) {
+        self.loop = loop
+        self.transport = transport
+        self.limit = limit
+    }
+
+    // MARK: Protocol callbacks
+
+    func dataReceived(_ bytes: UnsafeRawBufferPointer) {
+        inbound.append(bytes, pool: loop.blocks)
+        if !receivingPaused, inbound.count > 2 * limit {
+            receivingPaused = true
+            transport.pauseReading()
+        }
+        wakeReader(.ready)
+    }
+
+    func eofReceived() -> Bool {
+        eof = true
+        wakeReader(.ready)
+        // Keep the connection open: this side may still write (half-close).
+        return true
+    }
+
+    /// Ends a waiting read (the stream is being closed locally).
+    func wakeForClose() {
+        closedLocally = true
+        wakeReader(.ready)
+    }
+
+    func connectionLost(_ error: (any Error)?) {
+        lost = true
+        eof = true
+        if let error, failure == nil { failure = error }
+        wakeReader(.ready)
+        let drains = drainWaiters
+        drainWaiters = []
+        for waiter in drains { waiter.continuation.resume(returning: .ready) }
+        let closers = lostWaiters
+        lostWaiters = []
+        for waiter in closers { waiter.resume() }
+    }
+
+    func pauseWriting() { writePaused = true }
+
+    func resumeWriting() {
+        writePaused = false
+        let drains = drainWaiters
+        drainWaiters = []
+        for waiter in drains { waiter.continuation.resume(returning: .ready) }
+    }
+
+    // MARK: Reading
+
+    /// Consumed `n` bytes from ``inbound``: resumes receiving once the queue
+    /// is back under the limit.
+    func consumed(_ n: Int) {
+        inbound.consume(n, pool: loop.blocks)
+        if receivingPaused, inbound.count <= limit {
+            receivingPaused = false
+            transport.resumeReading()
+        }
+    }
+
+    /// Returns at once when bytes are queued or the stream has ended;
+    /// otherwise suspends until one of those, cancellation (throws
+    /// CancellationError), or `timeout` (throws ``IOError`` `.timedOut`).
+    /// `needed`: wait until at least that many bytes are queued.
+    func waitForData(needed: Int = 1, timeout: Duration? = nil, operation: String) async throws {
+        while inbound.count < needed, !eof, !closedLocally {
+            if Task.isCancelled { throw CancellationError() }
+            let wake = await suspendReader(timeout: timeout)
+            switch wake {
+            case .ready: continue
+            case .cancelled: throw CancellationError()
+            case .timedOut:
+                throw IOError(operation: operation, errno: Errno(ETIMEDOUT), fd: transport.fileDescriptor,
+                              detail: "no data within \(timeout ?? .zero)")
+            }
+        }
+    }
+
+    private func suspendReader(timeout: Duration?) async -> Wake {
+        nextID &+= 1
+        let id = nextID
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
+                precondition(reader == nil, "two tasks read one SocketStream at once")
+                reader = continuation
+                readerID = id
+                if let timeout {
+                    readerTimer = try? loop.callLater(timeout) { [self] in
+                        if readerID == id { wakeReader(.timedOut) }
+                    }
+                }
+            }
+        } onCancel: { [loop, self] in
+            loop.onLoopThread { if self.readerID == id { self.wakeReader(.cancelled) } }
+        }
+    }
+
+    private func wakeReader(_ wake: Wake) {
+        guard let continuation = reader else { return }
+        reader = nil
+        readerID = 0
+        if let timer = readerTimer {
+            readerTimer = nil
+            timer.cancel()
+        }
+        continuation.resume(returning: wake)
+    }
+
+    /// Throws `.closed` after a local close, or the connection's error once,
+    /// to the first caller after it failed.
+    func throwFailure(_ operation: String = "read") throws {
+        if closedLocally {
+            throw IOError(operation: operation, errno: Errno(EBADF), detail: IOError.closedDetail)
+        }
+        if let failure {
+            self.failure = nil
+            throw failure
+        }
+    }
+
+    // MARK: Writing and closing
+
+    /// Suspends while the transport's queue is above its high-water mark.
+    func drain() async throws {
+        while writePaused, !lost {
+            if Task.isCancelled { throw CancellationError() }
+            nextID &+= 1
+            let id = nextID
+            let wake = await withTaskCancellationHandler {
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
+                    drainWaiters.append((id, continuation))
+                }
+            } onCancel: { [loop, self] in
+                loop.onLoopThread {
+                    guard let index = self.drainWaiters.firstIndex(where: { $0.id == id }) else { return }
+                    self.drainWaiters.remove(at: index).continuation.resume(returning: .cancelled)
+                }
+            }
+            if wake == .cancelled { throw CancellationError() }
+        }
+    }
+
+    /// Suspends until `connectionLost`. Not cancellable by itself: the caller
+    /// turns cancellation into an abort, which ends the wait promptly.
+    func waitUntilLost() async {
+        if lost { return }
+        await withUnsafeContinuation { lostWaiters.append($0) }
+    }
+
+    /// Gives back what the queue holds (the stream is gone).
+    func discard() {
+        inbound.removeAll(pool: loop.blocks)
+    }
+}

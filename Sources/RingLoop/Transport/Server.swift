@@ -1,0 +1,202 @@
+import Glibc
+
+/// A listening server whose connections are ``Transport``s driven by a
+/// ``TransportProtocol``: asyncio's `Server`, from ``EventLoop/createServer(host:port:backlog:reuseAddress:reusePort:_:)``.
+///
+/// ```swift
+/// let server = try await loop.createServer(host: "127.0.0.1", port: 7000) { Echo() }
+/// print(server.localAddresses)
+/// try await server.serveForever()     // until server.close(), or the task is cancelled
+/// ```
+///
+/// Thread-safety: use it on its loop's thread; ``close()`` is also safe
+/// from other threads.
+public final class Server: @unchecked Sendable {
+    /// The loop the server and its connections live on.
+    public let loop: EventLoop
+    /// The addresses it listens on (the real port when bound to port 0).
+    public let localAddresses: [SocketAddress]
+    private let acceptor: Acceptor
+    private let factory: () -> any TransportProtocol
+    private var transports: [Transport] = []
+    private var listenerClosed = false
+    private var waiters: [UnsafeContinuation<Void, Never>] = []
+    private let unixSocket: UnixSocketFile?
+
+    init(listener fd: Int32, address: SocketAddress, loop: EventLoop, unixSocket: UnixSocketFile?,
+         factory: @escaping () -> any TransportProtocol) {
+        self.loop = loop
+        self.localAddresses = [address]
+        self.factory = factory
+        self.unixSocket = unixSocket
+        acceptor = Acceptor(fd: fd, loop: loop, label: address.description)
+        acceptor.onAccepted = { [unowned self] fd in accepted(fd) }
+        acceptor.onClosed = { [unowned self] in
+            listenerClosed = true
+            unixSocket?.remove()
+            wakeIfClosed()
+        }
+        acceptor.start()
+    }
+
+    private func accepted(_ fd: Int32) {
+        if unixSocket == nil { try? Sockets.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY", path: nil) }
+        let transport = Transport(fd: fd, loop: loop)
+        transport.serverSlot = transports.count
+        transports.append(transport)
+        transport.onClosed = { [unowned self] transport in removeTransport(transport) }
+        transport.start(factory())
+    }
+
+    private func removeTransport(_ transport: Transport) {
+        let slot = transport.serverSlot
+        guard slot >= 0, slot < transports.count, transports[slot] === transport else { return }
+        // O(1): move the last one into the hole.
+        let last = transports.removeLast()
+        if slot < transports.count {
+            transports[slot] = last
+            last.serverSlot = slot
+        }
+        transport.serverSlot = -1
+        wakeIfClosed()
+    }
+
+    /// True until ``close()``.
+    public var isServing: Bool { !acceptor.isClosed && !closeRequested }
+    private var closeRequested = false
+
+    /// Connections open now.
+    public var connectionCount: Int { transports.count }
+
+    /// Stops accepting and closes the listening socket. Open connections
+    /// stay open (close them with ``closeClients()`` or ``abortClients()``).
+    /// Idempotent; safe from any thread.
+    public func close() {
+        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in close() } }
+        closeRequested = true
+        acceptor.close()
+    }
+
+    /// Closes every open connection gracefully (asyncio's `close_clients`).
+    public func closeClients() {
+        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in closeClients() } }
+        for transport in transports { transport.close() }
+    }
+
+    /// Aborts every open connection (asyncio's `abort_clients`).
+    public func abortClients() {
+        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in abortClients() } }
+        for transport in transports { transport.abort() }
+    }
+
+    /// Waits until the server is closed and every connection it accepted is
+    /// closed (asyncio's `wait_closed`).
+    public func waitClosed() async {
+        guard loop.isOnLoopThread else { return }
+        if listenerClosed, transports.isEmpty { return }
+        await withUnsafeContinuation { waiters.append($0) }
+    }
+
+    /// Serves until ``close()`` is called; cancelling the calling task closes
+    /// the server (asyncio's `serve_forever`). Returns once the listening
+    /// socket is closed; connections still open are left to their protocols.
+    public func serveForever() async throws {
+        try loop.requireLoopThread("serveForever")
+        if !listenerClosed {
+            await withTaskCancellationHandler {
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                    if listenerClosed { continuation.resume() } else { serveWaiters.append(continuation) }
+                }
+            } onCancel: { [self] in
+                close()
+            }
+        }
+        try Task.checkCancellation()
+    }
+    private var serveWaiters: [UnsafeContinuation<Void, Never>] = []
+
+    private func wakeIfClosed() {
+        if listenerClosed, !serveWaiters.isEmpty {
+            let list = serveWaiters
+            serveWaiters = []
+            for waiter in list { waiter.resume() }
+        }
+        guard listenerClosed, transports.isEmpty, !waiters.isEmpty else { return }
+        let list = waiters
+        waiters = []
+        for waiter in list { waiter.resume() }
+    }
+}
+
+extension EventLoop {
+    /// Listens on `host:port` and serves each connection with a new protocol
+    /// object from `factory`: asyncio's `loop.create_server`.
+    ///
+    /// ```swift
+    /// final class Echo: TransportProtocol {
+    ///     var transport: Transport?
+    ///     func connectionMade(_ transport: Transport) { self.transport = transport }
+    ///     func dataReceived(_ bytes: UnsafeRawBufferPointer) throws { try transport?.write(bytes) }
+    /// }
+    /// let server = try await loop.createServer(host: "0.0.0.0", port: 7000) { Echo() }
+    /// ```
+    ///
+    /// TCP_NODELAY is on for every connection. Must be called from a task on this loop.
+    ///
+    /// - Parameters:
+    ///   - backlog: the accept queue length (`listen(2)`).
+    ///   - reuseAddress: `SO_REUSEADDR`, on by default as servers expect.
+    ///   - reusePort: `SO_REUSEPORT`, for one listener per loop of a ``LoopGroup``.
+    /// - Throws: ``IOError`` (`.addressInUse`, `.permissionDenied`, `.nameResolution`, ...).
+    public nonisolated(nonsending) func createServer(
+        host: String, port: Int, backlog: Int32 = 511, reuseAddress: Bool = true, reusePort: Bool = false,
+        _ factory: @escaping () -> any TransportProtocol
+    ) async throws -> Server {
+        try requireLoopThread("createServer")
+        let (fd, address) = try await Sockets.listen(host: host, port: port, backlog: backlog, reuseAddress: reuseAddress,
+                                                     reusePort: reusePort, loop: self)
+        return Server(listener: fd, address: address, loop: self, unixSocket: nil, factory: factory)
+    }
+
+    /// Listens on a Unix-domain socket path: asyncio's `create_unix_server`.
+    ///
+    /// - Parameter removeExisting: replace a socket file already at `path`
+    ///   (only a socket: any other kind of file is an error, never removed).
+    public nonisolated(nonsending) func createServer(
+        unixPath path: String, backlog: Int32 = 511, removeExisting: Bool = false,
+        _ factory: @escaping () -> any TransportProtocol
+    ) async throws -> Server {
+        try requireLoopThread("createServer")
+        let (fd, address, file) = try Sockets.listen(unixPath: path, backlog: backlog, removeExisting: removeExisting)
+        return Server(listener: fd, address: address, loop: self, unixSocket: file, factory: factory)
+    }
+
+    /// Connects to `host:port` and drives the connection with the protocol
+    /// object `factory` makes: asyncio's `loop.create_connection`.
+    ///
+    /// ```swift
+    /// let (transport, client) = try await loop.createConnection(host: "127.0.0.1", port: 7000) { Client() }
+    /// ```
+    public nonisolated(nonsending) func createConnection<P: TransportProtocol>(
+        host: String, port: Int, _ factory: () -> P
+    ) async throws -> (Transport, P) {
+        try requireLoopThread("createConnection")
+        let fd = try await Sockets.connect(host: host, port: port, loop: self)
+        return start(fd: fd, tcp: true, factory())
+    }
+
+    /// Connects to a Unix-domain socket: asyncio's `create_unix_connection`.
+    public nonisolated(nonsending) func createConnection<P: TransportProtocol>(
+        unixPath path: String, _ factory: () -> P
+    ) async throws -> (Transport, P) {
+        try requireLoopThread("createConnection")
+        let fd = try await Sockets.connect(to: SocketAddress(unixPath: path), loop: self)
+        return start(fd: fd, tcp: false, factory())
+    }
+
+    private func start<P: TransportProtocol>(fd: Int32, tcp: Bool, _ protocolObject: P) -> (Transport, P) {
+        let transport = Transport(fd: fd, loop: self)
+        transport.start(protocolObject)
+        return (transport, protocolObject)
+    }
+}

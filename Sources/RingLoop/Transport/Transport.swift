@@ -1,0 +1,475 @@
+import DequeModule
+import Glibc
+
+/// A connected stream socket driven by callbacks: asyncio's `Transport`.
+///
+/// It receives continuously into the loop's receive buffers (a multishot
+/// recv over a provided-buffer ring on io_uring; readiness and `recv` on
+/// epoll) and hands the bytes to its ``TransportProtocol``. Writes queue in
+/// order and go out together at the end of each loop iteration: on io_uring
+/// as one `send`/`sendmsg` SQE per connection, submitted with the
+/// iteration's single `io_uring_enter`; on epoll as one syscall.
+///
+/// ```swift
+/// let (transport, client) = try await loop.createConnection(host: "127.0.0.1", port: 7000) { MyClient() }
+/// try transport.write(Array("hello".utf8))
+/// transport.close()      // sends what is queued, then closes
+/// ```
+///
+/// Thread-safety: use it on its loop's thread (protocol callbacks and loop
+/// tasks run there). ``close()``, ``abort()``, ``pauseReading()`` and
+/// ``resumeReading()`` may be called from any thread; from another one they
+/// take effect through the loop's inbox.
+///
+/// Flow control follows asyncio: above the high-water mark (64 KiB by
+/// default) the protocol's ``TransportProtocol/pauseWriting()`` is called,
+/// and ``TransportProtocol/resumeWriting()`` once the queue is back at the
+/// low-water mark (a quarter of the high one).
+public final class Transport: CompletionHandler, @unchecked Sendable {
+    /// The loop the connection lives on.
+    public let loop: EventLoop
+    /// The socket, or -1 once closed.
+    public private(set) var fileDescriptor: Int32
+
+    private var handlerID = HandlerID(slot: 0, generation: 0)
+    var protocolObject: (any TransportProtocol)?
+    private var sendQueue = SendQueue()
+    private var sendScratch: UnsafeMutablePointer<SendScratch>?
+    private var heldReceives: Deque<(id: UInt16, count: Int32)>?
+    /// How the receive stream ended (EOF, an error), when that came while
+    /// received bytes were still held: it is acted on after they are delivered.
+    private var heldEnd: Int32?
+    private var closeError: (any Error)?
+    /// Called once the transport is closed (a server's bookkeeping).
+    var onClosed: ((Transport) -> Void)?
+    /// Where a server keeps this transport in its list (for O(1) removal).
+    var serverSlot = -1
+
+    private var high = 64 * 1024
+    private var low = 16 * 1024
+
+    private enum State { case open, closing, aborting, closed }
+    private var state = State.open
+    // Flags, loop-thread only.
+    private var receiving = false
+    private var readingWanted = true
+    private var waitingForBuffers = false
+    private var sending = false
+    private var writingPaused = false
+    private var eofReceivedFlag = false
+    private var writeEOFWanted = false
+    private var writeEOFDone = false
+    var flushScheduled = false
+
+    private static let receiveKind: UInt8 = 1
+    private static let sendKind: UInt8 = 2
+
+    /// Wraps a connected, non-blocking socket; the transport owns it from now.
+    init(fd: Int32, loop: EventLoop) {
+        self.loop = loop
+        fileDescriptor = fd
+        loop.io.adopt(fd: fd)
+        handlerID = loop.handlers.register(self)
+    }
+
+    /// Calls `connectionMade` and starts receiving.
+    func start(_ protocolObject: any TransportProtocol) {
+        self.protocolObject = protocolObject
+        do {
+            try protocolObject.connectionMade(self)
+        } catch {
+            loop.reportProtocolError(error, "connectionMade")
+            abort(error)
+            return
+        }
+        startReceiving()
+    }
+
+    // MARK: State
+
+    /// True once ``close()`` or ``abort()`` was called, or the connection failed.
+    public var isClosing: Bool { state != .open }
+
+    /// Bytes queued and not yet sent, a send in flight included.
+    public var writeBufferSize: Int { sendQueue.count }
+
+    /// The flow-control marks: `pauseWriting` above `high`, `resumeWriting`
+    /// at or below `low`.
+    public var writeBufferLimits: (low: Int, high: Int) { (low, high) }
+
+    /// Sets the flow-control marks, as asyncio's `set_write_buffer_limits`:
+    /// `high` defaults to 64 KiB, `low` to a quarter of `high`.
+    ///
+    /// - Throws: ``IOError`` (`.invalidArgument`) unless `0 <= low <= high`.
+    public func setWriteBufferLimits(high: Int? = nil, low: Int? = nil) throws(IOError) {
+        let newHigh = high ?? (low.map { Swift.max($0 * 4, 64 * 1024) } ?? 64 * 1024)
+        let newLow = low ?? newHigh / 4
+        guard newLow >= 0, newHigh >= newLow else {
+            throw IOError(operation: "setWriteBufferLimits", errno: Errno(EINVAL), fd: fileDescriptor,
+                          detail: "need 0 <= low <= high, got low \(newLow), high \(newHigh)")
+        }
+        self.high = newHigh
+        self.low = newLow
+        checkWriteFlowControl()
+    }
+
+    /// True while receiving is not paused.
+    public var isReading: Bool { readingWanted && state == .open }
+
+    /// This end's address.
+    public var localAddress: SocketAddress? { Sockets.localAddress(fileDescriptor) }
+    /// The peer's address.
+    public var remoteAddress: SocketAddress? { Sockets.remoteAddress(fileDescriptor) }
+
+    // MARK: Writing
+
+    /// Queues a copy of `bytes`; they go out at the end of this loop iteration.
+    ///
+    /// - Throws: ``IOError`` (`.closed`) once the transport is closing;
+    ///   ``EventLoopError/wrongThread(operation:)`` off the loop thread.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        try checkWritable()
+        sendQueue.append(copying: bytes, pool: loop.blocks)
+        queued()
+    }
+
+    /// Queues a copy of `bytes`.
+    public func write(_ bytes: some Sequence<UInt8>) throws {
+        try checkWritable()
+        let done: Void? = bytes.withContiguousStorageIfAvailable { sendQueue.append(copying: UnsafeRawBufferPointer($0), pool: loop.blocks) }
+        if done == nil {
+            let copy = Array(bytes)
+            copy.withUnsafeBytes { sendQueue.append(copying: $0, pool: loop.blocks) }
+        }
+        queued()
+    }
+
+    /// Queues `buffer`'s valid bytes without copying them. The transport
+    /// retains the buffer until the kernel has sent them; do not change it
+    /// until ``writeBufferSize`` says they are gone (or use the copying `write`).
+    public func write(_ buffer: IOBuffer) throws {
+        try checkWritable()
+        sendQueue.append(retaining: buffer)
+        queued()
+    }
+
+    /// Closes the write side once everything queued is sent (`shutdown(SHUT_WR)`):
+    /// the peer reads EOF, and this side can still receive.
+    public func writeEOF() {
+        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in writeEOF() } }
+        guard state == .open, !writeEOFWanted else { return }
+        writeEOFWanted = true
+        if sendQueue.isEmpty, !sending { shutdownWrite() }
+    }
+
+    private func checkWritable() throws {
+        try loop.requireLoopThread("Transport.write")
+        guard state == .open, !writeEOFWanted else {
+            throw IOError(operation: "write", errno: Errno(EPIPE), fd: fileDescriptor,
+                          detail: writeEOFWanted && state == .open ? "writeEOF() was called" : IOError.closedDetail)
+        }
+    }
+
+    private func queued() {
+        if !flushScheduled, !sending {
+            flushScheduled = true
+            loop.scheduleFlush(self)
+        }
+        checkWriteFlowControl()
+    }
+
+    private func checkWriteFlowControl() {
+        if !writingPaused, sendQueue.count > high {
+            writingPaused = true
+            callProtocol("pauseWriting") { try $0.pauseWriting() }
+        } else if writingPaused, sendQueue.count <= low {
+            writingPaused = false
+            callProtocol("resumeWriting") { try $0.resumeWriting() }
+        }
+    }
+
+    /// Sends the front of the queue: one `send` for one contiguous region,
+    /// one `sendmsg` over up to 16 regions. Called by the loop at the end of
+    /// an iteration, and after each send completes while bytes remain.
+    func flush() {
+        flushScheduled = false
+        guard !sending, state == .open || state == .closing, fileDescriptor >= 0 else { return }
+        guard !sendQueue.isEmpty else {
+            if writeEOFWanted, !writeEOFDone { shutdownWrite() }
+            return
+        }
+        let scratch = loop.sendScratch.take()
+        let (vectors, _) = sendQueue.fill(scratch.iovecs, max: SendScratch.vectors)
+        let token = loop.handlers.token(handlerID, kind: Self.sendKind)
+        let flags = Int32(MSG_NOSIGNAL)
+        sending = true
+        if vectors == 1 {
+            let region = scratch.iovecs[0]
+            loop.sendScratch.give(scratch)
+            loop.io.submit(.send(fd: fileDescriptor, buffer: region.iov_base!, count: UInt32(clamping: region.iov_len), flags: flags),
+                           token: token)
+        } else {
+            sendScratch = scratch
+            var message = msghdr()
+            message.msg_iov = scratch.iovecs
+            message.msg_iovlen = vectors
+            scratch.message.pointee = message
+            loop.io.submit(.sendmsg(fd: fileDescriptor, message: scratch.message, flags: UInt32(bitPattern: flags)), token: token)
+        }
+    }
+
+    private func sendCompleted(_ result: Int32) {
+        sending = false
+        if let scratch = sendScratch {
+            sendScratch = nil
+            loop.sendScratch.give(scratch)
+        }
+        if result > 0 { sendQueue.consume(Int(result), pool: loop.blocks) }
+        switch state {
+        case .aborting, .closed:
+            finishIfIdle()
+            return
+        case .open, .closing:
+            break
+        }
+        if result < 0 {
+            if result == -EAGAIN || result == -EINTR {
+                flush()
+                return
+            }
+            abort(IOError(operation: "send", errno: Errno(result), fd: fileDescriptor, path: remoteAddress?.description))
+            return
+        }
+        if writingPaused { checkWriteFlowControl() }
+        if !sendQueue.isEmpty {
+            flush()  // short send or more queued meanwhile: continue at once
+        } else if writeEOFWanted, !writeEOFDone {
+            shutdownWrite()
+        } else if state == .closing {
+            finishIfIdle()
+        }
+    }
+
+    private func shutdownWrite() {
+        writeEOFDone = true
+        _ = Glibc.shutdown(fileDescriptor, Int32(SHUT_WR))
+        if state == .closing { finishIfIdle() }
+    }
+
+    // MARK: Receiving
+
+    private func startReceiving() {
+        guard !receiving, readingWanted, state == .open, !eofReceivedFlag, !waitingForBuffers else { return }
+        receiving = true
+        loop.io.submit(.receiveStream(fd: fileDescriptor), token: loop.handlers.token(handlerID, kind: Self.receiveKind))
+    }
+
+    private func receiveCompleted(_ result: Int32, flags: UInt32) {
+        let more = flags & CompletionFlag.more != 0
+        if !more { receiving = false }
+        if flags & CompletionFlag.buffer != 0 {
+            let id = UInt16(truncatingIfNeeded: flags >> CompletionFlag.bufferShift)
+            if result > 0, state == .open {
+                if readingWanted && heldReceives == nil {
+                    deliver(id, count: result)
+                } else {
+                    // Arrived after pauseReading, before the cancel took effect:
+                    // kept, in order, for resumeReading.
+                    if heldReceives == nil { heldReceives = Deque() }
+                    heldReceives!.append((id, result))
+                }
+            } else {
+                loop.io.receiveBuffers.recycle(id)
+            }
+        }
+        guard !more else { return }
+        // The receive stream ended.
+        switch state {
+        case .closing, .aborting, .closed:
+            finishIfIdle()
+            return
+        case .open:
+            break
+        }
+        if heldReceives != nil, result <= 0, result != -ECANCELED, result != -ENOBUFS {
+            // EOF or an error must not overtake bytes received before it.
+            heldEnd = result
+            return
+        }
+        receiveEnded(result)
+    }
+
+    private func receiveEnded(_ result: Int32) {
+        if result == 0 {
+            eofReceived()
+        } else if result == -ENOBUFS {
+            // Every receive buffer is out: wait for some to come back (no timer).
+            waitingForBuffers = true
+            loop.waitForReceiveBuffers(self)
+        } else if result == -ECANCELED {
+            startReceiving()  // cancelled for pauseReading; resumeReading re-arms
+        } else if result < 0 {
+            abort(IOError(operation: "recv", errno: Errno(result), fd: fileDescriptor, path: remoteAddress?.description))
+        } else {
+            startReceiving()  // a single-shot receive (no multishot here): re-arm
+        }
+    }
+
+    /// Receive buffers came back after ENOBUFS.
+    func buffersAvailable() {
+        waitingForBuffers = false
+        startReceiving()
+    }
+
+    private func deliver(_ id: UInt16, count: Int32) {
+        let buffers = loop.io.receiveBuffers
+        defer { buffers.recycle(id) }
+        guard let protocolObject else { return }
+        do {
+            try protocolObject.dataReceived(UnsafeRawBufferPointer(start: buffers.pointer(id), count: Int(count)))
+        } catch {
+            loop.reportProtocolError(error, "dataReceived")
+            abort(error)
+        }
+    }
+
+    private func eofReceived() {
+        eofReceivedFlag = true
+        var keepOpen = false
+        if let protocolObject {
+            do {
+                keepOpen = try protocolObject.eofReceived()
+            } catch {
+                loop.reportProtocolError(error, "eofReceived")
+                abort(error)
+                return
+            }
+        }
+        if !keepOpen { close() }
+    }
+
+    /// Stops calling ``TransportProtocol/dataReceived(_:)`` until
+    /// ``resumeReading()``; bytes that arrive meanwhile wait in the kernel
+    /// (or, on io_uring, in the receive buffers they landed in).
+    public func pauseReading() {
+        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in pauseReading() } }
+        guard readingWanted, state == .open else { return }
+        readingWanted = false
+        if receiving { loop.io.cancel(loop.handlers.token(handlerID, kind: Self.receiveKind)) }
+    }
+
+    /// Resumes receiving after ``pauseReading()``: first what arrived in
+    /// between, in order, then new bytes.
+    public func resumeReading() {
+        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in resumeReading() } }
+        guard !readingWanted, state == .open else { return }
+        readingWanted = true
+        if heldReceives != nil {
+            // Delivered from a callback of their own, not from inside the
+            // caller (which may be a protocol callback).
+            loop.ready.append(.callback { [self] in
+                while readingWanted, state == .open, let (id, count) = heldReceives?.popFirst() { deliver(id, count: count) }
+                guard heldReceives?.isEmpty == true else { return }
+                heldReceives = nil
+                if let end = heldEnd {
+                    heldEnd = nil
+                    if state == .open { receiveEnded(end) }
+                } else {
+                    startReceiving()
+                }
+            })
+        } else {
+            startReceiving()
+        }
+    }
+
+    // MARK: Closing
+
+    /// Closes the connection once everything queued has been sent: no more
+    /// bytes are received, `connectionLost(nil)` follows. Idempotent; safe
+    /// from any thread.
+    public func close() {
+        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in close() } }
+        guard state == .open else { return }
+        state = .closing
+        stopReceiving()
+        finishIfIdle()
+    }
+
+    /// Closes the connection at once, dropping what is queued:
+    /// `connectionLost(nil)` follows. Safe from any thread.
+    public func abort() {
+        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in abort(nil) } }
+        abort(nil)
+    }
+
+    func abort(_ error: (any Error)?) {
+        guard state == .open || state == .closing else { return }
+        state = .aborting
+        if closeError == nil { closeError = error }
+        stopReceiving()
+        if sending { loop.io.cancel(loop.handlers.token(handlerID, kind: Self.sendKind)) }
+        finishIfIdle()
+    }
+
+    private func stopReceiving() {
+        if receiving { loop.io.cancel(loop.handlers.token(handlerID, kind: Self.receiveKind)) }
+        if waitingForBuffers { waitingForBuffers = false }
+    }
+
+    /// Closes the socket once no operation on it is in flight (their memory
+    /// and their fd must outlive them), then reports `connectionLost` from a
+    /// callback of its own.
+    private func finishIfIdle() {
+        guard !receiving, !sending else { return }
+        switch state {
+        case .open, .closed: return
+        case .closing: if !sendQueue.isEmpty { return }
+        case .aborting: break
+        }
+        state = .closed
+        sendQueue.removeAll(pool: loop.blocks)
+        if let held = heldReceives {
+            for (id, _) in held { loop.io.receiveBuffers.recycle(id) }
+            heldReceives = nil
+        }
+        let fd = fileDescriptor
+        fileDescriptor = -1
+        loop.io.willClose(fd: fd)
+        Glibc.close(fd)
+        loop.handlers.unregister(handlerID)
+        let error = closeError
+        loop.ready.append(.callback { [self] in
+            let protocolObject = self.protocolObject
+            self.protocolObject = nil
+            protocolObject?.connectionLost(error)
+            onClosed?(self)
+            onClosed = nil
+        })
+    }
+
+    // MARK: Completions
+
+    /// The loop is closing: abort, reporting `.closed` to the protocol.
+    func loopClosing() {
+        abort(IOError(operation: "connection", errno: Errno(ECANCELED), fd: fileDescriptor, detail: IOError.closedDetail + " (the event loop closed)"))
+    }
+
+    func handleCompletion(kind: UInt8, result: Int32, flags: UInt32) {
+        if kind == Self.receiveKind {
+            receiveCompleted(result, flags: flags)
+        } else {
+            sendCompleted(result)
+        }
+    }
+
+    private func callProtocol(_ name: String, _ body: (any TransportProtocol) throws -> Void) {
+        guard let protocolObject else { return }
+        do {
+            try body(protocolObject)
+        } catch {
+            loop.reportProtocolError(error, name)
+            abort(error)
+        }
+    }
+}
