@@ -3,17 +3,23 @@ import RingLoop
 
 // A TCP echo server: every byte a client sends comes back.
 //
-//   swift run -c release EchoServer --host 127.0.0.1 --port 7000 --backend uring
+//   swift run -c release EchoServer --port 7000 [--backend uring] [--api stream|protocol]
 //
-// One task per connection, each reading into its own IOBuffer and writing it
-// back; thousands of connections are thousands of small tasks on one loop.
+// Two ways to write it, the two APIs RingLoop offers:
+// - stream (the default): a task per connection reading into an IOBuffer
+//   and writing it back, the way most Swift code is written;
+// - protocol: a TransportProtocol whose dataReceived writes the bytes back,
+//   callbacks straight from the completions with no task at all (asyncio's
+//   Protocol, uvloop's fast path).
 
 struct Options {
+    enum API: String { case stream, `protocol` }
     var host = "127.0.0.1"
     var port = 7000
     var backend: Backend? = nil
+    var api = API.stream
 
-    static let usage = "usage: EchoServer [--host ADDRESS] [--port PORT] [--backend auto|uring|epoll]"
+    static let usage = "usage: EchoServer [--host ADDRESS] [--port PORT] [--backend auto|uring|epoll] [--api stream|protocol]"
 
     init(_ arguments: [String]) throws(EventLoopError) {
         var rest = arguments[...]
@@ -31,6 +37,9 @@ struct Options {
                     throw .invalidArgument("--backend \(value); expected auto, uring or epoll")
                 }
                 self.backend = backend
+            case "--api":
+                guard let api = API(rawValue: value) else { throw .invalidArgument("--api \(value); expected stream or protocol") }
+                self.api = api
             default:
                 throw .invalidArgument("unknown option \(flag)\n\(Self.usage)")
             }
@@ -45,6 +54,7 @@ func say(_ line: String, to fd: Int32 = 1) {
     _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
 }
 
+/// The stream API: one task per connection.
 func serve(_ connection: SocketStream) async {
     do {
         let buffer = try IOBuffer(capacity: 16 * 1024)
@@ -57,6 +67,13 @@ func serve(_ connection: SocketStream) async {
     try? await connection.close()
 }
 
+/// The protocol API: callbacks, no task.
+final class Echo: TransportProtocol {
+    var transport: Transport?
+    func connectionMade(_ transport: Transport) { self.transport = transport }
+    func dataReceived(_ bytes: UnsafeRawBufferPointer) throws { try transport?.write(bytes) }
+}
+
 if CommandLine.arguments.contains(where: { $0 == "--help" || $0 == "-h" }) {
     say(Options.usage)
     exit(0)
@@ -65,11 +82,19 @@ do {
     let options = try Options(Array(CommandLine.arguments.dropFirst()))
     try EventLoop.run(backend: options.backend) {
         let loop = try EventLoop.running()
-        let listener = try await SocketListener.bind(host: options.host, port: options.port, backlog: 4096)
-        say("EchoServer listening on \(listener.localAddress) with the \(loop.backend) backend")
-        if let reason = loop.backendFallbackReason { say("(io_uring unavailable: \(reason))") }
-        for try await connection in listener.connections {
-            loop.spawn { await serve(connection) }
+        switch options.api {
+        case .stream:
+            let listener = try await SocketListener.bind(host: options.host, port: options.port, backlog: 4096)
+            say("EchoServer listening on \(listener.localAddress) with the \(loop.backend) backend (stream API)")
+            if let reason = loop.backendFallbackReason { say("(io_uring unavailable: \(reason))") }
+            for try await connection in listener.connections {
+                loop.spawn { await serve(connection) }
+            }
+        case .protocol:
+            let server = try await loop.createServer(host: options.host, port: options.port, backlog: 4096) { Echo() }
+            say("EchoServer listening on \(server.localAddresses[0]) with the \(loop.backend) backend (protocol API)")
+            if let reason = loop.backendFallbackReason { say("(io_uring unavailable: \(reason))") }
+            try await server.serveForever()
         }
     }
 } catch {

@@ -95,7 +95,7 @@ private func startThread(_ body: @escaping @Sendable () -> Void) throws -> pthre
 }
 
 /// Starts `body` on a new thread; returns a function that joins it.
-func onNewThreadSync(_ body: @escaping @Sendable () -> Void) throws -> () -> Void {
+func onNewThreadSync(_ body: @escaping @Sendable () -> Void) throws -> @Sendable () -> Void {
     let thread = try startThread(body)
     return { pthread_join(thread, nil) }
 }

@@ -1,3 +1,4 @@
+import CUring
 import Glibc
 
 /// A connected stream socket, TCP or Unix-domain, for tasks: asyncio's

@@ -1,3 +1,4 @@
+import CUring
 import Glibc
 
 /// Shared socket plumbing: creation, binding, names, resolution.

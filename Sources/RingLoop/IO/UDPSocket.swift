@@ -1,3 +1,4 @@
+import CUring
 import Glibc
 
 /// A UDP socket bound to a local address.

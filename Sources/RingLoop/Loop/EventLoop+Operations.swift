@@ -84,7 +84,6 @@ extension EventLoop {
             }
         }
         completions.removeAll(keepingCapacity: true)
-        if !buffersWaiters.isEmpty { rearmBufferWaiters() }
     }
 
     /// Cancels every operation in flight, or every one on `fd`: so that

@@ -90,6 +90,7 @@ extension EventLoop {
     /// 4. route errors that callbacks threw to the exception handler.
     /// The caller then checks for `stop()`.
     func runOnce() {
+        iterations &+= 1
         // 1. Ready items, including what other threads sent since last time.
         if inbox.mayHaveItems { drainInbox() }
         let count = ready.count
@@ -100,6 +101,9 @@ extension EventLoop {
         // 2. Poll. First the bytes transports queued during this iteration:
         // one send per connection, submitted with this poll's enter.
         if !flushList.isEmpty { flushTransports() }
+        // Receives that ran out of buffers resume as soon as buffers are back
+        // (whatever gave them back: a callback, a task reading a stream).
+        if !buffersWaiters.isEmpty { rearmBufferWaiters() }
         var timeout: Int64? = nil
         var now: UInt64 = 0
         if !ready.isEmpty || stopping || inbox.mayHaveItems {

@@ -79,6 +79,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Swift jobs (task steps and actor jobs) run so far: lets tests count
     /// the executor work an operation costs, exactly.
     @exclusivity(unchecked) var jobsRun = 0
+    /// Iterations run so far (tests bound latencies in iterations, not time).
+    @exclusivity(unchecked) var iterations = 0
     /// The executor references jobs run on, made once.
     @exclusivity(unchecked) var unownedTaskExecutor: UnownedTaskExecutor!
     @exclusivity(unchecked) var unownedSerialExecutor: UnownedSerialExecutor!

@@ -1,3 +1,4 @@
+import CUring
 import Glibc
 
 /// A listening server whose connections are ``Transport``s driven by a

@@ -1,3 +1,4 @@
+import CUring
 import DequeModule
 import Glibc
 
