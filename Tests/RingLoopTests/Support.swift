@@ -127,12 +127,21 @@ func openDescriptorCount() -> Int {
     return count - 3  // ".", ".." and the directory stream itself
 }
 
-/// Deterministic bytes for payloads.
+/// Deterministic bytes for payloads: eight per generator step, written into
+/// raw storage (tests generate tens of MiB, in debug builds).
 func pattern(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
-    var state = seed
-    return (0..<count).map { _ in
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return UInt8(truncatingIfNeeded: state >> 56)
+    var state = seed &+ 1
+    return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        let raw = UnsafeMutableRawPointer(buffer.baseAddress!)
+        var offset = 0
+        while offset < count {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            var word = state ^ (state >> 29)
+            let n = Swift.min(8, count - offset)
+            withUnsafeBytes(of: &word) { (raw + offset).copyMemory(from: $0.baseAddress!, byteCount: n) }
+            offset += n
+        }
+        initialized = count
     }
 }
 

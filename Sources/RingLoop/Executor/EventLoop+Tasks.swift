@@ -39,12 +39,12 @@ extension EventLoop {
     /// ```swift
     /// try await loop.sleep(for: .milliseconds(10))
     /// ```
-    public func sleep(for duration: Duration) async throws {
+    public nonisolated(nonsending) func sleep(for duration: Duration) async throws {
         try await sleep(until: .now + duration)
     }
 
     /// Suspends the calling task until `deadline` on the loop's clock.
-    public func sleep(until deadline: LoopInstant) async throws {
+    public nonisolated(nonsending) func sleep(until deadline: LoopInstant) async throws {
         try checkLoopThread("sleep")
         try Task.checkCancellation()
         let id = timers.reserve()
@@ -63,7 +63,7 @@ extension EventLoop {
     ///
     /// - Throws: ``EventLoopError/noRunningLoop`` outside a loop, or
     ///   `CancellationError`.
-    public static func sleep(for duration: Duration) async throws {
+    public static nonisolated(nonsending) func sleep(for duration: Duration) async throws {
         try await running().sleep(for: duration)
     }
 
@@ -84,7 +84,7 @@ extension EventLoop {
     /// ```swift
     /// let digest = try await loop.offload { sha256(of: bigFile) }
     /// ```
-    public func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    public nonisolated(nonsending) func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         if closedFlag.load(ordering: .relaxed) { throw EventLoopError.closed(operation: "offload") }
         try Task.checkCancellation()
         let state = OffloadState<T>()
@@ -104,7 +104,7 @@ extension EventLoop {
     }
 
     /// Alias of ``offload(_:)`` with asyncio's name.
-    public func runInExecutor<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    public nonisolated(nonsending) func runInExecutor<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await offload(work)
     }
 }

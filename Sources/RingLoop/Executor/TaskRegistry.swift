@@ -1,11 +1,11 @@
 /// A spawned task as the loop tracks it, whatever its result type.
 protocol PendingTask: Sendable {
     func cancel()
-    func wait() async
+    nonisolated(nonsending) func wait() async
 }
 
 extension Task: PendingTask {
-    func wait() async { _ = await result }
+    nonisolated(nonsending) func wait() async { _ = await result }
 }
 
 /// The tasks started with ``EventLoop/spawn(name:_:)`` and not yet finished,

@@ -64,7 +64,7 @@ final class Descriptor {
     /// cancelled, ``IOError`` (`.closed`) when the descriptor was closed under
     /// it, ``IOError`` (`.timedOut`) when its linked `timeout` passed first,
     /// ``IOError`` with the errno otherwise.
-    func perform<R>(
+    nonisolated(nonsending) func perform<R>(
         _ name: StaticString,
         keepAlive: AnyObject?,
         timeout: Duration? = nil,
@@ -102,7 +102,7 @@ final class Descriptor {
     }
 
     /// ``perform(_:keepAlive:timeout:_:extract:)`` returning the kernel's count.
-    func perform(
+    nonisolated(nonsending) func perform(
         _ name: StaticString,
         keepAlive: AnyObject? = nil,
         timeout: Duration? = nil,
@@ -121,7 +121,7 @@ final class Descriptor {
     /// Like every operation, it must run on the loop's thread while the loop
     /// runs (`Task { }` does not inherit the loop as executor; `loop.spawn`
     /// does). Once the loop is closed, the descriptor is simply closed.
-    func close() async throws {
+    nonisolated(nonsending) func close() async throws {
         guard fd >= 0 else { return }
         if loop.isClosed {
             let fd = self.fd
@@ -141,7 +141,7 @@ final class Descriptor {
     /// ``close()`` without its thread check, for the library's own cleanup
     /// paths, which already run on the loop thread. Never throws: a close(2)
     /// error other than EINTR is reported by ``close()`` only.
-    func closeNow() async {
+    nonisolated(nonsending) func closeNow() async {
         guard fd >= 0 else { return }
         if inFlight > 0, !loop.isClosed {
             closing = true

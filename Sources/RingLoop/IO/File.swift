@@ -65,7 +65,7 @@ public final class File: @unchecked Sendable {
     ///
     /// - Throws: ``IOError`` with the path (`.noSuchFile`, `.permissionDenied`, …),
     ///   ``EventLoopError/noRunningLoop`` outside a loop.
-    public static func open(_ path: String, _ options: Options = .read, permissions: mode_t = 0o644) async throws -> File {
+    public static nonisolated(nonsending) func open(_ path: String, _ options: Options = .read, permissions: mode_t = 0o644) async throws -> File {
         let loop = try EventLoop.running()
         let pathBuffer = PathBuffer(path)
         let fd = try await loop.perform("open", keepAlive: pathBuffer) { _ in
@@ -82,17 +82,17 @@ public final class File: @unchecked Sendable {
 
     /// Reads up to `buffer.capacity` bytes at `offset` into the start of
     /// `buffer`; sets `buffer.count` and returns it. 0 means end of file.
-    public func read(into buffer: IOBuffer, at offset: Int64) async throws -> Int {
+    public nonisolated(nonsending) func read(into buffer: IOBuffer, at offset: Int64) async throws -> Int {
         try checkOffset(offset, "read")
         return try await read(into: buffer, offset: UInt64(offset))
     }
 
     /// Reads at the file's current position, advancing it.
-    public func read(into buffer: IOBuffer) async throws -> Int {
+    public nonisolated(nonsending) func read(into buffer: IOBuffer) async throws -> Int {
         try await read(into: buffer, offset: currentFileOffset)
     }
 
-    private func read(into buffer: IOBuffer, offset: UInt64) async throws -> Int {
+    private nonisolated(nonsending) func read(into buffer: IOBuffer, offset: UInt64) async throws -> Int {
         let count = UInt32(clamping: buffer.capacity)
         let n = try await descriptor.perform("read", keepAlive: buffer) { fd, _ in
             .read(fd: fd, buffer: buffer.base, count: count, offset: offset)
@@ -103,7 +103,7 @@ public final class File: @unchecked Sendable {
 
     /// Reads the rest of the file from the current position, `chunkSize`
     /// bytes at a time.
-    public func readToEnd(chunkSize: Int = 64 * 1024) async throws -> [UInt8] {
+    public nonisolated(nonsending) func readToEnd(chunkSize: Int = 64 * 1024) async throws -> [UInt8] {
         guard chunkSize > 0 else {
             throw IOError(operation: "readToEnd", errno: Errno(EINVAL), path: path, detail: "chunkSize must be positive, got \(chunkSize)")
         }
@@ -117,7 +117,7 @@ public final class File: @unchecked Sendable {
     }
 
     /// Reads the whole file from offset 0, whatever the current position.
-    public func readAll(chunkSize: Int = 64 * 1024) async throws -> [UInt8] {
+    public nonisolated(nonsending) func readAll(chunkSize: Int = 64 * 1024) async throws -> [UInt8] {
         guard chunkSize > 0 else {
             throw IOError(operation: "readAll", errno: Errno(EINVAL), path: path, detail: "chunkSize must be positive, got \(chunkSize)")
         }
@@ -136,17 +136,17 @@ public final class File: @unchecked Sendable {
 
     /// Writes the first `buffer.count` bytes at `offset`; returns how many
     /// were written (possibly fewer).
-    public func write(_ buffer: IOBuffer, at offset: Int64) async throws -> Int {
+    public nonisolated(nonsending) func write(_ buffer: IOBuffer, at offset: Int64) async throws -> Int {
         try checkOffset(offset, "write")
         return try await write(buffer, from: 0, offset: UInt64(offset))
     }
 
     /// Writes at the file's current position, advancing it.
-    public func write(_ buffer: IOBuffer) async throws -> Int {
+    public nonisolated(nonsending) func write(_ buffer: IOBuffer) async throws -> Int {
         try await write(buffer, from: 0, offset: currentFileOffset)
     }
 
-    private func write(_ buffer: IOBuffer, from start: Int, offset: UInt64) async throws -> Int {
+    private nonisolated(nonsending) func write(_ buffer: IOBuffer, from start: Int, offset: UInt64) async throws -> Int {
         let count = UInt32(clamping: buffer.count - start)
         return try await descriptor.perform("write", keepAlive: buffer) { fd, _ in
             .write(fd: fd, buffer: buffer.base + start, count: count, offset: offset)
@@ -155,7 +155,7 @@ public final class File: @unchecked Sendable {
 
     /// Writes all of `buffer`'s valid bytes, looping over short writes; at
     /// `offset`, or at the current position when `offset` is `nil`.
-    public func writeAll(_ buffer: IOBuffer, at offset: Int64? = nil) async throws {
+    public nonisolated(nonsending) func writeAll(_ buffer: IOBuffer, at offset: Int64? = nil) async throws {
         if let offset { try checkOffset(offset, "writeAll") }
         var written = 0
         while written < buffer.count {
@@ -169,7 +169,7 @@ public final class File: @unchecked Sendable {
     }
 
     /// Writes `bytes` in full (a copy is made into an ``IOBuffer``).
-    public func writeAll(_ bytes: some Collection<UInt8>, at offset: Int64? = nil) async throws {
+    public nonisolated(nonsending) func writeAll(_ bytes: some Collection<UInt8>, at offset: Int64? = nil) async throws {
         try await writeAll(IOBuffer(bytes), at: offset)
     }
 
@@ -183,7 +183,7 @@ public final class File: @unchecked Sendable {
 
     /// Reads into several buffers with one `readv` at `offset`, filling each
     /// in turn; sets every buffer's `count` and returns the total.
-    public func read(into buffers: [IOBuffer], at offset: Int64) async throws -> Int {
+    public nonisolated(nonsending) func read(into buffers: [IOBuffer], at offset: Int64) async throws -> Int {
         try checkOffset(offset, "readv")
         let vector = try IOVector(buffers, filled: false)
         let total = try await descriptor.perform("readv", keepAlive: vector) { fd, _ in
@@ -199,7 +199,7 @@ public final class File: @unchecked Sendable {
 
     /// Writes several buffers' valid bytes with one `writev` at `offset`;
     /// returns how many bytes were written (possibly fewer than all).
-    public func write(_ buffers: [IOBuffer], at offset: Int64) async throws -> Int {
+    public nonisolated(nonsending) func write(_ buffers: [IOBuffer], at offset: Int64) async throws -> Int {
         try checkOffset(offset, "writev")
         let vector = try IOVector(buffers, filled: true)
         return try await descriptor.perform("writev", keepAlive: vector) { fd, _ in
@@ -210,17 +210,17 @@ public final class File: @unchecked Sendable {
     // MARK: Metadata and durability
 
     /// Flushes data and metadata to the device (`fsync`).
-    public func sync() async throws {
+    public nonisolated(nonsending) func sync() async throws {
         _ = try await descriptor.perform("fsync") { fd, _ in .fsync(fd: fd, dataOnly: false) }
     }
 
     /// Flushes data, and only the metadata needed to read it back (`fdatasync`).
-    public func dataSync() async throws {
+    public nonisolated(nonsending) func dataSync() async throws {
         _ = try await descriptor.perform("fdatasync") { fd, _ in .fsync(fd: fd, dataOnly: true) }
     }
 
     /// The file's status (`statx` on the open descriptor).
-    public func stat() async throws -> Status {
+    public nonisolated(nonsending) func stat() async throws -> Status {
         let box = StatxBuffer()
         _ = try await descriptor.perform("statx", keepAlive: box) { fd, _ in
             .statx(directory: fd, path: box.emptyPath.pointer, flags: CU_AT_EMPTY_PATH, mask: UInt32(STATX_BASIC_STATS), buffer: box.pointer)
@@ -235,7 +235,7 @@ public final class File: @unchecked Sendable {
 
     /// Closes the file, after cancelling and waiting for any operation still
     /// in flight on it. Idempotent.
-    public func close() async throws {
+    public nonisolated(nonsending) func close() async throws {
         try await descriptor.close()
     }
 }

@@ -5,7 +5,7 @@ import Glibc
 /// ```swift
 /// let bytes = try await readFile("/etc/hostname")
 /// ```
-public func readFile(_ path: String) async throws -> [UInt8] {
+public nonisolated(nonsending) func readFile(_ path: String) async throws -> [UInt8] {
     let file = try await File.open(path)
     do {
         let bytes = try await file.readAll()
@@ -22,7 +22,7 @@ public func readFile(_ path: String) async throws -> [UInt8] {
 /// ```swift
 /// try await writeFile("/tmp/greeting", Array("hello\n".utf8))
 /// ```
-public func writeFile(_ path: String, _ bytes: some Collection<UInt8>, permissions: UInt32 = 0o644) async throws {
+public nonisolated(nonsending) func writeFile(_ path: String, _ bytes: some Collection<UInt8>, permissions: UInt32 = 0o644) async throws {
     let file = try await File.open(path, .write(create: true, truncate: true), permissions: permissions)
     do {
         try await file.writeAll(bytes, at: 0)
@@ -40,7 +40,7 @@ public func writeFile(_ path: String, _ bytes: some Collection<UInt8>, permissio
 /// ```swift
 /// try await copyFile(from: "/var/log/big.log", to: "/tmp/big.log")
 /// ```
-public func copyFile(from source: String, to destination: String,
+public nonisolated(nonsending) func copyFile(from source: String, to destination: String,
                      chunkSize: Int = 256 * 1024, parallelism: Int = 8) async throws {
     guard chunkSize > 0, parallelism > 0 else {
         throw IOError(operation: "copyFile", errno: Errno(EINVAL), path: source,

@@ -57,7 +57,7 @@ enum Sockets {
 
     /// Numeric addresses directly; names through `getaddrinfo` on the loop's
     /// thread pool, so a slow resolver never blocks the loop.
-    static func resolve(host: String, port: Int, type: Int32, loop: EventLoop) async throws -> [SocketAddress] {
+    static nonisolated(nonsending) func resolve(host: String, port: Int, type: Int32, loop: EventLoop) async throws -> [SocketAddress] {
         if let numeric = try? SocketAddress(ip: host, port: port) { return [numeric] }
         guard (0...65535).contains(port) else {
             throw IOError(operation: "getaddrinfo", errno: Errno(EINVAL), path: host, detail: "port \(port) is outside 0...65535")
@@ -100,7 +100,7 @@ enum Sockets {
 
 extension Sockets {
     /// A bound, listening socket on `host:port` (names are resolved first).
-    static func listen(host: String, port: Int, backlog: Int32, reuseAddress: Bool, reusePort: Bool,
+    static nonisolated(nonsending) func listen(host: String, port: Int, backlog: Int32, reuseAddress: Bool, reusePort: Bool,
                        loop: EventLoop) async throws -> (Int32, SocketAddress) {
         guard backlog > 0 else {
             throw IOError(operation: "listen", errno: Errno(EINVAL), path: host, detail: "backlog must be positive, got \(backlog)")
@@ -143,7 +143,7 @@ extension Sockets {
 
     /// A connected, non-blocking TCP socket: the first of `host`'s addresses
     /// that accepts, TCP_NODELAY on.
-    static func connect(host: String, port: Int, loop: EventLoop) async throws -> Int32 {
+    static nonisolated(nonsending) func connect(host: String, port: Int, loop: EventLoop) async throws -> Int32 {
         var lastError: (any Error)?
         for address in try await resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: loop) {
             do {
@@ -160,7 +160,7 @@ extension Sockets {
     /// A connected, non-blocking socket to `address` (`IORING_OP_CONNECT`, or
     /// a non-blocking connect finished on writability under epoll). On any
     /// failure, cancellation included, the socket is closed.
-    static func connect(to address: SocketAddress, loop: EventLoop) async throws -> Int32 {
+    static nonisolated(nonsending) func connect(to address: SocketAddress, loop: EventLoop) async throws -> Int32 {
         let fd = try make(address.family, Int32(SOCK_STREAM.rawValue), label: address.description)
         let descriptor = Descriptor(fd: fd, loop: loop, label: address.description)
         do {

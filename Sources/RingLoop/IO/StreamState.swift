@@ -107,36 +107,45 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     /// otherwise suspends until one of those, cancellation (throws
     /// CancellationError), or `timeout` (throws ``IOError`` `.timedOut`).
     /// `needed`: wait until at least that many bytes are queued.
-    func waitForData(needed: Int = 1, timeout: Duration? = nil, operation: String) async throws {
+    nonisolated(nonsending) func waitForData(needed: Int = 1, timeout: Duration? = nil, operation: String) async throws {
         while inbound.count < needed, !eof, !closedLocally {
             if Task.isCancelled { throw CancellationError() }
-            let wake = await suspendReader(timeout: timeout)
+            if let timeout { armReadTimer(timeout) }
+            let wake = await park()
             switch wake {
             case .ready: continue
             case .cancelled: throw CancellationError()
-            case .timedOut:
-                throw IOError(operation: operation, errno: Errno(ETIMEDOUT), fd: transport.fileDescriptor,
-                              detail: "no data within \(timeout ?? .zero)")
+            case .timedOut: throw timeoutError(operation, timeout)
             }
         }
     }
 
-    private func suspendReader(timeout: Duration?) async -> Wake {
+    /// The one suspension of a waiting reader.
+    private nonisolated(nonsending) func park() async -> Wake {
         nextID &+= 1
         let id = nextID
+        readerID = id
         return await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
-                precondition(reader == nil, "two tasks read one SocketStream at once")
-                reader = continuation
-                readerID = id
-                if let timeout {
-                    readerTimer = try? loop.callLater(timeout) { [self] in
-                        if readerID == id { wakeReader(.timedOut) }
-                    }
-                }
-            }
-        } onCancel: { [loop, self] in
-            loop.onLoopThread { if self.readerID == id { self.wakeReader(.cancelled) } }
+            await withUnsafeContinuation { self.reader = $0 }
+        } onCancel: {
+            self.cancelReader(id)
+        }
+    }
+
+    /// From any thread: ends wait `id` with `.cancelled` if it is still the current one.
+    private func cancelReader(_ id: UInt64) {
+        loop.onLoopThread { if self.readerID == id { self.wakeReader(.cancelled) } }
+    }
+
+    /// The error a timed-out wait throws.
+    func timeoutError(_ operation: String, _ timeout: Duration?) -> IOError {
+        IOError(operation: operation, errno: Errno(ETIMEDOUT), fd: transport.fileDescriptor, detail: "no data within \(timeout ?? .zero)")
+    }
+
+    private func armReadTimer(_ timeout: Duration) {
+        let id = nextID &+ 1  // the id park() is about to take
+        readerTimer = try? loop.callLater(timeout) { [self] in
+            if readerID == id { wakeReader(.timedOut) }
         }
     }
 
@@ -166,7 +175,7 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     // MARK: Writing and closing
 
     /// Suspends while the transport's queue is above its high-water mark.
-    func drain() async throws {
+    nonisolated(nonsending) func drain() async throws {
         while writePaused, !lost {
             if Task.isCancelled { throw CancellationError() }
             nextID &+= 1
@@ -187,7 +196,7 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
 
     /// Suspends until `connectionLost`. Not cancellable by itself: the caller
     /// turns cancellation into an abort, which ends the wait promptly.
-    func waitUntilLost() async {
+    nonisolated(nonsending) func waitUntilLost() async {
         if lost { return }
         await withUnsafeContinuation { lostWaiters.append($0) }
     }

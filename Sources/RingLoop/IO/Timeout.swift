@@ -13,7 +13,7 @@
 /// ```
 ///
 /// The operation runs as a child task of the caller, on the same loop.
-public func withTimeout<T: Sendable>(
+public nonisolated(nonsending) func withTimeout<T: Sendable>(
     _ duration: Duration,
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {

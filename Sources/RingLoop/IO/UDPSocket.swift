@@ -23,7 +23,7 @@ public final class UDPSocket: @unchecked Sendable {
     public var fileDescriptor: Int32 { descriptor.fd }
 
     /// Binds a UDP socket to `host:port` (port 0 picks a free port).
-    public static func bind(host: String, port: Int, reuseAddress: Bool = false) async throws -> UDPSocket {
+    public static nonisolated(nonsending) func bind(host: String, port: Int, reuseAddress: Bool = false) async throws -> UDPSocket {
         let loop = try EventLoop.running()
         let address = try await Sockets.resolve(host: host, port: port, type: Int32(SOCK_DGRAM.rawValue), loop: loop)[0]
         let fd = try Sockets.make(address.family, Int32(SOCK_DGRAM.rawValue), label: address.description)
@@ -39,7 +39,7 @@ public final class UDPSocket: @unchecked Sendable {
 
     /// Sends `buffer`'s valid bytes as one datagram to `address` (`sendmsg`).
     @discardableResult
-    public func send(_ buffer: IOBuffer, to address: SocketAddress) async throws -> Int {
+    public nonisolated(nonsending) func send(_ buffer: IOBuffer, to address: SocketAddress) async throws -> Int {
         try await descriptor.perform("sendmsg", keepAlive: buffer) { fd, scratch in
             let length = address.write(to: scratch.address)
             scratch.iov.pointee = iovec(iov_base: buffer.base, iov_len: buffer.count)
@@ -55,7 +55,7 @@ public final class UDPSocket: @unchecked Sendable {
 
     /// Receives one datagram into `buffer` (truncated to its capacity); sets
     /// `buffer.count` and returns the sender's address (`recvmsg`).
-    public func receive(into buffer: IOBuffer) async throws -> SocketAddress {
+    public nonisolated(nonsending) func receive(into buffer: IOBuffer) async throws -> SocketAddress {
         let (count, sender) = try await descriptor.perform("recvmsg", keepAlive: buffer, { fd, scratch in
             scratch.iov.pointee = iovec(iov_base: buffer.base, iov_len: buffer.capacity)
             var message = msghdr()
@@ -77,7 +77,7 @@ public final class UDPSocket: @unchecked Sendable {
     }
 
     /// Cancels operations in flight, waits for them, and closes. Idempotent.
-    public func close() async throws {
+    public nonisolated(nonsending) func close() async throws {
         try await descriptor.close()
     }
 }

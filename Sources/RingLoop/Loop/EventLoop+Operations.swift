@@ -19,7 +19,7 @@ extension EventLoop {
     ///   with `-ECANCELED`.
     ///
     /// Must run on the loop thread (a task on this loop).
-    func perform<R>(
+    nonisolated(nonsending) func perform<R>(
         _ name: StaticString,
         fd: Int32 = -1,
         keepAlive: AnyObject? = nil,
@@ -55,7 +55,7 @@ extension EventLoop {
 
     /// ``perform(_:fd:keepAlive:_:extract:)`` for operations whose only result
     /// is the integer the kernel returns.
-    func perform(
+    nonisolated(nonsending) func perform(
         _ name: StaticString,
         fd: Int32 = -1,
         keepAlive: AnyObject? = nil,

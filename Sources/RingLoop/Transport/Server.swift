@@ -92,7 +92,7 @@ public final class Server: @unchecked Sendable {
 
     /// Waits until the server is closed and every connection it accepted is
     /// closed (asyncio's `wait_closed`).
-    public func waitClosed() async {
+    public nonisolated(nonsending) func waitClosed() async {
         guard loop.isOnLoopThread else { return }
         if listenerClosed, transports.isEmpty { return }
         await withUnsafeContinuation { waiters.append($0) }
@@ -101,7 +101,7 @@ public final class Server: @unchecked Sendable {
     /// Serves until ``close()`` is called; cancelling the calling task closes
     /// the server (asyncio's `serve_forever`). Returns once the listening
     /// socket is closed; connections still open are left to their protocols.
-    public func serveForever() async throws {
+    public nonisolated(nonsending) func serveForever() async throws {
         try loop.requireLoopThread("serveForever")
         if !listenerClosed {
             await withTaskCancellationHandler {
