@@ -123,6 +123,37 @@ static inline void cu_sqe_poll_first(struct io_uring_sqe *sqe) {
     sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 }
 
+/// IORING_FEAT_MIN_TIMEOUT (6.12): io_uring_enter's EXT_ARG takes a
+/// min_wait_usec batch timeout. liburing 2.3 predates it.
+static const unsigned CU_FEAT_MIN_TIMEOUT = 1U << 15;
+
+/// Submits what is queued and waits for `wait_nr` completions, returning
+/// early once `min_wait_usec` has passed with at least one posted, and in
+/// any case by `ts` (NULL: no limit). The batch wait of liburing 2.8's
+/// io_uring_submit_and_wait_min_timeout, for liburing 2.3: the SQ is flushed
+/// by hand exactly as liburing flushes it, then io_uring_enter is called
+/// with the 6.12 getevents argument (whose former pad field is
+/// min_wait_usec). Returns the enter result, or -errno.
+static inline int cu_submit_and_wait_batch(struct io_uring *ring, unsigned wait_nr,
+                                           struct __kernel_timespec *ts, unsigned min_wait_usec) {
+    struct io_uring_sq *sq = &ring->sq;
+    unsigned tail = sq->sqe_tail;
+    if (sq->sqe_head != tail) {
+        sq->sqe_head = tail;
+        __atomic_store_n(sq->ktail, tail, __ATOMIC_RELEASE);
+    }
+    unsigned submit = tail - __atomic_load_n(sq->khead, __ATOMIC_ACQUIRE);
+    struct {
+        __u64 sigmask;
+        __u32 sigmask_sz;
+        __u32 min_wait_usec;
+        __u64 ts;
+    } arg = {0, _NSIG / 8, min_wait_usec, (__u64)(uintptr_t)ts};
+    long ret = syscall(__NR_io_uring_enter, ring->ring_fd, submit, wait_nr,
+                       IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+    return ret < 0 ? -errno : (int)ret;
+}
+
 /// The ring's features, which Swift can't reach through the anonymous
 /// struct layout reliably.
 static inline unsigned cu_ring_features(const struct io_uring *ring) { return ring->features; }

@@ -55,7 +55,12 @@ run() {  # name, command with PORT placeholder
     local args=("${@//PORT/$port}")
     taskset -c 1 "${args[@]}" >/dev/null 2>&1 &
     local server=$!
-    for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+    local ready=0
+    for _ in $(seq 300); do
+        if (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null; then ready=1; break; fi
+        sleep 0.05
+    done
+    if [ $ready = 0 ]; then echo "| $name | (did not listen on port $port within 15 s) |"; kill $server 2>/dev/null; return; fi
     # The client's window starts after every connection's first echo and a
     # 0.5 s warm-up; perf starts counting 0.7 s in and stops 0.2 s before the
     # window ends, and its ops are scaled to the same span by the rate.

@@ -89,9 +89,11 @@ enum IOBackend {
     }
 
     @inline(__always)
-    func poll(timeout: Int64?, force: Bool, into completions: inout [Completion]) {
+    /// `expected`: how many completions the loop expects soon (the receives
+    /// the last batch brought); io_uring's batched wait holds out for them.
+    func poll(timeout: Int64?, force: Bool, expected: Int = 1, into completions: inout [Completion]) {
         switch self {
-        case .uring(let b): b.poll(timeout: timeout, force: force, into: &completions)
+        case .uring(let b): b.poll(timeout: timeout, force: force, expected: expected, into: &completions)
         case .epoll(let b): b.poll(timeout: timeout, force: force, into: &completions)
         }
     }

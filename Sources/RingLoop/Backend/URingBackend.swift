@@ -16,6 +16,36 @@ struct URingOptions: Sendable {
     /// Restrict the set-up cascade to the steps at or after this one (0:
     /// all), as on a kernel that refuses the stronger flags.
     var firstSetupStep = 0
+    /// IORING_RECVSEND_POLL_FIRST on receives: arm the poll at once instead
+    /// of trying the socket at submission.
+    var pollFirst = false
+    /// Batched waits (kernel 6.12's min_wait_usec): a blocking wait asks for
+    /// the completions it expects (the sends just submitted, which complete at
+    /// once, plus as many receives as the last batch brought) and holds out
+    /// for them at most this long before returning with what came. 0 turns
+    /// it off (a wait then returns at the first completion).
+    var batchWaitMicroseconds: UInt32 = 50
+
+    /// The options named in `RINGLOOP_URING_OPTIONS`, a comma-separated list
+    /// for experiments and A/B measurements: `no-ring-fd`, `no-multishot`,
+    /// `no-buffer-ring`, `poll-first`, `batch-wait=MICROSECONDS` (0: off).
+    static func fromEnvironment() -> URingOptions {
+        var options = URingOptions()
+        guard let raw = getenv("RINGLOOP_URING_OPTIONS") else { return options }
+        for item in String(cString: raw).split(separator: ",") {
+            switch item {
+            case "no-ring-fd": options.registerRingFD = false
+            case "no-multishot": options.multishot = false
+            case "no-buffer-ring": options.bufferRing = false
+            case "poll-first": options.pollFirst = true
+            default:
+                if item.hasPrefix("batch-wait="), let us = UInt32(item.dropFirst("batch-wait=".count)) {
+                    options.batchWaitMicroseconds = us
+                }
+            }
+        }
+        return options
+    }
 }
 
 /// The io_uring backend: every operation is one SQE, every result one CQE.
@@ -82,6 +112,10 @@ final class URingBackend {
     @exclusivity(unchecked) private var shuttingDown = false
     @exclusivity(unchecked) private var droppedSeen: UInt32 = 0
     @exclusivity(unchecked) private var ringFDRegistered = false
+    /// Batched waits are asked for and the kernel has them.
+    private let batchWaits: Bool
+    /// Sends written to the SQ since the last enter.
+    @exclusivity(unchecked) private var sendsSubmitted = 0
     private let options: URingOptions
     /// Test hook: results to report instead of calling `io_uring_enter`, one
     /// per poll, to exercise the EINTR / EAGAIN / EBUSY paths.
@@ -163,6 +197,7 @@ final class URingBackend {
         multishotReceive = options.multishot && registered != nil ? .unknown : .unsupported
         multishotAccept = options.multishot ? .unknown : .unsupported
         self.options = options
+        batchWaits = options.batchWaitMicroseconds > 0 && cu_ring_features(ring) & CU_FEAT_MIN_TIMEOUT != 0
         self.ring = ring
         self.wakeFD = fd
         self.setupFlags = flags
@@ -327,6 +362,7 @@ final class URingBackend {
                     if multishotReceive == .unknown { probing[token.rawValue] = operation }
                 }
                 cu_sqe_select_buffer(sqe, buffers.group)
+                if options.pollFirst { cu_sqe_poll_first(sqe) }
             } else {
                 guard let id = buffers.take() else {
                     known.append(Completion(token: token, result: -ENOBUFS, flags: 0))
@@ -337,10 +373,12 @@ final class URingBackend {
             }
         case .send(let fd, let buffer, let count, let flags):
             io_uring_prep_send(sqe, fd, buffer, Int(count), flags)
+            sendsSubmitted += 1
         case .recvmsg(let fd, let message, let flags):
             io_uring_prep_recvmsg(sqe, fd, message, flags)
         case .sendmsg(let fd, let message, let flags):
             io_uring_prep_sendmsg(sqe, fd, message, flags)
+            sendsSubmitted += 1
         case .accept(let fd, let address, let length, let flags):
             io_uring_prep_accept(sqe, fd, address, length, flags)
         case .acceptStream(let fd):
@@ -387,7 +425,7 @@ final class URingBackend {
     /// A zero-timeout poll with nothing to submit and no sign of pending kernel
     /// work skips the syscall unless `force` is set; the loop forces one every
     /// few iterations so completions are never starved.
-    func poll(timeout: Int64?, force: Bool, into completions: inout [Completion]) {
+    func poll(timeout: Int64?, force: Bool, expected: Int = 1, into completions: inout [Completion]) {
         guard enabled, !closed else { return }
         fileOperationsQueued = 0
         // Re-arm the wakeup read until it is armed: an earlier attempt may
@@ -403,6 +441,21 @@ final class URingBackend {
             if pendingSubmit || force || kernelHasWork {
                 rc = io_uring_submit_and_get_events(ring)
             }
+        } else if batchWaits, expected >= 2 {
+            // Under concurrent load (the last batch brought several
+            // completions), wait for what should come: the sends just
+            // submitted (most complete at submission) and as many new
+            // requests as the last batch answered. The kernel returns once
+            // they are all there, or after the batch timeout with whatever
+            // is: many completions per enter instead of one. A lone client
+            // (batches of one) gets the plain wait and its latency.
+            let wanted = UInt32(Swift.min(256, expected + sendsSubmitted))
+            if let timeout {
+                var ts = __kernel_timespec(tv_sec: timeout / 1_000_000_000, tv_nsec: timeout % 1_000_000_000)
+                rc = cu_submit_and_wait_batch(ring, wanted, &ts, options.batchWaitMicroseconds)
+            } else {
+                rc = cu_submit_and_wait_batch(ring, wanted, nil, options.batchWaitMicroseconds)
+            }
         } else if let timeout {
             var ts = __kernel_timespec(tv_sec: timeout / 1_000_000_000, tv_nsec: timeout % 1_000_000_000)
             var cqe: UnsafeMutablePointer<io_uring_cqe>?
@@ -410,6 +463,7 @@ final class URingBackend {
         } else {
             rc = io_uring_submit_and_wait(ring, 1)
         }
+        sendsSubmitted = 0
         // EINTR: a signal; ETIME: the wait timed out; EAGAIN/EBUSY: the kernel
         // wants completions reaped first (or is short of memory). All are
         // handled the same way: reap what is there now; the SQEs not yet
@@ -527,6 +581,8 @@ final class URingBackend {
         features.append("multishot recv \(name(multishotReceive))")
         features.append("multishot accept \(name(multishotAccept))")
         if ringFDRegistered { features.append("registered ring fd") }
+        if options.pollFirst { features.append("POLL_FIRST receives") }
+        if batchWaits { features.append("batched waits up to \(options.batchWaitMicroseconds) µs") }
         return "io_uring (\(entries) entries, setup \(setupName); \(features.joined(separator: ", ")))"
     }
 }

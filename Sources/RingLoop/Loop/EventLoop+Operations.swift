@@ -76,6 +76,7 @@ extension EventLoop {
     /// which may run protocol callbacks: still after the reaping, never
     /// inside it.
     func deliverCompletions() {
+        receivesThisPoll = 0
         for completion in completions {
             if completion.token.isHandler {
                 handlers.dispatch(completion)

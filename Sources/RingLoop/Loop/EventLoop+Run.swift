@@ -127,7 +127,7 @@ extension EventLoop {
         // nothing to learn either (completions need an enter under
         // DEFER_TASKRUN; epoll needs epoll_wait): skip it entirely.
         if timeout != 0 || force || io.hasPendingWork {
-            io.poll(timeout: timeout, force: force, into: &completions)
+            io.poll(timeout: timeout, force: force, expected: receivesThisPoll, into: &completions)
         }
         if parked { inbox.unpark() }
         if !completions.isEmpty { deliverCompletions() }

@@ -79,6 +79,10 @@ public final class EventLoop: @unchecked Sendable {
     /// Swift jobs (task steps and actor jobs) run so far: lets tests count
     /// the executor work an operation costs, exactly.
     @exclusivity(unchecked) var jobsRun = 0
+    /// Receives the last batch of completions brought (transports count
+    /// them): how many the next blocking wait expects again (see
+    /// ``URingOptions/batchWaitMicroseconds``).
+    @exclusivity(unchecked) var receivesThisPoll = 0
     /// Iterations run so far (tests bound latencies in iterations, not time).
     @exclusivity(unchecked) var iterations = 0
     /// The executor references jobs run on, made once.
@@ -121,7 +125,7 @@ public final class EventLoop: @unchecked Sendable {
         logger: Logger = Logger(label: "RingLoop")
     ) throws(EventLoopError) {
         try self.init(backend: backend, debug: debug, threadPool: threadPool, ringEntries: ringEntries,
-                      receiveBuffers: receiveBuffers, logger: logger, uringOptions: URingOptions(), uringProbeFailure: nil)
+                      receiveBuffers: receiveBuffers, logger: logger, uringOptions: .fromEnvironment(), uringProbeFailure: nil)
     }
 
     /// The designated initializer, with test hooks: `uringOptions` turns

@@ -269,6 +269,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         let more = flags & CompletionFlag.more != 0
         if !more { receiving = false }
         if flags & CompletionFlag.buffer != 0 {
+            loop.receivesThisPoll += 1
             let id = UInt16(truncatingIfNeeded: flags >> CompletionFlag.bufferShift)
             if result > 0, state == .open {
                 if readingWanted && heldReceives == nil {
