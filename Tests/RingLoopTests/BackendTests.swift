@@ -127,7 +127,7 @@ struct BackendTests {
             let loop = try EventLoop(backend: backend, ringEntries: 8)
             defer { try? loop.close() }
             return try loop.runUntilComplete { () async throws -> [Int32] in
-                var tasks: [Task<Int32, any Error>] = []
+                var tasks: [LoopTask<Int32>] = []
                 for _ in 0..<1_000 {
                     tasks.append(loop.spawn {
                         try await loop.perform("timeout") { scratch in

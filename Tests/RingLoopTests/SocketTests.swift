@@ -4,7 +4,7 @@ import Testing
 
 /// Starts an echo server on `listener`: each connection echoes until EOF.
 @discardableResult
-func startEchoServer(_ listener: SocketListener, loop: EventLoop) -> Task<Void, any Error> {
+func startEchoServer(_ listener: SocketListener, loop: EventLoop) -> LoopTask<Void> {
     loop.spawn {
         for try await connection in listener.connections {
             loop.spawn {

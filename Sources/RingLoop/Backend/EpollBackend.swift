@@ -75,6 +75,9 @@ final class EpollBackend: @unchecked Sendable {
         var stream: Waiter?
         var acceptor: Waiter?
         var registered = false
+        /// A FIFO, terminal or other file that readiness applies to: its
+        /// reads and writes wait here instead of going to the thread pool.
+        var pollableFile = false
         var isEmpty: Bool { readers.isEmpty && writers.isEmpty && stream == nil && acceptor == nil }
     }
     /// Indexed by fd; grows to the highest fd seen.
@@ -158,9 +161,28 @@ final class EpollBackend: @unchecked Sendable {
         case .close(let fd):
             forget(fd: fd)
             immediate.append(Completion(token: token, result: Self.result(Glibc.close(fd)), flags: 0))
-        case .read, .write, .readv, .writev, .openat, .statx, .fsync:
+        case .read(let fd, _, _, _), .write(let fd, _, _, _):
+            if Int(fd) < interests.count, interests[Int(fd)]?.pollableFile == true {
+                if case .read = operation {
+                    attempt(Waiter(operation: operation, token: token), fd: fd, readable: true)
+                } else {
+                    attempt(Waiter(operation: operation, token: token), fd: fd, readable: false)
+                }
+            } else {
+                submitToPool(operation, token: token)
+            }
+        case .readv, .writev, .openat, .statx, .fsync:
             submitToPool(operation, token: token)
         }
+    }
+
+    /// `fd` is a non-blocking FIFO, terminal or socket opened as a file: its
+    /// reads and writes wait for readiness (a blocking read on the pool would
+    /// hold a worker for as long as the other end stays silent).
+    func markPollable(fd: Int32) {
+        var entry = interest(for: fd)
+        entry.pollableFile = true
+        store(entry, for: fd)
     }
 
     private static func result(_ rc: Int32) -> Int32 { rc < 0 ? -errno : rc }
@@ -180,6 +202,12 @@ final class EpollBackend: @unchecked Sendable {
             rc = result(Glibc.sendmsg(fd, message, Int32(bitPattern: flags) | Int32(MSG_DONTWAIT)))
         case .accept(let fd, let address, let length, let flags):
             rc = result(cu_accept4(fd, address, length, flags))
+        case .read(let fd, let buffer, let count, let offset):
+            rc = offset == currentFileOffset ? result(Glibc.read(fd, buffer, Int(count)))
+                : result(pread(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))
+        case .write(let fd, let buffer, let count, let offset):
+            rc = offset == currentFileOffset ? result(Glibc.write(fd, buffer, Int(count)))
+                : result(pwrite(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))
         case .connect(let fd, let address, let length):
             if waiter.connectStarted {
                 var error: Int32 = 0

@@ -9,6 +9,9 @@ protocol CompletionHandler: AnyObject {
     /// The loop is closing: stop, cancel what is in flight, and let the
     /// final completions end the registration.
     func loopClosing()
+    /// The loop is closing where completions cannot be reaped (off the
+    /// ring's issuer thread): close at once, without waiting for them.
+    func loopAbandoned()
 }
 
 /// Identifies a registration in the ``HandlerTable``.

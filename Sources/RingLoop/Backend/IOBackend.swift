@@ -139,6 +139,15 @@ enum IOBackend {
         }
     }
 
+    /// Closes without reaping (the calling thread may not use the ring):
+    /// descriptors are closed, memory the kernel may still write is kept.
+    func abandon() {
+        switch self {
+        case .uring(let b): b.close(reaping: false)
+        case .epoll(let b): b.close()
+        }
+    }
+
     /// A one-line description for logs: backend, set-up and probed features.
     var summary: String {
         switch self {

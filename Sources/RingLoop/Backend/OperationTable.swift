@@ -180,12 +180,26 @@ final class OperationTable {
         inFlight -= 1
     }
 
-    /// Tokens of every submitted operation, for teardown and fd close.
-    func submittedTokens(fd: Int32? = nil) -> [OperationToken] {
+    /// Takes the continuation of every operation still in the kernel, for a
+    /// close that cannot reap them (off the ring's issuer thread). Their slots
+    /// stay taken for good: the kernel may still write into their memory.
+    func abandonAll() -> [UnsafeContinuation<Int32, Never>] {
+        var continuations: [UnsafeContinuation<Int32, Never>] = []
+        for chunk in slotChunks {
+            for i in 0..<Self.chunkSize where chunk[i].state == .submitted || chunk[i].state == .cancelling {
+                if let continuation = chunk[i].continuation { continuations.append(continuation) }
+                chunk[i].continuation = nil
+                chunk[i].state = .completed
+            }
+        }
+        return continuations
+    }
+
+    /// Tokens of every submitted operation, for the loop's teardown.
+    func submittedTokens() -> [OperationToken] {
         var result: [OperationToken] = []
         for (chunkIndex, chunk) in slotChunks.enumerated() {
             for i in 0..<Self.chunkSize where chunk[i].state == .submitted || chunk[i].state == .cancelling {
-                if let fd, chunk[i].fd != fd { continue }
                 result.append(OperationToken(slot: UInt32(chunkIndex * Self.chunkSize + i), generation: chunk[i].generation))
             }
         }

@@ -541,10 +541,10 @@ final class URingBackend {
 
     /// Closes the ring and the eventfd. The loop drains its own in-flight
     /// operations first; this cancels and reaps the backend's wakeup read.
-    func close() {
+    func close(reaping: Bool = true) {
         guard !closed else { return }
         shuttingDown = true
-        if wakeArmed, canSubmitFromCurrentThread {
+        if reaping, wakeArmed, canSubmitFromCurrentThread {
             cancel(.wakeup)
             var ignored: [Completion] = []
             for _ in 0..<200 where wakeArmed {
@@ -552,7 +552,7 @@ final class URingBackend {
             }
         }
         closed = true
-        let drained = !wakeArmed
+        let drained = reaping && !wakeArmed
         io_uring_queue_exit(ring)
         Glibc.close(wakeFD)
         ring.deallocate()

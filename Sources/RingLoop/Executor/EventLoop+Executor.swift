@@ -49,7 +49,10 @@ extension EventLoop: TaskExecutor {
             return
         }
         if !inbox.push(actor ? .actorJob(job) : .job(job), wake: { io.wake() }) {
-            logger.error("A task was scheduled on a closed event loop; it will never run.")
+            // The loop is closed: the task continues on Swift's global
+            // executor, where every call it makes on this loop throws
+            // `.closed`, so it unwinds instead of hanging.
+            globalConcurrentExecutor.enqueue(ExecutorJob(job))
         }
     }
 }
@@ -142,6 +145,6 @@ extension EventLoop {
         let pushed = inbox.push(.callback { [self] in
             _ = timers.schedule(deadline: instant.nanoseconds, .job(sendable.value, actor: actor))
         }, wake: { io.wake() })
-        if !pushed { logger.error("A task was scheduled on a closed event loop; it will never run.") }
+        if !pushed { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
     }
 }

@@ -5,8 +5,11 @@ extension EventLoop {
     /// Starts `operation` as a task whose every nonisolated step runs on this
     /// loop: asyncio's `create_task`. Safe from any thread.
     ///
-    /// ``run(backend:debug:_:)`` cancels the spawned tasks still pending when
-    /// `main` returns, and waits for them.
+    /// ``run(backend:debug:_:)`` and ``close()`` cancel the spawned tasks
+    /// still pending, and wait for them. An error a spawned task ends with
+    /// that nobody retrieves goes to the exception handler (see ``LoopTask``).
+    /// After ``close()`` the task fails at once with
+    /// ``EventLoopError/closed(operation:)``.
     ///
     /// ```swift
     /// let task = loop.spawn { try await fetch() }
@@ -16,14 +19,40 @@ extension EventLoop {
     public func spawn<T: Sendable>(
         name: String? = nil,
         _ operation: sending @escaping () async throws -> T
-    ) -> Task<T, any Error> {
+    ) -> LoopTask<T> {
+        let record = SpawnRecord(name: name) { [self] context in reportFromAnyThread(context) }
+        if isClosed {
+            let task = Task<T, any Error> { throw EventLoopError.closed(operation: "spawn") }
+            return LoopTask(task: task, record: record)
+        }
         let id = tasks.withLock { $0.makeID() }
         let task = Task(name: name, executorPreference: self) { [self] in
             defer { tasks.withLock { $0.finish(id) } }
-            return try await operation()
+            do {
+                let value = try await operation()
+                record.finish(nil)
+                return value
+            } catch {
+                record.finish(error)
+                throw error
+            }
         }
         tasks.withLock { $0.register(id, task) }
-        return task
+        return LoopTask(task: task, record: record)
+    }
+
+    /// Hands `context` to the exception handler on the loop thread, or logs
+    /// it when the loop is closed.
+    func reportFromAnyThread(_ context: ExceptionContext) {
+        if isOnLoopThread {
+            pendingExceptions.append(context)
+            return
+        }
+        do {
+            try callSoonThreadsafe { [self] in callExceptionHandler(context) }
+        } catch {
+            defaultExceptionHandler(context)
+        }
     }
 
     /// Number of spawned tasks not yet finished.
@@ -85,6 +114,29 @@ extension EventLoop {
     /// let digest = try await loop.offload { sha256(of: bigFile) }
     /// ```
     public nonisolated(nonsending) func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await offload(to: threadPool, work)
+    }
+
+    /// The pool name resolution runs on: two threads of its own, made on
+    /// first use, so a slow resolver cannot starve file I/O.
+    var resolver: ThreadPool {
+        get throws {
+            try resolverPool.withLock { (pool: inout ThreadPool?) throws(EventLoopError) -> ThreadPool in
+                if let pool { return pool }
+                if isClosed { throw .closed(operation: "getaddrinfo") }
+                do {
+                    let made = try ThreadPool(threads: 2)
+                    pool = made
+                    return made
+                } catch {
+                    throw .invalidArgument("cannot start the resolver pool: \(error)")
+                }
+            }
+        }
+    }
+
+    /// ``offload(_:)`` on a given pool.
+    nonisolated(nonsending) func offload<T: Sendable>(to pool: ThreadPool, _ work: @escaping @Sendable () throws -> T) async throws -> T {
         if closedFlag.load(ordering: .relaxed) { throw EventLoopError.closed(operation: "offload") }
         try Task.checkCancellation()
         let state = OffloadState<T>()
@@ -94,7 +146,7 @@ extension EventLoop {
                     continuation.resume(with: Result { try work() })
                 }
                 state.install(item, continuation)
-                if !threadPool.submit(item), item.cancel() {
+                if !pool.submit(item), item.cancel() {
                     continuation.resume(throwing: EventLoopError.closed(operation: "offload"))
                 }
             }

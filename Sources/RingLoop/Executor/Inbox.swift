@@ -6,6 +6,14 @@ enum InboxItem {
     case callback(@Sendable () throws -> Void)
     case job(UnownedJob)
     case actorJob(UnownedJob)
+
+    var readyItem: ReadyItem {
+        switch self {
+        case .callback(let callback): .callback(callback)
+        case .job(let job): .job(job)
+        case .actorJob(let job): .actorJob(job)
+        }
+    }
 }
 
 /// What the inbox's mutex guards.
@@ -45,6 +53,9 @@ final class Inbox: Sendable {
             return true
         }
     }
+
+    /// True once ``close()`` ran.
+    var isClosed: Bool { state.withLock { $0.closed } }
 
     /// Cheap check used by the loop before taking the lock.
     var mayHaveItems: Bool { nonEmpty.load(ordering: .acquiring) }

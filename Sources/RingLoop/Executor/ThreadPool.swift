@@ -113,6 +113,9 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     private func workerLoop() {
+        // A write to a pipe whose reader is gone must fail with EPIPE here,
+        // not raise SIGPIPE and end the process (see ProcessGuards).
+        _ = ProcessGuards.blockSIGPIPE()
         while let item = next() {
             if item.tryStart() { item.body() }
         }

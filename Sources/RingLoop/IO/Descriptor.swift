@@ -17,6 +17,9 @@ final class Descriptor {
     /// What to name in errors: the path of a file, the address of a socket.
     var label: String?
     private var inFlight = 0
+    /// The tokens of this descriptor's operations in flight: what a close
+    /// cancels, without scanning the loop's whole operation table.
+    private var tokens: [OperationToken] = []
     private var closing = false
     private var closeWaiters: [UnsafeContinuation<Void, Never>] = []
 
@@ -34,23 +37,23 @@ final class Descriptor {
         // the backend: close here when that is us (or nobody runs the loop),
         // otherwise hand the close to the loop, keeping the fd open until then
         // so its number cannot be reused too early.
+        //
+        // `onLoopThread` takes the run-state lock when the loop is not running,
+        // so this can never race a thread that starts running it; the inbox
+        // items left at close are run by the teardown, so the fd is closed
+        // even then.
         guard fd >= 0 else { return }
         let fd = self.fd
         let loop = self.loop
-        let owner = loop.ownerThread.load(ordering: .relaxed)
-        if loop.isClosed || owner == 0 || owner == UInt(pthread_self()) {
-            if !loop.isClosed { loop.io.willClose(fd: fd) }
+        if loop.isClosed {
             Glibc.close(fd)
             return
         }
-        do {
-            try loop.callSoonThreadsafe {
-                loop.io.willClose(fd: fd)
-                Glibc.close(fd)
-            }
-        } catch {
+        let queued = loop.onLoopThread {
+            if !loop.isClosed { loop.io.willClose(fd: fd) }
             Glibc.close(fd)
         }
+        if !queued { Glibc.close(fd) }
     }
 
     var isClosed: Bool { fd < 0 || closing }
@@ -85,7 +88,13 @@ final class Descriptor {
             }
         }
         var raw: Int32 = 0
-        let value = try await loop.perform(name, fd: fd, keepAlive: keepAlive, timeout: timeout, { prepare(fd, $0) }, extract: { scratch, result in
+        let value = try await loop.perform(name, fd: fd, keepAlive: keepAlive, timeout: timeout, track: { [self] token, started in
+            if started {
+                tokens.append(token)
+            } else if let index = tokens.firstIndex(of: token) {
+                tokens.remove(at: index)
+            }
+        }, { prepare(fd, $0) }, extract: { scratch, result in
             raw = result
             return extract(scratch, result)
         })
@@ -145,7 +154,7 @@ final class Descriptor {
         guard fd >= 0 else { return }
         if inFlight > 0, !loop.isClosed {
             closing = true
-            loop.cancelOperations(onFD: fd)
+            loop.cancelOperations(tokens)
             // No cancellation handler: this wait must not be cut short.
             await withUnsafeContinuation { closeWaiters.append($0) }
         }

@@ -65,15 +65,31 @@ public final class File: @unchecked Sendable {
     ///
     /// - Throws: ``IOError`` with the path (`.noSuchFile`, `.permissionDenied`, …),
     ///   ``EventLoopError/noRunningLoop`` outside a loop.
+    ///
+    /// FIFOs and terminals are opened non-blocking, so opening one never
+    /// waits for its other end (a FIFO opened for writing with no reader
+    /// fails with `ENXIO`), and reading one waits on the loop, never on a
+    /// pool thread: io_uring polls such files itself, and the epoll backend
+    /// reads them on readiness instead of sending them to its thread pool.
     public static nonisolated(nonsending) func open(_ path: String, _ options: Options = .read, permissions: mode_t = 0o644) async throws -> File {
         let loop = try EventLoop.running()
-        let pathBuffer = PathBuffer(path)
+        let pathBuffer = try PathBuffer(path, operation: "open")
         let fd = try await loop.perform("open", keepAlive: pathBuffer) { _ in
-            .openat(directory: AT_FDCWD, path: pathBuffer.pointer, flags: options.flags | O_CLOEXEC, mode: permissions)
+            .openat(directory: AT_FDCWD, path: pathBuffer.pointer, flags: options.flags | O_CLOEXEC | O_NONBLOCK, mode: permissions)
         }
         guard fd >= 0 else {
             if fd == -ECANCELED, Task.isCancelled { throw CancellationError() }
             throw IOError(operation: "open", errno: Errno(fd), path: path)
+        }
+        var status = Glibc.stat()
+        let kind = fstat(fd, &status) == 0 ? status.st_mode & S_IFMT : S_IFREG
+        let pollable = kind == S_IFIFO || kind == S_IFCHR || kind == S_IFSOCK
+        if pollable, case .epoll(let backend) = loop.io {
+            backend.markPollable(fd: fd)
+        } else {
+            // Regular files ignore O_NONBLOCK; io_uring must not see it on a
+            // pollable file, or it reports EAGAIN instead of waiting.
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         }
         return File(fd: fd, path: path, loop: loop)
     }
@@ -93,6 +109,10 @@ public final class File: @unchecked Sendable {
     }
 
     private nonisolated(nonsending) func read(into buffer: IOBuffer, offset: UInt64) async throws -> Int {
+        guard buffer.capacity > 0 else {
+            throw IOError(operation: "read", errno: Errno(EINVAL), fd: fileDescriptor, path: path,
+                          detail: "the buffer has no capacity; a 0-byte read would look like end of file")
+        }
         let count = UInt32(clamping: buffer.capacity)
         let n = try await descriptor.perform("read", keepAlive: buffer) { fd, _ in
             .read(fd: fd, buffer: buffer.base, count: count, offset: offset)
@@ -266,6 +286,17 @@ final class IOVector {
 /// A C string that stays at one address until the operation using it ends.
 final class PathBuffer {
     let pointer: UnsafeMutablePointer<CChar>
+
+    /// - Throws: ``IOError`` (`.invalidArgument`) for an empty path or one
+    ///   holding a NUL byte (C would stop there and name another file).
+    convenience init(_ path: String, operation: String) throws(IOError) {
+        guard !path.isEmpty else {
+            throw IOError(operation: operation, errno: Errno(ENOENT), path: path, detail: "the path is empty")
+        }
+        try SocketAddress.rejectNUL(path, "path", operation: operation)
+        self.init(path)
+    }
+
     init(_ path: String) {
         let utf8 = Array(path.utf8CString)
         pointer = .allocate(capacity: utf8.count)

@@ -44,22 +44,31 @@ public final class IOBuffer: @unchecked Sendable {
         guard alignment > 0, alignment & (alignment - 1) == 0 else {
             throw IOError(operation: "IOBuffer", errno: Errno(EINVAL), detail: "alignment must be a power of two, got \(alignment)")
         }
+        // posix_memalign reports failure; Swift's allocate would abort.
+        var memory: UnsafeMutableRawPointer?
+        let rc = posix_memalign(&memory, Swift.max(alignment, MemoryLayout<UnsafeRawPointer>.size), Swift.max(capacity, 1))
+        guard rc == 0, let memory else {
+            throw IOError(operation: "IOBuffer", errno: Errno(rc == 0 ? ENOMEM : rc), detail: "cannot allocate \(capacity) bytes")
+        }
         self.capacity = capacity
         self.alignment = alignment
         self.count = 0
-        base = .allocate(byteCount: Swift.max(capacity, 1), alignment: alignment)
+        base = memory
     }
 
     /// A buffer holding a copy of `bytes`.
     public init(_ bytes: some Collection<UInt8>) {
         capacity = bytes.count
         alignment = 16
-        base = .allocate(byteCount: Swift.max(capacity, 1), alignment: alignment)
+        var memory: UnsafeMutableRawPointer?
+        // The bytes already exist in memory, so this size can be allocated.
+        precondition(posix_memalign(&memory, 16, Swift.max(capacity, 1)) == 0, "IOBuffer: out of memory")
+        base = memory!
         UnsafeMutableRawBufferPointer(start: base, count: capacity).copyBytes(from: bytes)
         count = capacity
     }
 
-    deinit { base.deallocate() }
+    deinit { free(base) }
 
     /// A copy of the valid bytes.
     public var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: base, count: count)) }

@@ -19,6 +19,7 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: ``IOError`` (`.invalidArgument`) for anything that is not a
     ///   numeric address or a port outside 0...65535.
     public init(ip: String, port: Int) throws(IOError) {
+        try Self.rejectNUL(ip, "host")
         guard (0...65535).contains(port) else {
             throw IOError(operation: "SocketAddress", errno: Errno(EINVAL), path: ip, detail: "port \(port) is outside 0...65535")
         }
@@ -38,12 +39,44 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: ``IOError`` (`.invalidArgument`) for an empty path or one longer
     ///   than `sun_path` (107 bytes).
     public init(unixPath: String) throws(IOError) {
-        let limit = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
-        guard !unixPath.isEmpty, unixPath.utf8.count <= limit else {
-            throw IOError(operation: "SocketAddress", errno: Errno(EINVAL), path: unixPath,
-                          detail: "a Unix socket path must be 1...\(limit) bytes")
-        }
         self = .unix(path: unixPath)
+        try validate()
+    }
+
+    /// Checks an address built directly from its cases, before it reaches a
+    /// system call: the port must be in 0...65535, an IP host numeric, a path
+    /// 1...107 bytes without NUL bytes.
+    ///
+    /// - Throws: ``IOError`` (`.invalidArgument`) naming what is wrong.
+    public func validate() throws(IOError) {
+        switch self {
+        case .ipv4(let host, let port), .ipv6(let host, let port, _):
+            guard (0...65535).contains(port) else {
+                throw IOError(operation: "SocketAddress", errno: Errno(EINVAL), path: host, detail: "port \(port) is outside 0...65535")
+            }
+            try Self.rejectNUL(host, "host")
+            var v4 = in_addr(), v6 = in6_addr()
+            let numeric = family == AF_INET ? inet_pton(AF_INET, host, &v4) == 1 : inet_pton(AF_INET6, host, &v6) == 1
+            guard numeric else {
+                throw IOError(operation: "SocketAddress", errno: Errno(EINVAL), path: host,
+                              detail: "not a numeric \(family == AF_INET ? "IPv4" : "IPv6") address (names are resolved by connect(host:port:) and bind(host:port:))")
+            }
+        case .unix(let path):
+            let limit = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+            guard !path.isEmpty, path.utf8.count <= limit else {
+                throw IOError(operation: "SocketAddress", errno: Errno(EINVAL), path: path,
+                              detail: "a Unix socket path must be 1...\(limit) bytes")
+            }
+            try Self.rejectNUL(path, "path")
+        }
+    }
+
+    /// Throws if `text` holds a NUL byte, which C would take for its end.
+    static func rejectNUL(_ text: String, _ what: String, operation: String = "SocketAddress") throws(IOError) {
+        if text.utf8.contains(0) {
+            throw IOError(operation: operation, errno: Errno(EINVAL), path: text.replacingNUL,
+                          detail: "the \(what) contains a NUL byte, which would cut it short")
+        }
     }
 
     /// The port, for IP addresses.
@@ -128,5 +161,12 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
         default:
             return nil
         }
+    }
+}
+
+extension String {
+    /// For error messages: NUL bytes shown as `\0`.
+    var replacingNUL: String {
+        String(decoding: utf8.flatMap { $0 == 0 ? Array("\\0".utf8) : [$0] }, as: UTF8.self)
     }
 }

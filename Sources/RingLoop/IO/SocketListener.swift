@@ -43,9 +43,28 @@ public final class SocketListener: @unchecked Sendable {
         isUnix = address.family == AF_UNIX
         self.unixSocket = unixSocket
         acceptor = Acceptor(fd: fd, loop: loop, label: address.description)
-        acceptor.onAccepted = { [unowned self] fd in accepted(fd) }
-        acceptor.onClosed = { [unowned self] in listenerClosed() }
+        // Weak: the acceptor lives in the loop's handler table and may outlive
+        // a listener that was dropped without close().
+        acceptor.onAccepted = { [weak self] fd in
+            if let self { accepted(fd) } else { Glibc.close(fd) }
+        }
+        acceptor.onClosed = { [weak self] in self?.listenerClosed() }
         acceptor.start()
+    }
+
+    /// A listener dropped without ``close()`` stops listening: its socket and
+    /// the connections accepted but never taken are closed.
+    deinit {
+        let acceptor = self.acceptor
+        let pending = self.pending
+        let unixSocket = self.unixSocket
+        acceptor.onClosed = nil
+        let queued = loop.onLoopThread {
+            acceptor.close()
+            for fd in pending { Glibc.close(fd) }
+            unixSocket?.remove()
+        }
+        if !queued { for fd in pending { Glibc.close(fd) } }
     }
 
     /// The raw descriptor, or -1 after ``close()``.

@@ -12,6 +12,7 @@ enum Sockets {
     }
 
     static func bind(_ fd: Int32, _ address: SocketAddress) throws(IOError) {
+        try address.validate()
         var storage = sockaddr_storage()
         let length = address.write(to: &storage)
         let rc = withUnsafePointer(to: &storage) {
@@ -58,11 +59,12 @@ enum Sockets {
     /// Numeric addresses directly; names through `getaddrinfo` on the loop's
     /// thread pool, so a slow resolver never blocks the loop.
     static nonisolated(nonsending) func resolve(host: String, port: Int, type: Int32, loop: EventLoop) async throws -> [SocketAddress] {
+        try SocketAddress.rejectNUL(host, "host name", operation: "getaddrinfo")
         if let numeric = try? SocketAddress(ip: host, port: port) { return [numeric] }
         guard (0...65535).contains(port) else {
             throw IOError(operation: "getaddrinfo", errno: Errno(EINVAL), path: host, detail: "port \(port) is outside 0...65535")
         }
-        let addresses: Result<[SocketAddress], IOError> = try await loop.offload {
+        let addresses: Result<[SocketAddress], IOError> = try await loop.offload(to: try loop.resolver) {
             var hints = addrinfo()
             hints.ai_socktype = type
             hints.ai_family = AF_UNSPEC
@@ -161,6 +163,7 @@ extension Sockets {
     /// a non-blocking connect finished on writability under epoll). On any
     /// failure, cancellation included, the socket is closed.
     static nonisolated(nonsending) func connect(to address: SocketAddress, loop: EventLoop) async throws -> Int32 {
+        try address.validate()
         let fd = try make(address.family, Int32(SOCK_STREAM.rawValue), label: address.description)
         let descriptor = Descriptor(fd: fd, loop: loop, label: address.description)
         do {

@@ -40,7 +40,8 @@ public final class UDPSocket: @unchecked Sendable {
     /// Sends `buffer`'s valid bytes as one datagram to `address` (`sendmsg`).
     @discardableResult
     public nonisolated(nonsending) func send(_ buffer: IOBuffer, to address: SocketAddress) async throws -> Int {
-        try await descriptor.perform("sendmsg", keepAlive: buffer) { fd, scratch in
+        try address.validate()
+        return try await descriptor.perform("sendmsg", keepAlive: buffer) { fd, scratch in
             let length = address.write(to: scratch.address)
             scratch.iov.pointee = iovec(iov_base: buffer.base, iov_len: buffer.count)
             var message = msghdr()
@@ -55,8 +56,17 @@ public final class UDPSocket: @unchecked Sendable {
 
     /// Receives one datagram into `buffer` (truncated to its capacity); sets
     /// `buffer.count` and returns the sender's address (`recvmsg`).
+    ///
+    /// - Throws: ``IOError`` (`.invalidArgument`) for a buffer of zero
+    ///   capacity; ``IOError`` with `EMSGSIZE` when the datagram was larger
+    ///   than the buffer (its first `buffer.capacity` bytes are in `buffer`,
+    ///   the rest is lost, as UDP does): a truncation is never silent.
     public nonisolated(nonsending) func receive(into buffer: IOBuffer) async throws -> SocketAddress {
-        let (count, sender) = try await descriptor.perform("recvmsg", keepAlive: buffer, { fd, scratch in
+        guard buffer.capacity > 0 else {
+            throw IOError(operation: "recvmsg", errno: Errno(EINVAL), fd: descriptor.fd, path: descriptor.label,
+                          detail: "the buffer has no capacity")
+        }
+        let (count, sender, truncated) = try await descriptor.perform("recvmsg", keepAlive: buffer, { fd, scratch in
             scratch.iov.pointee = iovec(iov_base: buffer.base, iov_len: buffer.capacity)
             var message = msghdr()
             message.msg_name = UnsafeMutableRawPointer(scratch.address)
@@ -65,10 +75,15 @@ public final class UDPSocket: @unchecked Sendable {
             message.msg_iovlen = 1
             scratch.message.pointee = message
             return .recvmsg(fd: fd, message: scratch.message, flags: 0)
-        }, extract: { scratch, result -> (Int32, SocketAddress?) in
-            (result, result >= 0 ? SocketAddress(scratch.address, length: scratch.message.pointee.msg_namelen) : nil)
+        }, extract: { scratch, result -> (Int32, SocketAddress?, Bool) in
+            (result, result >= 0 ? SocketAddress(scratch.address, length: scratch.message.pointee.msg_namelen) : nil,
+             scratch.message.pointee.msg_flags & Int32(MSG_TRUNC) != 0)
         })
         buffer.count = Int(count)
+        if truncated {
+            throw IOError(operation: "recvmsg", errno: Errno(EMSGSIZE), fd: descriptor.fd, path: sender?.description ?? descriptor.label,
+                          detail: "the datagram was larger than the \(buffer.capacity)-byte buffer and was truncated")
+        }
         guard let sender else {
             throw IOError(operation: "recvmsg", errno: Errno(EAFNOSUPPORT), fd: descriptor.fd, path: descriptor.label,
                           detail: "datagram from an address family RingLoop does not represent")

@@ -19,17 +19,25 @@ extension EventLoop {
     ///   with `-ECANCELED`.
     ///
     /// Must run on the loop thread (a task on this loop).
+    ///
+    /// `track` is told the token when the operation starts and again (with
+    /// `nil`) when it ends, so an owner can cancel exactly its own operations.
     nonisolated(nonsending) func perform<R>(
         _ name: StaticString,
         fd: Int32 = -1,
         keepAlive: AnyObject? = nil,
         timeout: Duration? = nil,
+        track: ((OperationToken, Bool) -> Void)? = nil,
         _ prepare: (UnsafeMutablePointer<OperationScratch>) -> Operation,
         extract: (UnsafeMutablePointer<OperationScratch>, Int32) -> R
     ) async throws(EventLoopError) -> R {
         try requireLoopThread(String(describing: name))
         let token = operations.acquire(fd: fd, keepAlive: keepAlive)
-        defer { operations.release(token) }
+        track?(token, true)
+        defer {
+            track?(token, false)
+            operations.release(token)
+        }
         if Task.isCancelled { return extract(operations.scratch(token), -ECANCELED) }
         let result = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Int32, Never>) in
@@ -87,9 +95,14 @@ extension EventLoop {
         completions.removeAll(keepingCapacity: true)
     }
 
-    /// Cancels every operation in flight, or every one on `fd`: so that
-    /// closing the fd (or the loop) cannot leave an operation behind.
-    func cancelOperations(onFD fd: Int32? = nil) {
-        for token in operations.submittedTokens(fd: fd) { cancelOnLoop(token) }
+    /// Cancels every operation in flight: so that closing the loop cannot
+    /// leave an operation behind.
+    func cancelOperations() {
+        for token in operations.submittedTokens() { cancelOnLoop(token) }
+    }
+
+    /// Cancels the given operations (a descriptor's own, before its close).
+    func cancelOperations(_ tokens: [OperationToken]) {
+        for token in tokens { cancelOnLoop(token) }
     }
 }

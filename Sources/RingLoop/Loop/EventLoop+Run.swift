@@ -62,19 +62,24 @@ extension EventLoop {
 
     private func checkCanRun(_ operation: String) throws(EventLoopError) {
         if closedFlag.load(ordering: .relaxed) { throw .closed(operation: operation) }
+        if forkGeneration != ProcessGuards.generation { throw .usedAfterFork(operation: operation) }
         if isRunning { throw .alreadyRunning }
         if CurrentLoop.loop != nil { throw .anotherLoopRunning }
     }
 
     private func enterRun(_ operation: String) throws(EventLoopError) {
         try checkCanRun(operation)
-        try io.attach()
-        guard ownerThread.compareExchange(expected: 0, desired: UInt(pthread_self()), ordering: .acquiringAndReleasing).exchanged
-        else { throw .alreadyRunning }
+        try runStateLock.withLock { (_: inout Void) throws(EventLoopError) in
+            try io.attach()
+            guard ownerThread.compareExchange(expected: 0, desired: UInt(pthread_self()), ordering: .acquiringAndReleasing).exchanged
+            else { throw .alreadyRunning }
+        }
         CurrentLoop.loop = self
+        savedSignalMask = ProcessGuards.blockSIGPIPE()
     }
 
     private func exitRun() {
+        ProcessGuards.restore(savedSignalMask)
         CurrentLoop.loop = nil
         ownerThread.store(0, ordering: .releasing)
     }
@@ -137,7 +142,7 @@ extension EventLoop {
             now = cu_monotonic_ns()
             while let action = timers.popDue(now: now) {
                 switch action {
-                case .callback(let callback, let when): ready.append(.timer(callback, when))
+                case .callback(let callback, let handle): ready.append(.timer(callback, handle))
                 case .resume(let continuation): continuation.resume()
                 case .job(let job, let actor): ready.append(actor ? .actorJob(job) : .job(job))
                 }
@@ -152,15 +157,9 @@ extension EventLoop {
         }
     }
 
-    private func drainInbox() {
+    func drainInbox() {
         inbox.drain(into: &inboxBuffer)
-        while let item = inboxBuffer.popFirst() {
-            switch item {
-            case .callback(let callback): ready.append(.callback(callback))
-            case .job(let job): ready.append(.job(job))
-            case .actorJob(let job): ready.append(.actorJob(job))
-            }
-        }
+        while let item = inboxBuffer.popFirst() { ready.append(item.readyItem) }
     }
 
     @inline(__always)
@@ -180,8 +179,9 @@ extension EventLoop {
             do { try callback() } catch { report(error, from: .callback(nil)) }
         case .tracedCallback(let callback, let site):
             do { try callback() } catch { report(error, from: .callback(site)) }
-        case .timer(let callback, let when):
-            do { try callback() } catch { report(error, from: .timer(when: when)) }
+        case .timer(let callback, let handle):
+            if handle.isCancelled { return }
+            do { try callback() } catch { report(error, from: .timer(when: handle.when)) }
         }
     }
 
@@ -205,9 +205,10 @@ extension EventLoop {
         case .tracedCallback(let callback, let site):
             what = "callback scheduled at \(site)"
             do { try callback() } catch { report(error, from: .callback(site)) }
-        case .timer(let callback, let when):
-            what = "timer callback due at \(when)"
-            do { try callback() } catch { report(error, from: .timer(when: when)) }
+        case .timer(let callback, let handle):
+            if handle.isCancelled { return }
+            what = "timer callback due at \(handle.when)"
+            do { try callback() } catch { report(error, from: .timer(when: handle.when)) }
         }
         let elapsed = Duration.nanoseconds(Int64(clamping: cu_monotonic_ns() - start))
         if elapsed >= slowCallbackDuration {
@@ -237,29 +238,49 @@ extension EventLoop {
     }
 
     /// Tears down in an order that never frees memory the kernel may still
-    /// write: cancel and reap every operation, let resumed tasks unwind, then
-    /// close the backend and the pool.
+    /// write, never leaks a descriptor, and leaves no awaiter hanging:
+    ///
+    /// 1. spawned tasks still pending are cancelled (their `Task.sleep` and
+    ///    I/O end with `CancellationError`);
+    /// 2. transports, servers and listeners abort, operations in flight are
+    ///    cancelled, sleeping tasks are woken with `CancellationError`;
+    /// 3. the loop keeps polling until every final completion has arrived and
+    ///    every resumed task has unwound (bounded);
+    /// 4. the thread pools the loop owns are joined, so offloaded work finishes
+    ///    and resumes its tasks through the still-open inbox;
+    /// 5. everything in the inbox runs, callbacks included (a descriptor
+    ///    released on another thread is closed there);
+    /// 6. the inbox and the backend close. A job that arrives after that runs
+    ///    on Swift's global executor, where its loop calls fail with `.closed`.
+    ///
+    /// Closing from a thread that may not submit to the ring (another thread
+    /// than the one that ran a SINGLE_ISSUER loop) cannot reap anything: every
+    /// awaiting task is resumed at once with `-ECANCELED`, every transport is
+    /// closed without waiting, and the memory the kernel might still write is
+    /// kept for the life of the process.
     func teardown() {
         closedFlag.store(true, ordering: .releasing)
-        let canDrain = io.canSubmitFromCurrentThread || operations.inFlight == 0
+        let canDrain = io.canSubmitFromCurrentThread || (operations.inFlight == 0 && handlers.count == 0)
         // Act as the loop thread while draining, so resumed tasks enqueue
         // directly and operations they start fail cleanly as "closed".
         let previousOwner = ownerThread.exchange(UInt(pthread_self()), ordering: .acquiringAndReleasing)
         defer { ownerThread.store(previousOwner, ordering: .releasing) }
 
-        if canDrain {
-            // Transports, servers and listeners stop and cancel what they
-            // have in flight; their final completions end their registrations.
-            for handler in handlers.all { handler.loopClosing() }
-            cancelOperations()
-            // Sleepers are woken with CancellationError so their tasks can finish.
-            for action in timers.removeAll() {
-                if case .resume(let continuation) = action { continuation.resume(throwing: CancellationError()) }
-                if case .job(let job, let actor) = action { ready.append(actor ? .actorJob(job) : .job(job)) }
+        for task in tasks.withLock({ $0.all }) { task.cancel() }
+        for handler in handlers.all { handler.loopClosing() }
+        cancelOperations()
+        for action in timers.removeAll() {
+            switch action {
+            case .resume(let continuation): continuation.resume(throwing: CancellationError())
+            case .job(let job, let actor): ready.append(actor ? .actorJob(job) : .job(job))
+            case .callback: break
             }
+        }
+        if canDrain {
             var rounds = 0
-            while operations.inFlight > 0 || handlers.count > 0 || !ready.isEmpty, rounds < 2_000 {
+            while operations.inFlight > 0 || handlers.count > 0 || !ready.isEmpty || inbox.mayHaveItems, rounds < 2_000 {
                 rounds += 1
+                if inbox.mayHaveItems { drainInbox() }
                 while let item = ready.popFirst() { run(item) }
                 if !flushList.isEmpty { flushTransports() }
                 let busy = operations.inFlight > 0 || handlers.count > 0
@@ -268,31 +289,62 @@ extension EventLoop {
                 cancelOperations()
                 for handler in handlers.all { handler.loopClosing() }
             }
+        } else {
+            abandonInFlight()
         }
-        for item in inbox.close() {
-            if case .job(let job) = item { ready.append(.job(job)) }
-            if case .actorJob(let job) = item { ready.append(.actorJob(job)) }
+        // Offloaded work finishes and resumes its tasks while the inbox is open.
+        if ownsThreadPool { threadPool.shutdown() }
+        resolverPool.withLock { pool in
+            pool?.shutdown()
+            pool = nil
         }
         // Bounded, so a task that keeps rescheduling itself cannot hang close();
-        // whatever is left after that is dropped, as asyncio drops pending tasks.
+        // whatever is left after that goes to the global executor.
         var budget = 100_000
-        while budget > 0, let item = ready.popFirst() {
-            run(item)
-            budget -= 1
+        while budget > 0, inbox.mayHaveItems || !ready.isEmpty {
+            if inbox.mayHaveItems { drainInbox() }
+            while budget > 0, let item = ready.popFirst() {
+                run(item)
+                budget -= 1
+            }
         }
+        for item in inbox.close() { ready.append(item.readyItem) }
         if !ready.isEmpty {
-            logger.warning("Closing with \(ready.count) task steps still queued; they are dropped")
+            logger.warning("Closing with \(ready.count) task steps still queued; they continue on the global executor")
+            while let item = ready.popFirst() { handOff(item) }
         }
         if operations.inFlight > 0 || handlers.count > 0 {
             // The kernel may still write into the slots' memory: keep it forever.
             logger.warning("Closing with \(operations.inFlight + handlers.count) operations still in flight; their memory is kept alive")
             LeakedForSafety.keep(operations)
             LeakedForSafety.keep(blocks)
+            LeakedForSafety.keep(handlers)
         }
-        io.close()
-        if ownsThreadPool { threadPool.shutdown() }
+        if !canDrain { io.abandon() } else { io.close() }
         _ = timers.removeAll()
-        ready.removeAll()
+    }
+
+    /// The close of a loop whose ring this thread may not use: nothing can be
+    /// cancelled or reaped, so awaiters are resumed now and handlers closed
+    /// without their final completions.
+    private func abandonInFlight() {
+        for continuation in operations.abandonAll() { continuation.resume(returning: -ECANCELED) }
+        for handler in handlers.all { handler.loopAbandoned() }
+        var budget = 100_000
+        while budget > 0, let item = ready.popFirst() {
+            run(item)
+            budget -= 1
+        }
+    }
+
+    /// A job or callback that can no longer run on this loop.
+    private func handOff(_ item: ReadyItem) {
+        switch item {
+        case .job(let job), .actorJob(let job):
+            globalConcurrentExecutor.enqueue(ExecutorJob(job))
+        case .callback, .tracedCallback, .timer:
+            break
+        }
     }
 
     // MARK: asyncio.run

@@ -69,8 +69,10 @@ extension EventLoop {
     }
 
     private func scheduleTimer(at instant: LoopInstant, _ callback: @escaping () throws -> Void) -> TimerHandle {
-        let id = timers.schedule(deadline: instant.nanoseconds, .callback(callback, instant))
-        return TimerHandle(loop: self, id: id, when: instant)
+        let id = timers.reserve()
+        let handle = TimerHandle(loop: self, id: id, when: instant)
+        _ = timers.arm(id, deadline: instant.nanoseconds, .callback(callback, handle))
+        return handle
     }
 
     /// Cancels a timer from any thread (see ``TimerHandle/cancel()``).

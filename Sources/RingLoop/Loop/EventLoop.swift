@@ -100,6 +100,17 @@ public final class EventLoop: @unchecked Sendable {
     let inbox = Inbox()
     /// `pthread_self()` of the running thread, 0 when not running.
     let ownerThread = Atomic<UInt>(0)
+    /// Held while the loop starts running, and by other threads that touch
+    /// loop state while it is not running: so such a touch can never race a
+    /// thread starting `runForever` (see ``onLoopThread(_:)``).
+    let runStateLock = Locked(())
+    /// The fork generation the loop was made under (see ``ProcessGuards``).
+    let forkGeneration = ProcessGuards.generation
+    /// The thread's signal mask before `runForever` blocked SIGPIPE.
+    @exclusivity(unchecked) var savedSignalMask = sigset_t()
+    /// A small pool for name resolution, made on first use, so a slow
+    /// resolver can never hold up file I/O on ``threadPool``.
+    let resolverPool = Locked<ThreadPool?>(nil)
     let closedFlag = Atomic<Bool>(false)
     let tasks = Locked(TaskRegistry())
 
@@ -173,6 +184,9 @@ public final class EventLoop: @unchecked Sendable {
         if let reason = made.fallbackReason {
             logger.notice("io_uring unavailable, using epoll", metadata: ["reason": "\(reason)"])
         }
+        if case .uring(let ring) = made.0 {
+            ring.onDroppedCompletions = { [logger] message in logger.critical("\(message)") }
+        }
         completions.reserveCapacity(256)
         serialExecutorStorage = LoopSerialExecutor(loop: self)
         unownedTaskExecutor = UnownedTaskExecutor(ordinary: self)
@@ -231,13 +245,28 @@ public final class EventLoop: @unchecked Sendable {
     /// running the loop, or nobody is), otherwise on the loop through the
     /// inbox. The one hop used by every thread-safe entry point: `stop()`,
     /// timer and sleep cancellation, operation cancellation.
-    func onLoopThread(_ body: @escaping @Sendable () -> Void) {
-        let owner = ownerThread.load(ordering: .relaxed)
-        if owner == 0 || owner == UInt(pthread_self()) {
+    ///
+    /// A thread that finds the loop not running runs `body` under the
+    /// run-state lock, which `runForever` takes to start: so `body` can never
+    /// overlap the start of a run on another thread. If the loop is running,
+    /// `body` waits in the inbox for the loop thread.
+    ///
+    /// Returns false when `body` could neither run nor be queued: the loop
+    /// finished closing meanwhile (its backend is gone, so `body` must not run).
+    @discardableResult
+    func onLoopThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+        let me = UInt(pthread_self())
+        if ownerThread.load(ordering: .acquiring) == me {
             body()
-        } else {
-            try? callSoonThreadsafe(body)
+            return true
         }
+        let ranHere = runStateLock.withLock { _ -> Bool in
+            guard ownerThread.load(ordering: .acquiring) == 0, !inbox.isClosed else { return false }
+            body()
+            return true
+        }
+        if ranHere { return true }
+        return (try? callSoonThreadsafe(body)) != nil
     }
 
     /// Throws unless the calling thread is the one running this loop: what
@@ -254,6 +283,7 @@ public final class EventLoop: @unchecked Sendable {
     @inline(__always)
     func checkLoopThread(_ operation: @autoclosure () -> String) throws(EventLoopError) {
         if closedFlag.load(ordering: .relaxed) { throw .closed(operation: operation()) }
+        if forkGeneration != ProcessGuards.forkGeneration.load(ordering: .relaxed) { throw .usedAfterFork(operation: operation()) }
         let owner = ownerThread.load(ordering: .relaxed)
         if owner != 0, owner != UInt(pthread_self()) { throw .wrongThread(operation: operation()) }
     }

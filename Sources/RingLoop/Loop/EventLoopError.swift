@@ -31,6 +31,9 @@ public enum EventLoopError: Error, Equatable, Sendable, CustomStringConvertible 
     case boundToAnotherThread
     /// An argument was out of range; `detail` says which and why.
     case invalidArgument(String)
+    /// A loop made before `fork()` was used in the child: its ring or epoll
+    /// set is shared with the parent, so the child must make its own loop.
+    case usedAfterFork(operation: String)
 
     public var description: String {
         switch self {
@@ -44,6 +47,8 @@ public enum EventLoopError: Error, Equatable, Sendable, CustomStringConvertible 
             "\(operation) was called from a thread other than the event loop's; use callSoonThreadsafe."
         case .noRunningLoop: "No event loop is running on this thread."
         case .backendUnavailable(let backend, let reason): "The \(backend) backend is unavailable: \(reason)."
+        case .usedAfterFork(let operation):
+            "\(operation): this event loop was made before fork(); a child process must make its own loop."
         case .boundToAnotherThread:
             "This loop's io_uring ring is bound to the thread that first ran it (SINGLE_ISSUER); run it there."
         case .invalidArgument(let detail): "Invalid argument: \(detail)."

@@ -15,8 +15,9 @@ enum ReadyItem {
     case callback(() throws -> Void)
     /// A `callSoon` callback in debug mode, with its call site.
     case tracedCallback(() throws -> Void, CallSite)
-    /// A fired `callLater` / `callAt` timer and its deadline.
-    case timer(() throws -> Void, LoopInstant)
+    /// A fired `callLater` / `callAt` timer and its handle: a `cancel()` that
+    /// arrives after it came due but before it ran still stops it.
+    case timer(() throws -> Void, TimerHandle)
     /// A step of a task that prefers this loop: run as a task-executor job.
     case job(UnownedJob)
     /// A job of an actor whose executor is the loop: run isolated to it.

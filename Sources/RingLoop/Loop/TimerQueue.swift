@@ -19,8 +19,9 @@ struct TimerID: Hashable, Sendable {
 ///   free list and heap entries are plain integers.
 struct TimerQueue {
     enum Action {
-        /// A `callLater` / `callAt` callback and its deadline (for error reports).
-        case callback(() throws -> Void, LoopInstant)
+        /// A `callLater` / `callAt` callback and its handle, which the ready
+        /// queue checks again just before running it.
+        case callback(() throws -> Void, TimerHandle)
         /// A sleeping task's continuation.
         case resume(UnsafeContinuation<Void, any Error>)
         /// A job from `Task.sleep` through the scheduling executor; `actor`

@@ -16,7 +16,10 @@ import Logging
 ///   1 s, so a full descriptor table never makes the loop spin, and it
 ///   resumes by itself once descriptors are free; one log line per episode;
 /// - anything else is logged, and retried after the same backoff.
-final class Acceptor: CompletionHandler {
+///
+/// Loop-thread only; `@unchecked Sendable` so an owner going away on another
+/// thread can send it to the loop to be closed.
+final class Acceptor: CompletionHandler, @unchecked Sendable {
     let loop: EventLoop
     /// The listening socket, or -1 once closed.
     private(set) var fd: Int32
@@ -98,6 +101,12 @@ final class Acceptor: CompletionHandler {
     }
 
     func loopClosing() { close() }
+
+    func loopAbandoned() {
+        closing = true
+        accepting = false
+        finishIfIdle()
+    }
 
     func handleCompletion(kind: UInt8, result: Int32, flags: UInt32) {
         let more = flags & CompletionFlag.more != 0

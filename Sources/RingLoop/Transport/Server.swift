@@ -31,13 +31,25 @@ public final class Server: @unchecked Sendable {
         self.factory = factory
         self.unixSocket = unixSocket
         acceptor = Acceptor(fd: fd, loop: loop, label: address.description)
-        acceptor.onAccepted = { [unowned self] fd in accepted(fd) }
-        acceptor.onClosed = { [unowned self] in
-            listenerClosed = true
+        // Weak: the acceptor lives in the loop's handler table and may
+        // outlive a server that was dropped without close().
+        acceptor.onAccepted = { [weak self] fd in
+            if let self { accepted(fd) } else { Glibc.close(fd) }
+        }
+        acceptor.onClosed = { [weak self] in
             unixSocket?.remove()
+            guard let self else { return }
+            listenerClosed = true
             wakeIfClosed()
         }
         acceptor.start()
+    }
+
+    /// A server dropped without ``close()`` stops listening (its connections
+    /// live on with their protocols).
+    deinit {
+        let acceptor = self.acceptor
+        loop.onLoopThread { acceptor.close() }
     }
 
     private func accepted(_ fd: Int32) {
@@ -45,7 +57,7 @@ public final class Server: @unchecked Sendable {
         let transport = Transport(fd: fd, loop: loop)
         transport.serverSlot = transports.count
         transports.append(transport)
-        transport.onClosed = { [unowned self] transport in removeTransport(transport) }
+        transport.onClosed = { [weak self] transport in self?.removeTransport(transport) }
         transport.start(factory())
     }
 
@@ -73,20 +85,20 @@ public final class Server: @unchecked Sendable {
     /// stay open (close them with ``closeClients()`` or ``abortClients()``).
     /// Idempotent; safe from any thread.
     public func close() {
-        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in close() } }
+        guard loop.isOnLoopThread else { loop.onLoopThread { [self] in close() }; return }
         closeRequested = true
         acceptor.close()
     }
 
     /// Closes every open connection gracefully (asyncio's `close_clients`).
     public func closeClients() {
-        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in closeClients() } }
+        guard loop.isOnLoopThread else { loop.onLoopThread { [self] in closeClients() }; return }
         for transport in transports { transport.close() }
     }
 
     /// Aborts every open connection (asyncio's `abort_clients`).
     public func abortClients() {
-        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in abortClients() } }
+        guard loop.isOnLoopThread else { loop.onLoopThread { [self] in abortClients() }; return }
         for transport in transports { transport.abort() }
     }
 

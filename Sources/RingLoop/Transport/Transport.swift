@@ -157,7 +157,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// Closes the write side once everything queued is sent (`shutdown(SHUT_WR)`):
     /// the peer reads EOF, and this side can still receive.
     public func writeEOF() {
-        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in writeEOF() } }
+        guard loop.isOnLoopThread else { loop.onLoopThread { [self] in writeEOF() }; return }
         guard state == .open, !writeEOFWanted else { return }
         writeEOFWanted = true
         if sendQueue.isEmpty, !sending { shutdownWrite() }
@@ -354,7 +354,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// ``resumeReading()``; bytes that arrive meanwhile wait in the kernel
     /// (or, on io_uring, in the receive buffers they landed in).
     public func pauseReading() {
-        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in pauseReading() } }
+        guard loop.isOnLoopThread else { loop.onLoopThread { [self] in pauseReading() }; return }
         guard readingWanted, state == .open else { return }
         readingWanted = false
         if receiving { loop.io.cancel(loop.handlers.token(handlerID, kind: Self.receiveKind)) }
@@ -363,7 +363,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// Resumes receiving after ``pauseReading()``: first what arrived in
     /// between, in order, then new bytes.
     public func resumeReading() {
-        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in resumeReading() } }
+        guard loop.isOnLoopThread else { loop.onLoopThread { [self] in resumeReading() }; return }
         guard !readingWanted, state == .open else { return }
         readingWanted = true
         if heldReceives != nil {
@@ -391,7 +391,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// bytes are received, `connectionLost(nil)` follows. Idempotent; safe
     /// from any thread.
     public func close() {
-        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in close() } }
+        guard loop.isOnLoopThread else { loop.onLoopThread { [self] in close() }; return }
         guard state == .open else { return }
         state = .closing
         stopReceiving()
@@ -401,7 +401,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// Closes the connection at once, dropping what is queued:
     /// `connectionLost(nil)` follows. Safe from any thread.
     public func abort() {
-        guard loop.isOnLoopThread else { return loop.onLoopThread { [self] in abort(nil) } }
+        guard loop.isOnLoopThread else { loop.onLoopThread { [self] in abort(nil) }; return }
         abort(nil)
     }
 
@@ -455,6 +455,21 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// The loop is closing: abort, reporting `.closed` to the protocol.
     func loopClosing() {
         abort(IOError(operation: "connection", errno: Errno(ECANCELED), fd: fileDescriptor, detail: IOError.closedDetail + " (the event loop closed)"))
+    }
+
+    func loopAbandoned() {
+        guard state != .closed else { return }
+        if closeError == nil {
+            closeError = IOError(operation: "connection", errno: Errno(ECANCELED), fd: fileDescriptor,
+                                 detail: IOError.closedDetail + " (the event loop closed)")
+        }
+        // The kernel may still use the blocks and buffers: do not recycle them.
+        receiving = false
+        sending = false
+        state = .aborting
+        heldReceives = nil
+        sendQueue = SendQueue()
+        finishIfIdle()
     }
 
     func handleCompletion(kind: UInt8, result: Int32, flags: UInt32) {
