@@ -2,7 +2,7 @@ import Glibc
 @testable import RingLoop
 import Testing
 
-@Suite("Backends", .timeLimit(.minutes(1)))
+@Suite("Backends", .serialized, .checksResources, .timeLimit(.minutes(1)))
 struct BackendTests {
     @Test("RINGLOOP_BACKEND values parse; anything else is a clear error")
     func environmentParsing() throws {
@@ -121,7 +121,7 @@ struct BackendTests {
         #expect(results.all == Array(repeating: -ECANCELED, count: 10))
     }
 
-    @Test("a ring of 8 entries takes 1,000 operations in flight", arguments: [Backend.uring])
+    @Test("a ring of 8 entries takes 1,000 operations in flight", arguments: uringOnly)
     func smallRingOverflowQueue(backend: Backend) async throws {
         let results = try await onNewThread {
             let loop = try EventLoop(backend: backend, ringEntries: 8)

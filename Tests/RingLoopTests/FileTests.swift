@@ -2,7 +2,7 @@ import Glibc
 @testable import RingLoop
 import Testing
 
-@Suite("Files", .timeLimit(.minutes(2)))
+@Suite("Files", .serialized, .checksResources, .timeLimit(.minutes(2)))
 struct FileTests {
     @Test("64 MiB written at random offsets with writes in flight reads back as pread sees it", arguments: allBackends)
     func randomOffsetWrites(backend: Backend) async throws {
@@ -157,7 +157,7 @@ struct FileTests {
     }
 }
 
-@Suite("Vectored file I/O", .timeLimit(.minutes(1)))
+@Suite("Vectored file I/O", .serialized, .checksResources, .timeLimit(.minutes(1)))
 struct VectoredFileTests {
     @Test("writev then readv across three buffers", arguments: allBackends)
     func vectored(backend: Backend) async throws {

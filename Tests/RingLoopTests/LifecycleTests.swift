@@ -3,7 +3,7 @@ import Glibc
 import Testing
 
 /// run / runForever / runUntilComplete / stop / close, with asyncio's errors.
-@Suite("Lifecycle", .timeLimit(.minutes(1)))
+@Suite("Lifecycle", .serialized, .checksResources, .timeLimit(.minutes(1)))
 struct LifecycleTests {
     @Test("runUntilComplete returns the value and rethrows the error", arguments: allBackends)
     func runUntilCompleteResult(backend: Backend) async throws {

@@ -3,7 +3,7 @@ import Glibc
 import Testing
 
 /// The ready queue and timers, pinned the way CPython's test_base_events pins them.
-@Suite("Scheduling", .timeLimit(.minutes(1)))
+@Suite("Scheduling", .serialized, .checksResources, .timeLimit(.minutes(1)))
 struct SchedulingTests {
     @Test("callSoon runs callbacks in FIFO order", arguments: allBackends)
     func callSoonFIFO(backend: Backend) async throws {

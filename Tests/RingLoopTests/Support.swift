@@ -4,21 +4,143 @@ import Logging
 import Synchronization
 import Testing
 
-/// Both backends: every loop test runs once per backend.
-let allBackends: [Backend] = [.uring, .epoll]
+/// What this machine allows, checked once: tests gate on it instead of
+/// failing where a feature is missing (a container's seccomp profile that
+/// forbids io_uring, a host without IPv6, no resolver).
+enum Capabilities {
+    /// nil when io_uring can be set up; otherwise why not.
+    static let uringUnavailable: String? = {
+        do {
+            let loop = try EventLoop(backend: .uring)
+            try loop.close()
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }()
+
+    static let ipv6: Bool = {
+        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_addr = in6addr_loopback
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0 }
+        }
+    }()
+
+    static let resolver: Bool = {
+        var list: UnsafeMutablePointer<addrinfo>?
+        let ok = getaddrinfo("localhost", nil, nil, &list) == 0
+        if let list { freeaddrinfo(list) }
+        return ok
+    }()
+}
+
+/// The backends every loop and I/O test runs on: both, or epoll alone where
+/// io_uring is not allowed (the io_uring cases are then skipped, and the
+/// reason is printed once).
+let allBackends: [Backend] = {
+    if let reason = Capabilities.uringUnavailable {
+        print("note: io_uring test cases are skipped: \(reason)")
+        return [.epoll]
+    }
+    return [.uring, .epoll]
+}()
+
+/// io_uring alone, for backend-specific tests; empty where it is not allowed.
+let uringOnly: [Backend] = allBackends.filter { $0 == .uring }
 
 /// Runs `body` on a fresh thread and awaits it without blocking a
 /// cooperative-pool thread, so a loop under test never starves Swift
-/// Testing's own executor, and a hung loop fails its test's time limit
-/// instead of wedging the run.
+/// Testing's own executor.
+///
+/// A hung body fails its own test: when the test's time limit cancels the
+/// awaiting task, the wait ends with an error and the run goes on (the stuck
+/// thread is abandoned; it cannot be stopped from outside).
 func onNewThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        do {
-            try startDetachedThread { continuation.resume(with: Result { try body() }) }
-        } catch {
-            continuation.resume(throwing: error)
+    let once = ResumeOnce<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            once.set(continuation)
+            do {
+                try startDetachedThread { once.resume(with: Result { try body() }) }
+            } catch {
+                once.resume(with: .failure(error))
+            }
         }
+    } onCancel: {
+        once.resume(with: .failure(TestHung()))
     }
+}
+
+/// The error a test body's wait ends with when the test is cancelled.
+struct TestHung: Error, CustomStringConvertible {
+    var description: String { "the test body did not finish in its time limit; its thread is abandoned" }
+}
+
+/// Resumes a continuation exactly once, whichever side comes first.
+final class ResumeOnce<T: Sendable>: @unchecked Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, pending: Result<T, any Error>?, done: Bool)>((nil, nil, false))
+
+    func set(_ continuation: CheckedContinuation<T, any Error>) {
+        let early = state.withLock { s -> Result<T, any Error>? in
+            if let pending = s.pending { s.done = true; s.pending = nil; return pending }
+            s.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    func resume(with result: Result<T, any Error>) {
+        let continuation = state.withLock { s -> CheckedContinuation<T, any Error>? in
+            guard !s.done else { return nil }
+            if let c = s.continuation { s.done = true; s.continuation = nil; return c }
+            s.pending = result
+            return nil
+        }
+        continuation?.resume(with: result)
+    }
+}
+
+/// Checks around every test of a suite that it leaves nothing behind: as
+/// many open descriptors after it as before. Active when the run is serial
+/// (`RINGLOOP_SERIAL_TESTS=1`, as `scripts/test` sets it with
+/// `--no-parallel`), where the count is only the test's own.
+struct ResourceCheck: TestTrait, SuiteTrait, TestScoping {
+    var isRecursive: Bool { true }
+
+    /// Descriptor counts are process-wide, so they mean something only when
+    /// tests run one at a time: `scripts/test` runs them so and says so.
+    static let enabled = getenv("RINGLOOP_SERIAL_TESTS").map { String(cString: $0) == "1" } ?? false
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        // Once per case, not per suite; only in serial runs.
+        guard testCase != nil, Self.enabled else { return try await function() }
+        let before = openDescriptorCount()
+        try await function()
+        // A closed descriptor may take a moment to leave /proc (deferred fput).
+        var after = openDescriptorCount()
+        for _ in 0..<50 where after != before {
+            usleep(2_000)
+            after = openDescriptorCount()
+        }
+        #expect(after == before, "\(test.name) leaked \(after - before) descriptor(s)")
+    }
+}
+
+extension Trait where Self == ResourceCheck {
+    /// The descriptor-leak check, applied to every suite.
+    static var checksResources: ResourceCheck { ResourceCheck() }
+}
+
+/// After a test's loop is closed: nothing may be left in flight.
+func expectClosedClean(_ loop: EventLoop, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(loop.operations.inFlight == 0, "operations left in flight at close", sourceLocation: sourceLocation)
+    #expect(loop.handlers.count == 0, "transports or listeners left registered at close", sourceLocation: sourceLocation)
+    #expect(loop.pendingTaskCount == 0, "spawned tasks left pending at close", sourceLocation: sourceLocation)
 }
 
 final class ThreadBody: @unchecked Sendable {
@@ -33,7 +155,10 @@ func withLoop<T: Sendable>(
 ) async throws -> T {
     try await onNewThread {
         let loop = try EventLoop(backend: backend, debug: debug, logger: logger ?? Logger(label: "test"))
-        defer { try? loop.close() }
+        defer {
+            try? loop.close()
+            expectClosedClean(loop)
+        }
         return try body(loop)
     }
 }
@@ -112,7 +237,10 @@ func onLoop<T: Sendable>(
 ) async throws -> T {
     try await onNewThread {
         let loop = try EventLoop(backend: backend, ringEntries: ringEntries)
-        defer { try? loop.close() }
+        defer {
+            try? loop.close()
+            expectClosedClean(loop)
+        }
         return try loop.runUntilComplete { try await body(loop) }
     }
 }

@@ -64,12 +64,15 @@ func onLoop<T: Sendable>(
     try await onNewThread {
         let loop = try EventLoop(backend: backend, debug: nil, threadPool: nil, ringEntries: 256, receiveBuffers: receiveBuffers,
                                  logger: .init(label: "test"), uringOptions: options, uringProbeFailure: nil)
-        defer { try? loop.close() }
+        defer {
+            try? loop.close()
+            expectClosedClean(loop)
+        }
         return try loop.runUntilComplete { try await body(loop) }
     }
 }
 
-@Suite("Transports and protocols", .serialized, .timeLimit(.minutes(2)))
+@Suite("Transports and protocols", .serialized, .checksResources, .timeLimit(.minutes(2)))
 struct TransportTests {
     @Test("callback order on an orderly close by the peer: made, data, eof, lost(nil) once", arguments: allBackends)
     func orderlyClose(backend: Backend) async throws {
@@ -208,7 +211,8 @@ struct TransportTests {
         #expect(access(path, F_OK) != 0)  // the socket file is removed at close
     }
 
-    @Test("receiving works whatever the kernel offers: multishot or not, buffer ring or pool", arguments: uringVariants.indices)
+    @Test("receiving works whatever the kernel offers: multishot or not, buffer ring or pool",
+          .enabled(if: Capabilities.uringUnavailable == nil, "io_uring is not allowed here"), arguments: uringVariants.indices)
     func uringFallbacks(variant: Int) async throws {
         let (name, options) = uringVariants[variant]
         let message = pattern(1 << 20, seed: UInt64(variant))
@@ -421,7 +425,7 @@ struct TransportTests {
     }
 }
 
-@Suite("No hidden executor hops", .serialized, .timeLimit(.minutes(1)))
+@Suite("No hidden executor hops", .serialized, .checksResources, .timeLimit(.minutes(1)))
 struct HopTests {
     /// Nested nonisolated async calls that never suspend.
     static func level3(_ x: Int) async -> Int { x + 1 }
@@ -512,7 +516,7 @@ struct HopTests {
     }
 }
 
-@Suite("Accepting under load", .serialized, .timeLimit(.minutes(2)))
+@Suite("Accepting under load", .serialized, .checksResources, .timeLimit(.minutes(2)))
 struct AcceptFairnessTests {
     @Test("500 connections opened at once while 200 others echo: each accepted within a bounded number of iterations",
           arguments: allBackends)

@@ -36,6 +36,8 @@ final class EpollBackend: @unchecked Sendable {
     /// Connections one listener may accept per poll.
     static let acceptBudget = 64
     @exclusivity(unchecked) var usePwait2 = true
+    /// Waits a signal interrupted (tests check EINTR really happened).
+    @exclusivity(unchecked) private(set) var interruptedWaits = 0
     @exclusivity(unchecked) private var closed = false
     /// The loop's receive buffers (pool mode).
     let buffers: ReceiveBuffers
@@ -266,7 +268,7 @@ final class EpollBackend: @unchecked Sendable {
         waiterFD[waiter.token] = fd
         store(entry, for: fd)
         registerOnce(fd: fd)
-        if case .receiveStream = waiter.operation { serveStream(fd: fd) } else { serveAcceptor(fd: fd) }
+        if case .receiveStream = waiter.operation { serveStream(fd: fd, untilDrained: true) } else { serveAcceptor(fd: fd) }
     }
 
     private func nextGenerationValue() -> UInt32 {
@@ -327,7 +329,13 @@ final class EpollBackend: @unchecked Sendable {
 
     /// Receives into pooled buffers until EAGAIN, the end of the stream, an
     /// error, or the budget; each receive is a completion, as multishot CQEs are.
-    private func serveStream(fd: Int32) {
+    ///
+    /// A short read usually means the socket is drained, and the next bytes
+    /// bring a new edge, so it saves a recv that would say EAGAIN. It does
+    /// not mean there is no FIN queued behind the bytes, which would bring no
+    /// further edge: so `untilDrained` (on arming, when the state is unknown,
+    /// and for events that report a hang-up) reads until EAGAIN or EOF.
+    private func serveStream(fd: Int32, untilDrained: Bool = false) {
         guard Int(fd) < interests.count, var entry = interests[Int(fd)], let waiter = entry.stream,
               case .receiveStream = waiter.operation else { return }
         for _ in 0..<Self.receiveBudget {
@@ -341,7 +349,7 @@ final class EpollBackend: @unchecked Sendable {
             if n > 0 {
                 immediate.append(Completion(token: waiter.token, result: Int32(n),
                                             flags: CompletionFlag.more | CompletionFlag.buffer | UInt32(id) << CompletionFlag.bufferShift))
-                if n < buffers.size { return }  // drained: the next data brings a new edge
+                if n < buffers.size, !untilDrained { return }  // drained: the next bytes bring a new edge
                 continue
             }
             let error = n < 0 ? errno : 0
@@ -498,7 +506,7 @@ final class EpollBackend: @unchecked Sendable {
             let fds = readyAgain
             readyAgain.removeAll(keepingCapacity: true)
             for fd in fds {
-                serveStream(fd: fd)
+                serveStream(fd: fd, untilDrained: true)
                 serveAcceptor(fd: fd)
             }
         }
@@ -536,12 +544,16 @@ final class EpollBackend: @unchecked Sendable {
                 usePwait2 = false
                 return waitForEvents(timeout: timeout)
             }
+            if n == -EINTR { interruptedWaits += 1 }
             if n < 0 { n = 0 }
         } else {
             // Round up: epoll_wait's millisecond timeout must never wake early.
             let ms = timeout.map { Int32(clamping: ($0 + 999_999) / 1_000_000) } ?? -1
             n = epoll_wait(epfd, events, Int32(Self.eventCapacity), ms)
-            if n < 0 { n = 0 }
+            if n < 0 {
+                if errno == EINTR { interruptedWaits += 1 }
+                n = 0
+            }
         }
         for i in 0..<Int(n) {
             let data = events[i].data.u64
@@ -556,7 +568,7 @@ final class EpollBackend: @unchecked Sendable {
             let flags = events[i].events
             let errorOrHangup = flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
             if flags & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || errorOrHangup {
-                serveStream(fd: fd)
+                serveStream(fd: fd, untilDrained: errorOrHangup || flags & EPOLLRDHUP.rawValue != 0)
                 serveAcceptor(fd: fd)
                 drain(fd: fd, readers: true)
             }
@@ -602,6 +614,13 @@ final class EpollBackend: @unchecked Sendable {
                 liveTimeouts[$0.token] == $0.deadline || linkedTimeouts[$0.token] == $0.deadline
             })
         }
+    }
+
+    /// Internal state of `fd`'s entry, for diagnosing a stall.
+    func debugState(fd: Int32) -> String {
+        guard Int(fd) < interests.count, let e = interests[Int(fd)] else { return "no entry" }
+        return "gen \(e.generation) registered \(e.registered) readers \(e.readers.count) writers \(e.writers.count) "
+            + "stream \(e.stream != nil) acceptor \(e.acceptor != nil) readyAgain \(readyAgain.contains(fd)) immediate \(immediate.count)"
     }
 
     /// Entries in the timeout heap, stale ones included (tests watch the bound).

@@ -148,6 +148,14 @@ enum IOBackend {
         }
     }
 
+    /// Waits a signal interrupted.
+    var interruptedWaits: Int {
+        switch self {
+        case .uring(let b): b.interruptedWaits
+        case .epoll(let b): b.interruptedWaits
+        }
+    }
+
     /// A one-line description for logs: backend, set-up and probed features.
     var summary: String {
         switch self {

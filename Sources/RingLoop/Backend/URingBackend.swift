@@ -120,6 +120,17 @@ final class URingBackend {
     /// Test hook: results to report instead of calling `io_uring_enter`, one
     /// per poll, to exercise the EINTR / EAGAIN / EBUSY paths.
     @exclusivity(unchecked) var injectedEnterResults: [Int32] = []
+    /// Test hook: this many mid-iteration submits (made to free SQ room)
+    /// fail as if the kernel said EBUSY, so operations must wait in the
+    /// overflow queue.
+    @exclusivity(unchecked) var injectedBusySubmits = 0
+    /// What happened under pressure, counted for tests and reports: an
+    /// operation found the SQ full and waited in the overflow queue; the
+    /// kernel flagged CQ overflow (its NODROP list held completions); a wait
+    /// was interrupted by a signal.
+    @exclusivity(unchecked) private(set) var sqFullEvents = 0
+    @exclusivity(unchecked) private(set) var cqOverflowEvents = 0
+    @exclusivity(unchecked) private(set) var interruptedWaits = 0
     /// Called with a message when the kernel reports dropped CQEs.
     var onDroppedCompletions: ((String) -> Void)?
     /// Setup flags the kernel accepted, and which cascade step that was.
@@ -273,8 +284,17 @@ final class URingBackend {
     private func nextSQE() -> UnsafeMutablePointer<io_uring_sqe>? {
         if let sqe = io_uring_get_sqe(ring) { return sqe }
         // SQ full: hand what is queued to the kernel and try once more.
-        _ = io_uring_submit(ring)
+        submitEarly()
         return io_uring_get_sqe(ring)
+    }
+
+    /// Submits mid-iteration to free SQ room (the SQ filled up).
+    private func submitEarly() {
+        if injectedBusySubmits > 0 {
+            injectedBusySubmits -= 1
+            return
+        }
+        _ = io_uring_submit(ring)
     }
 
     /// Queues `operation`; it reaches the kernel at the next poll at the latest.
@@ -287,6 +307,7 @@ final class URingBackend {
                 linkTimeout: UnsafeMutablePointer<__kernel_timespec>? = nil) {
         guard overflow.isEmpty, place(operation, token, linkTimeout) else {
             overflow.append((operation, token, linkTimeout))
+            sqFullEvents += 1
             return
         }
         // Block-device reads and writes go to the kernel in slices as the
@@ -317,7 +338,7 @@ final class URingBackend {
     private func place(_ operation: Operation, _ token: OperationToken,
                        _ linkTimeout: UnsafeMutablePointer<__kernel_timespec>?) -> Bool {
         let needed: UInt32 = linkTimeout == nil ? 1 : 2
-        if io_uring_sq_space_left(ring) < needed { _ = io_uring_submit(ring) }
+        if io_uring_sq_space_left(ring) < needed { submitEarly() }
         guard io_uring_sq_space_left(ring) >= needed, let sqe = io_uring_get_sqe(ring) else { return false }
         if !prepare(sqe, operation, token) {
             // Nothing to submit after all (a pooled receive with no buffer):
@@ -433,7 +454,9 @@ final class URingBackend {
         if !wakeArmed { armWakeup() }
         flushOverflow()
         let pendingSubmit = io_uring_sq_ready(ring) > 0
-        let kernelHasWork = cu_sq_flags(ring) & (CU_SQ_TASKRUN | CU_SQ_CQ_OVERFLOW) != 0
+        let kernelFlags = cu_sq_flags(ring)
+        if kernelFlags & CU_SQ_CQ_OVERFLOW != 0 { cqOverflowEvents += 1 }
+        let kernelHasWork = kernelFlags & (CU_SQ_TASKRUN | CU_SQ_CQ_OVERFLOW) != 0
         var rc: Int32 = 0
         if !injectedEnterResults.isEmpty {
             rc = injectedEnterResults.removeFirst()
@@ -464,6 +487,7 @@ final class URingBackend {
             rc = io_uring_submit_and_wait(ring, 1)
         }
         sendsSubmitted = 0
+        if rc == -EINTR { interruptedWaits += 1 }
         // EINTR: a signal; ETIME: the wait timed out; EAGAIN/EBUSY: the kernel
         // wants completions reaped first (or is short of memory). All are
         // handled the same way: reap what is there now; the SQEs not yet

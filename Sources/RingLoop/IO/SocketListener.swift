@@ -117,11 +117,14 @@ public final class SocketListener: @unchecked Sendable {
                 throw IOError(operation: "accept", errno: Errno(EBADF), path: localAddress.description, detail: IOError.closedDetail)
             }
             try Task.checkCancellation()
+            if waiter != nil {
+                throw IOError(operation: "accept", errno: Errno(EBUSY), path: localAddress.description,
+                              detail: "another task is already accepting on this listener; use one (or its connections sequence)")
+            }
             nextID &+= 1
             let id = nextID
             await withTaskCancellationHandler {
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                    precondition(waiter == nil, "two tasks accept on one SocketListener at once")
                     waiter = (id, continuation)
                 }
             } onCancel: { [loop, self] in

@@ -110,6 +110,10 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     nonisolated(nonsending) func waitForData(needed: Int = 1, timeout: Duration? = nil, operation: String) async throws {
         while inbound.count < needed, !eof, !closedLocally {
             if Task.isCancelled { throw CancellationError() }
+            if reader != nil {
+                throw IOError(operation: operation, errno: Errno(EBUSY), fd: transport.fileDescriptor,
+                              detail: "another task is already reading this stream; one reader at a time")
+            }
             if let timeout { armReadTimer(timeout) }
             let wake = await park()
             switch wake {
@@ -126,7 +130,7 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
         let id = nextID
         readerID = id
         return await withTaskCancellationHandler {
-            await withUnsafeContinuation { self.reader = $0 }
+            await withUnsafeContinuation { reader = $0 }
         } onCancel: {
             self.cancelReader(id)
         }

@@ -450,6 +450,13 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         })
     }
 
+    /// Internal state, for diagnosing a stall.
+    var debugState: String {
+        "fd \(fileDescriptor) state \(state) receiving \(receiving) wanted \(readingWanted) buffers-wait \(waitingForBuffers) "
+            + "held \(heldReceives?.count ?? -1) heldEnd \(heldEnd.map { "\($0)" } ?? "-") sending \(sending) queue \(sendQueue.count) "
+            + "paused-writing \(writingPaused) flushScheduled \(flushScheduled) eof \(eofReceivedFlag)"
+    }
+
     // MARK: Completions
 
     /// The loop is closing: abort, reporting `.closed` to the protocol.
