@@ -129,6 +129,8 @@ final class URingBackend {
     /// kernel flagged CQ overflow (its NODROP list held completions); a wait
     /// was interrupted by a signal.
     @exclusivity(unchecked) private(set) var sqFullEvents = 0
+    /// Mid-iteration submits made because the SQ was full.
+    @exclusivity(unchecked) private(set) var earlySubmits = 0
     @exclusivity(unchecked) private(set) var cqOverflowEvents = 0
     @exclusivity(unchecked) private(set) var interruptedWaits = 0
     /// Called with a message when the kernel reports dropped CQEs.
@@ -290,6 +292,7 @@ final class URingBackend {
 
     /// Submits mid-iteration to free SQ room (the SQ filled up).
     private func submitEarly() {
+        earlySubmits += 1
         if injectedBusySubmits > 0 {
             injectedBusySubmits -= 1
             return

@@ -84,6 +84,9 @@ public final class File: @unchecked Sendable {
         var status = Glibc.stat()
         let kind = fstat(fd, &status) == 0 ? status.st_mode & S_IFMT : S_IFREG
         let pollable = kind == S_IFIFO || kind == S_IFCHR || kind == S_IFSOCK
+        // The File first: making its descriptor resets the backend's entry
+        // for the number (a stale one from an earlier owner), flags included.
+        let file = File(fd: fd, path: path, loop: loop)
         if pollable, case .epoll(let backend) = loop.io {
             backend.markPollable(fd: fd)
         } else {
@@ -91,7 +94,7 @@ public final class File: @unchecked Sendable {
             // pollable file, or it reports EAGAIN instead of waiting.
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         }
-        return File(fd: fd, path: path, loop: loop)
+        return file
     }
 
     // MARK: Reading

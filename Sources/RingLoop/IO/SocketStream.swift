@@ -169,6 +169,10 @@ public final class SocketStream: @unchecked Sendable {
     ///
     /// The bytes go out at the end of the loop iteration. The buffer may be
     /// reused as soon as this returns.
+    ///
+    /// Cancelled while it waits (for example by `withTimeout` against a peer
+    /// that does not read), it aborts the connection: some of its bytes were
+    /// not sent, so nothing written after them could arrive intact.
     public nonisolated(nonsending) func writeAll(_ buffer: IOBuffer) async throws {
         try await send(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
     }
@@ -177,14 +181,28 @@ public final class SocketStream: @unchecked Sendable {
     public nonisolated(nonsending) func writeAll(_ bytes: some Collection<UInt8>) async throws {
         try checkWritable()
         try transport.write(bytes)
-        try await state.drain()
-        try state.throwFailure()
+        try await drainOrAbort()
     }
 
     private nonisolated(nonsending) func send(_ bytes: UnsafeRawBufferPointer) async throws {
         try checkWritable()
         try transport.write(bytes)
-        try await state.drain()
+        try await drainOrAbort()
+    }
+
+    /// Waits for the send queue to fall below its high-water mark.
+    ///
+    /// A write cancelled here (a `withTimeout`, a cancelled task) leaves part
+    /// of its bytes unsent, so the byte stream can no longer be continued
+    /// intact: the connection is aborted (reset), and a later write or close
+    /// returns at once instead of waiting on a peer that does not read.
+    private nonisolated(nonsending) func drainOrAbort() async throws {
+        do {
+            try await state.drain()
+        } catch is CancellationError {
+            transport.abort()
+            throw CancellationError()
+        }
         try state.throwFailure()
     }
 

@@ -41,6 +41,8 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// received bytes were still held: it is acted on after they are delivered.
     private var heldEnd: Int32?
     private var closeError: (any Error)?
+    /// The fd number stopped being ours (EBADF): never close it.
+    private var numberLost = false
     /// Called once the transport is closed (a server's bookkeeping).
     var onClosed: ((Transport) -> Void)?
     /// Where a server keeps this transport in its list (for O(1) removal).
@@ -238,6 +240,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
                 flush()
                 return
             }
+            if result == -EBADF { numberLost = true }
             abort(IOError(operation: "send", errno: Errno(result), fd: fileDescriptor, path: remoteAddress?.description))
             return
         }
@@ -311,6 +314,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         } else if result == -ECANCELED {
             startReceiving()  // cancelled for pauseReading; resumeReading re-arms
         } else if result < 0 {
+            if result == -EBADF { numberLost = true }
             abort(IOError(operation: "recv", errno: Errno(result), fd: fileDescriptor, path: remoteAddress?.description))
         } else {
             startReceiving()  // a single-shot receive (no multishot here): re-arm
@@ -437,8 +441,12 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         }
         let fd = fileDescriptor
         fileDescriptor = -1
-        loop.io.willClose(fd: fd)
-        Glibc.close(fd)
+        // EBADF: the descriptor was closed behind our back and its number may
+        // belong to someone else by now; closing it again would close theirs.
+        if !numberLost {
+            loop.io.willClose(fd: fd)
+            Glibc.close(fd)
+        }
         loop.handlers.unregister(handlerID)
         let error = closeError
         loop.ready.append(.callback { [self] in
