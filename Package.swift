@@ -8,6 +8,8 @@ let package = Package(
         .library(name: "RingLoop", targets: ["RingLoop"]),
         .executable(name: "Hello", targets: ["Hello"]),
         .executable(name: "EchoServer", targets: ["EchoServer"]),
+        .executable(name: "Chat", targets: ["Chat"]),
+        .executable(name: "HTTPHello", targets: ["HTTPHello"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
@@ -42,6 +44,23 @@ let package = Package(
             dependencies: ["RingLoop"],
             path: "Examples/EchoServer",
             swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "Chat",
+            dependencies: ["RingLoop"],
+            path: "Examples/Chat",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "HTTPHello",
+            dependencies: ["RingLoop"],
+            path: "Examples/HTTPHello",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Test helper: runs a program with io_uring_setup denied by seccomp.
+        .executableTarget(
+            name: "no-uring",
+            path: "Tests/Helpers/NoURing"
         ),
         .testTarget(
             name: "RingLoopTests",

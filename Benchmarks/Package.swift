@@ -26,6 +26,16 @@ let package = Package(
             dependencies: ["CompareCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swift6
         ),
+        // The reliability soak: a million connect/echo/close cycles, then
+        // thousands of idle connections; prints descriptors and RSS. Not in CI.
+        .executableTarget(
+            name: "Soak",
+            dependencies: [
+                .product(name: "RingLoop", package: "RingLoop"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swift6
+        ),
         // What the runner computes and prints, apart from running anything:
         // statistics, the report schema, targets, tables, the chart. Unit-tested.
         .target(name: "CompareCore", swiftSettings: swift6),

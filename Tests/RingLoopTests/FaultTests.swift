@@ -439,8 +439,9 @@ struct FaultTests {
 /// The process's working directory, without Foundation.
 enum FileManagerless {
     static var currentDirectory: String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
-        return getcwd(&buffer, buffer.count) != nil ? String(cString: buffer) : "."
+        guard let path = getcwd(nil, 0) else { return "." }
+        defer { free(path) }
+        return String(cString: path)
     }
 }
 

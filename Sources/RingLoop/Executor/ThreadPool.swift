@@ -49,18 +49,10 @@ public final class ThreadPool: @unchecked Sendable {
         condition = .allocate(capacity: 1)
         pthread_cond_init(condition, nil)
         for index in 0..<max(1, threads) {
-            let box = Unmanaged.passRetained(self)
-            var thread = pthread_t()
-            let rc = pthread_create(&thread, nil, { raw in
-                let pool = Unmanaged<ThreadPool>.fromOpaque(raw!).takeRetainedValue()
-                pool.workerLoop()
-                return nil
-            }, box.toOpaque())
-            if rc == 0 {
-                self.threads.append(thread)
-            } else {
-                box.release()
-                if index == 0 { throw Errno(rc) }
+            do throws(Errno) {
+                self.threads.append(try NativeThread.start { [self] in workerLoop() })
+            } catch {
+                if index == 0 { throw error }
                 break
             }
         }

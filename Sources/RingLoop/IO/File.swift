@@ -81,20 +81,27 @@ public final class File: @unchecked Sendable {
             if fd == -ECANCELED, Task.isCancelled { throw CancellationError() }
             throw IOError(operation: "open", errno: Errno(fd), path: path)
         }
+        return File(wrapping: fd, path: path, loop: loop)
+    }
+
+    /// Wraps a descriptor this process just made (opened, or a pipe end) for
+    /// the loop: pollable kinds (FIFOs, pipes, terminals, sockets) wait on the
+    /// loop, regular files go to the kernel (io_uring) or the pool (epoll).
+    convenience init(wrapping fd: Int32, path: String, loop: EventLoop) {
         var status = Glibc.stat()
         let kind = fstat(fd, &status) == 0 ? status.st_mode & S_IFMT : S_IFREG
         let pollable = kind == S_IFIFO || kind == S_IFCHR || kind == S_IFSOCK
         // The File first: making its descriptor resets the backend's entry
         // for the number (a stale one from an earlier owner), flags included.
-        let file = File(fd: fd, path: path, loop: loop)
+        self.init(fd: fd, path: path, loop: loop)
         if pollable, case .epoll(let backend) = loop.io {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             backend.markPollable(fd: fd)
         } else {
             // Regular files ignore O_NONBLOCK; io_uring must not see it on a
             // pollable file, or it reports EAGAIN instead of waiting.
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         }
-        return file
     }
 
     // MARK: Reading

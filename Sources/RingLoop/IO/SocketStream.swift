@@ -39,6 +39,14 @@ public final class SocketStream: @unchecked Sendable {
         transport.start(state)
     }
 
+    /// A stream dropped without ``close()`` is closed: what is queued is
+    /// sent, then the descriptor closes (a server whose handler threw past its
+    /// close must not leak the connection).
+    deinit {
+        let transport = self.transport
+        _ = transport.loop.onLoopThread { transport.close() }
+    }
+
     var loop: EventLoop { transport.loop }
 
     /// The raw descriptor, or -1 after ``close()``.
@@ -47,7 +55,9 @@ public final class SocketStream: @unchecked Sendable {
     /// This end's address.
     public var localAddress: SocketAddress? { transport.localAddress }
 
-    /// The longest line or separated record ``readUntil(_:limit:)`` accepts by default.
+    /// The longest line or separated record ``readLine()`` and ``readUntil(_:)``
+    /// accept (asyncio's StreamReader limit); received bytes queue up to twice
+    /// this before receiving pauses.
     public var limit: Int { state.limit }
 
     // MARK: Connecting
@@ -196,7 +206,7 @@ public final class SocketStream: @unchecked Sendable {
     /// of its bytes unsent, so the byte stream can no longer be continued
     /// intact: the connection is aborted (reset), and a later write or close
     /// returns at once instead of waiting on a peer that does not read.
-    private nonisolated(nonsending) func drainOrAbort() async throws {
+    nonisolated(nonsending) func drainOrAbort() async throws {
         do {
             try await state.drain()
         } catch is CancellationError {
@@ -206,7 +216,7 @@ public final class SocketStream: @unchecked Sendable {
         try state.throwFailure()
     }
 
-    private func checkWritable() throws {
+    func checkWritable() throws {
         try loop.requireLoopThread("write")
         try state.throwFailure("write")
         if transport.isClosing {

@@ -266,6 +266,8 @@ extension EventLoop {
         let previousOwner = ownerThread.exchange(UInt(pthread_self()), ordering: .acquiringAndReleasing)
         defer { ownerThread.store(previousOwner, ordering: .releasing) }
 
+        // Dispositions come back first: a signal during teardown gets its old action.
+        signalWatcher?.shutdown()
         for task in tasks.withLock({ $0.all }) { task.cancel() }
         for handler in handlers.all { handler.loopClosing() }
         cancelOperations()
@@ -308,6 +310,7 @@ extension EventLoop {
                 budget -= 1
             }
         }
+        signalWatcher = nil  // its reader has ended; the pipe's read end closes
         for item in inbox.close() { ready.append(item.readyItem) }
         if !ready.isEmpty {
             logger.warning("Closing with \(ready.count) task steps still queued; they continue on the global executor")
@@ -373,10 +376,40 @@ extension EventLoop {
         if CurrentLoop.loop != nil { throw EventLoopError.runInsideRunningLoop }
         let loop = try EventLoop(backend: backend, debug: debug)
         let outcome: Result<T, any Error>
-        do { outcome = .success(try loop.runUntilComplete(main)) } catch { outcome = .failure(error) }
+        // `main` was sent to this call, and runs exactly once, in its own task.
+        nonisolated(unsafe) let body = main
+        do {
+            outcome = .success(try loop.runUntilComplete {
+                let mainTask = loop.spawn(name: "main") { try await body() }
+                let interruptible = loop.cancelOnInterrupt(mainTask)
+                defer { if interruptible { loop.removeSignalHandler(SIGINT) } }
+                return try await mainTask.value
+            })
+        } catch {
+            outcome = .failure(error)
+        }
         loop.cancelPendingTasks()
         try? loop.close()
         return try outcome.get()
+    }
+
+    /// asyncio's `Runner`: the first SIGINT cancels `task`, and restores the
+    /// default action, so a second SIGINT ends the process. Only where SIGINT
+    /// still has its default action (the application did not set its own).
+    /// Returns whether the handler was installed.
+    func cancelOnInterrupt<T>(_ task: LoopTask<T>) -> Bool {
+        var current = sigaction()
+        guard sigaction(SIGINT, nil, &current) == 0,
+              current.__sigaction_handler.sa_handler == nil else { return false }  // SIG_DFL
+        do {
+            try addSignalHandler(SIGINT) { [self] in
+                task.cancel()
+                removeSignalHandler(SIGINT)
+            }
+            return true
+        } catch {
+            return false
+        }
     }
 
     /// Cancels every spawned task still pending and runs the loop until all

@@ -70,6 +70,8 @@ public final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) var stopping = false
     @exclusivity(unchecked) var pendingExceptions: [ExceptionContext] = []
     @exclusivity(unchecked) var exceptionHandlerStorage: ExceptionHandler?
+    /// The signal pipe and handlers, made by the first ``addSignalHandler(_:_:)``.
+    @exclusivity(unchecked) var signalWatcher: SignalWatcher?
     /// Iterations (plus callbacks) left before a zero-timeout poll must enter
     /// the kernel; keeps I/O from starving behind a busy ready queue.
     @exclusivity(unchecked) var ioCheckBudget = EventLoop.ioCheckInterval

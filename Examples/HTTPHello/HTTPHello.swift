@@ -1,0 +1,123 @@
+import Glibc
+import RingLoop
+import Synchronization
+
+/// The server: a LoopGroup, one SO_REUSEPORT listener per loop, a task per
+/// connection.
+enum HTTPHello {
+    static func run(port: Int, threads: Int, backend: Backend?) async throws {
+        let group = try LoopGroup(threads: threads, backend: backend)
+        // The first loop binds the port (a free one for --port 0); the others
+        // share it through SO_REUSEPORT.
+        let first = try await group.loops[0].submit {
+            try await group.loops[0].serve(host: "0.0.0.0", port: port, reusePort: true) { try await handle($0) }
+        }
+        let bound = first.localAddress.port ?? port
+        var servers = [first]
+        for loop in group.loops.dropFirst() {
+            servers.append(try await loop.submit {
+                try await loop.serve(host: "0.0.0.0", port: bound, reusePort: true) { try await handle($0) }
+            })
+        }
+        let stop = StopSignal()
+        try await group.loops[0].submit {
+            for signal in [SIGTERM, SIGINT] { try group.loops[0].addSignalHandler(signal) { stop.fire() } }
+        }
+        say("HTTPHello listening on \(first.localAddress) with \(threads) loop(s) on the \(group.loops[0].backend) backend")
+        await stop.wait()
+        let all = servers
+        _ = try await group.onEach { loop in
+            for server in all where server.loop === loop {
+                server.close()
+                await server.waitClosed(deadline: .milliseconds(500))
+            }
+        }
+        group.shutdown()
+    }
+
+    /// One request head's facts that decide what happens next.
+    struct RequestHead {
+        var contentLength = 0
+        var keepAlive = true
+
+        /// Parses the request line and headers; nil for something that is not HTTP/1.x.
+        init?(_ head: [UInt8]) {
+            let text = String(decoding: head, as: UTF8.self)
+            var lines = text.split(separator: "\r\n", omittingEmptySubsequences: true)[...]
+            guard let requestLine = lines.popFirst() else { return nil }
+            let parts = requestLine.split(separator: " ")
+            guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else { return nil }
+            keepAlive = parts[2] == "HTTP/1.1"
+            for line in lines {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                let name = line[..<colon].lowercased()
+                let value = line[line.index(after: colon)...].drop(while: { $0 == " " }).lowercased()
+                if name == "content-length" { contentLength = Int(value) ?? 0 }
+                if name == "connection" { keepAlive = value.contains("keep-alive") || (keepAlive && !value.contains("close")) }
+            }
+        }
+    }
+
+    /// The reply, made once per loop thread and reused: writes copy it.
+    static let body = Array("Hello, World!".utf8)
+    static let header = Array("HTTP/1.1 200 OK\r\nServer: RingLoop\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+    static let closingHeader = Array("HTTP/1.1 200 OK\r\nServer: RingLoop\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+    static let badRequest = Array("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
+
+    static func handle(_ stream: SocketStream) async throws {
+        let replyBody = IOBuffer(body)
+        let replyHeader = IOBuffer(header)
+        let replyClosing = IOBuffer(closingHeader)
+        let endOfHead = Array("\r\n\r\n".utf8)
+        while true {
+            let head: [UInt8]
+            do {
+                head = try await stream.readUntil(endOfHead)
+            } catch is IncompleteReadError {
+                return   // the client closed between requests
+            } catch is LimitOverrunError {
+                try await stream.writeAll(badRequest)
+                return
+            }
+            guard let request = RequestHead(head) else {
+                try await stream.writeAll(badRequest)
+                return
+            }
+            if request.contentLength > 0 { _ = try await stream.readExactly(request.contentLength) }
+            try await stream.write(contentsOf: [request.keepAlive ? replyHeader : replyClosing, replyBody])
+            if !request.keepAlive { return }
+        }
+    }
+
+    /// Resumes the main task once a stop signal arrives.
+    final class StopSignal: Sendable {
+        private let state = Mutex<(fired: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+        func fire() {
+            let waiter = state.withLock { state in
+                state.fired = true
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+
+        func wait() async {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state in
+                    if state.fired { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        }
+    }
+}
+
+/// Writes a line straight to a descriptor, unbuffered: a script waiting for
+/// "listening" sees it at once.
+func say(_ line: String, to fd: Int32 = 1) {
+    let bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+}

@@ -1,0 +1,191 @@
+import Glibc
+
+/// A separator or line was not found within the stream's ``SocketStream/limit``:
+/// asyncio's `LimitOverrunError`. The bytes stay queued, so the caller may
+/// read them another way (``SocketStream/read(upTo:)``) or close.
+public struct LimitOverrunError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The call that hit the limit (`readLine`, `readUntil`).
+    public var operation: String
+    /// The stream's limit, in bytes.
+    public var limit: Int
+    /// How many bytes are queued and were searched without a separator, or
+    /// where the separator ends when it was found past the limit.
+    public var consumed: Int
+    /// The stream's descriptor.
+    public var fd: Int32?
+
+    public var description: String {
+        "\(operation)(fd \(fd.map(String.init) ?? "-")): no separator within the limit of \(limit) bytes (\(consumed) bytes queued); the bytes stay readable"
+    }
+}
+
+/// The stream ended before a delimited or exact read had all it needed:
+/// asyncio's `IncompleteReadError`. ``partial`` holds what was read, which is
+/// no longer queued.
+public struct IncompleteReadError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The call that was cut short (`readExactly`, `readUntil`).
+    public var operation: String
+    /// The bytes read before the end of the stream.
+    public var partial: [UInt8]
+    /// How many bytes were wanted; nil for a separator that never came.
+    public var expected: Int?
+
+    public var description: String {
+        "\(operation): the stream ended after \(partial.count) of \(expected.map(String.init) ?? "?") bytes"
+    }
+}
+
+extension SocketStream {
+    /// Reads up to and including `separator`: asyncio's `readuntil`.
+    ///
+    /// Returns at once when the queued bytes already hold the separator.
+    ///
+    /// ```swift
+    /// let head = try await stream.readUntil(Array("\r\n\r\n".utf8))
+    /// ```
+    ///
+    /// - Throws: ``LimitOverrunError`` when ``limit`` bytes arrive without the
+    ///   separator (they stay queued); ``IncompleteReadError`` when the stream
+    ///   ends first (its `partial` holds the bytes); ``IOError`` for an empty
+    ///   separator or a failed connection; `CancellationError`.
+    public nonisolated(nonsending) func readUntil(_ separator: [UInt8]) async throws -> [UInt8] {
+        try loop.requireLoopThread("readUntil")
+        guard !separator.isEmpty else {
+            throw IOError(operation: "readUntil", errno: Errno(EINVAL), fd: fileDescriptor, detail: "the separator is empty")
+        }
+        guard let end = try await scan(for: separator, operation: "readUntil") else {
+            let partial = take(state.inbound.count)
+            try state.throwFailure()
+            throw IncompleteReadError(operation: "readUntil", partial: partial, expected: nil)
+        }
+        return take(end)
+    }
+
+    /// Reads one line, `\n`-terminated, and returns it without the `\n`; nil
+    /// at the end of the stream. A `\r` before the `\n` is kept (the line is
+    /// what was sent; `readUntil(Array("\r\n".utf8))` splits on CRLF). A last
+    /// line without a terminator is returned as it is. Invalid UTF-8 is
+    /// repaired (U+FFFD), as `String(decoding:as:)` does.
+    ///
+    /// ```swift
+    /// while let line = try await stream.readLine() { print(line) }
+    /// ```
+    ///
+    /// - Throws: ``LimitOverrunError`` for a line longer than ``limit`` (the
+    ///   bytes stay queued); ``IOError`` for a failed connection; `CancellationError`.
+    public nonisolated(nonsending) func readLine() async throws -> String? {
+        try loop.requireLoopThread("readLine")
+        let newline: [UInt8] = [0x0A]
+        guard let end = try await scan(for: newline, operation: "readLine") else {
+            let rest = take(state.inbound.count)
+            if rest.isEmpty {
+                try state.throwFailure()
+                return nil
+            }
+            return String(decoding: rest, as: UTF8.self)
+        }
+        var line = take(end)
+        line.removeLast()
+        return String(decoding: line, as: UTF8.self)
+    }
+
+    /// Reads exactly `count` bytes: asyncio's `readexactly`. `count` may be
+    /// larger than ``limit``; the bytes are gathered as they come.
+    ///
+    /// - Throws: ``IncompleteReadError`` when the stream ends first (with the
+    ///   bytes read); ``IOError`` for a negative count or a failed connection;
+    ///   `CancellationError`.
+    public nonisolated(nonsending) func readExactly(_ count: Int) async throws -> [UInt8] {
+        try loop.requireLoopThread("readExactly")
+        guard count >= 0 else {
+            throw IOError(operation: "readExactly", errno: Errno(EINVAL), fd: fileDescriptor, detail: "count must not be negative, got \(count)")
+        }
+        var result: [UInt8] = []
+        result.reserveCapacity(count)
+        while result.count < count {
+            if state.inbound.isEmpty {
+                try state.throwFailure()
+                try await state.waitForData(operation: "readExactly")
+            }
+            if state.closedLocally { try state.throwFailure("readExactly") }
+            let n = Swift.min(count - result.count, state.inbound.count)
+            if n == 0 {
+                try state.throwFailure()
+                throw IncompleteReadError(operation: "readExactly", partial: result, expected: count)
+            }
+            result += take(n)
+        }
+        return result
+    }
+
+    /// The stream's lines, as ``readLine()`` returns them, until the end of
+    /// the stream.
+    ///
+    /// ```swift
+    /// for try await line in stream.lines { try await stream.writeAll(Array((line + "\n").utf8)) }
+    /// ```
+    public var lines: Lines { Lines(stream: self) }
+
+    /// An `AsyncSequence` of the lines of a stream.
+    public struct Lines: AsyncSequence, Sendable {
+        public typealias Element = String
+        let stream: SocketStream
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let stream: SocketStream
+            public mutating func next() async throws -> String? { try await stream.readLine() }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: stream) }
+    }
+
+    /// Queues copies of several buffers in order, then waits for room once:
+    /// a header and a body in one call. The bytes leave in one vectored send
+    /// with whatever else this iteration queued.
+    ///
+    /// ```swift
+    /// try await stream.write(contentsOf: [header, body])
+    /// ```
+    public nonisolated(nonsending) func write(contentsOf buffers: [IOBuffer]) async throws {
+        try checkWritable()
+        for buffer in buffers where buffer.count > 0 {
+            try transport.write(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
+        }
+        try await drainOrAbort()
+    }
+
+    // MARK: Helpers
+
+    /// Waits until the queued bytes hold `separator` within the limit and
+    /// returns where it ends; nil when the stream ended without it.
+    private nonisolated(nonsending) func scan(for separator: [UInt8], operation: String) async throws -> Int? {
+        var searched = 0
+        while true {
+            if state.closedLocally { try state.throwFailure(operation) }
+            let from = Swift.max(0, searched - separator.count + 1)
+            if let index = state.inbound.firstIndex(of: separator, from: from) {
+                let end = index + separator.count
+                guard end <= limit else {
+                    throw LimitOverrunError(operation: operation, limit: limit, consumed: end, fd: fileDescriptor)
+                }
+                return end
+            }
+            searched = state.inbound.count
+            if searched > limit {
+                throw LimitOverrunError(operation: operation, limit: limit, consumed: searched, fd: fileDescriptor)
+            }
+            if state.eof { return nil }
+            try await state.waitForData(needed: searched + 1, operation: operation)
+        }
+    }
+
+    /// Removes and returns the first `n` queued bytes.
+    private func take(_ n: Int) -> [UInt8] {
+        guard n > 0 else { return [] }
+        let bytes = [UInt8](unsafeUninitializedCapacity: n) { storage, count in
+            count = state.inbound.peek(into: UnsafeMutableRawPointer(storage.baseAddress!), max: n)
+        }
+        state.consumed(bytes.count)
+        return bytes
+    }
+}

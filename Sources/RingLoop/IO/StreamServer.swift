@@ -1,0 +1,147 @@
+import Glibc
+
+/// A server that runs one task per connection: asyncio's `start_server`,
+/// from ``EventLoop/serve(host:port:backlog:reusePort:_:)``.
+///
+/// ```swift
+/// let server = try await loop.serve(host: "0.0.0.0", port: 8080) { stream in
+///     for try await line in stream.lines {
+///         try await stream.writeAll(Array((line + "\n").utf8))
+///     }
+/// }
+/// // later, on SIGTERM:
+/// server.close()                                   // stop accepting
+/// await server.waitClosed(deadline: .seconds(5))   // let handlers finish, then cancel the rest
+/// ```
+///
+/// Each handler runs as a task on the loop. When it returns or throws, its
+/// stream is closed. An error it throws (other than `CancellationError`)
+/// goes to the loop's exception handler with source `.task("serve handler")`.
+///
+/// Use it on its loop's thread.
+public final class StreamServer: @unchecked Sendable {
+    /// The loop the server and its handlers run on.
+    public let loop: EventLoop
+    /// The address it listens on (the real port when bound to port 0).
+    public var localAddress: SocketAddress { listener.localAddress }
+    private let listener: SocketListener
+    private let handler: (SocketStream) async throws -> Void
+    private var handlers: [UInt64: LoopTask<Void>] = [:]
+    private var nextID: UInt64 = 0
+    private var acceptTask: LoopTask<Void>?
+    private var listenerClose: LoopTask<Void>?
+    private var closing = false
+    private var idleWaiters: [UnsafeContinuation<Void, Never>] = []
+
+    init(listener: SocketListener, loop: EventLoop, handler: @escaping (SocketStream) async throws -> Void) {
+        self.listener = listener
+        self.loop = loop
+        self.handler = handler
+        acceptTask = loop.spawn(name: "serve accept loop") { [self] in
+            for try await stream in listener.connections { start(stream) }
+        }
+    }
+
+    /// Connections whose handler is still running.
+    public var connectionCount: Int { handlers.count }
+
+    /// True until ``close()``.
+    public var isServing: Bool { !closing }
+
+    /// Stops accepting: the listening socket closes, handlers keep running.
+    /// Idempotent.
+    public func close() {
+        guard !closing else { return }
+        closing = true
+        acceptTask?.cancel()
+        listenerClose = loop.spawn(name: "serve listener close") { [listener] in try await listener.close() }
+    }
+
+    /// Waits until the listener is closed and every handler has ended. With
+    /// a `deadline`, handlers still running when it passes are cancelled (and
+    /// then awaited: their streams close as they unwind). Call ``close()``
+    /// first, or this waits for as long as the server serves.
+    public nonisolated(nonsending) func waitClosed(deadline: Duration? = nil) async {
+        let timer = try? deadline.map { delay in
+            try loop.callLater(delay) { [self] in for task in handlers.values { task.cancel() } }
+        }
+        defer { timer?.cancel() }
+        if let acceptTask { _ = await acceptTask.result }
+        while !handlers.isEmpty {
+            await withUnsafeContinuation { idleWaiters.append($0) }
+        }
+        if let listenerClose { _ = await listenerClose.result }
+    }
+
+    /// Serves until ``close()`` is called, or the calling task is cancelled
+    /// (which closes the server).
+    public nonisolated(nonsending) func serveForever() async throws {
+        await withTaskCancellationHandler {
+            if let acceptTask { _ = await acceptTask.result }
+        } onCancel: { [loop, self] in
+            loop.onLoopThread { self.close() }
+        }
+        try Task.checkCancellation()
+    }
+
+    private func start(_ stream: SocketStream) {
+        nextID &+= 1
+        let id = nextID
+        let handler = self.handler
+        handlers[id] = loop.spawn(name: "serve handler") { [self] in
+            defer { finished(id) }
+            do {
+                try await handler(stream)
+            } catch is CancellationError {
+            } catch {
+                loop.callExceptionHandler(ExceptionContext(message: "serve handler failed", error: error, source: .task("serve handler")))
+            }
+            try? await stream.close()
+        }
+        // The task starts once this job yields, so it is registered before it can finish.
+    }
+
+    private func finished(_ id: UInt64) {
+        handlers[id] = nil
+        wakeIfIdle()
+    }
+
+    private func wakeIfIdle() {
+        guard handlers.isEmpty else { return }
+        let waiters = idleWaiters
+        idleWaiters = []
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+extension EventLoop {
+    /// Listens on `host:port` and runs `handler` in a task of its own for each
+    /// connection: asyncio's `start_server`.
+    ///
+    /// ```swift
+    /// let server = try await loop.serve(host: "127.0.0.1", port: 7000) { stream in
+    ///     while let line = try await stream.readLine() { print(line) }
+    /// }
+    /// try await server.serveForever()
+    /// ```
+    ///
+    /// - Throws: ``IOError`` when the address cannot be bound.
+    public nonisolated(nonsending) func serve(
+        host: String, port: Int, backlog: Int32 = 511, reusePort: Bool = false,
+        _ handler: @escaping (SocketStream) async throws -> Void
+    ) async throws -> StreamServer {
+        try requireLoopThread("serve")
+        let listener = try await SocketListener.bind(host: host, port: port, backlog: backlog, reusePort: reusePort)
+        return StreamServer(listener: listener, loop: self, handler: handler)
+    }
+
+    /// ``serve(host:port:backlog:reusePort:_:)`` on a Unix-domain socket path.
+    public nonisolated(nonsending) func serve(
+        unixPath path: String, backlog: Int32 = 511, removeExisting: Bool = false,
+        _ handler: @escaping (SocketStream) async throws -> Void
+    ) async throws -> StreamServer {
+        try requireLoopThread("serve")
+        let listener = try await SocketListener.bind(unixPath: path, backlog: backlog, removeExisting: removeExisting)
+        return StreamServer(listener: listener, loop: self, handler: handler)
+    }
+}

@@ -1,0 +1,120 @@
+import Glibc
+import Synchronization
+
+/// N event loops on N threads, thread per core: the shape of SwiftNIO's
+/// `MultiThreadedEventLoopGroup`, monoio and glommio.
+///
+/// Loops share nothing on the hot path. A server on a group binds one
+/// `SO_REUSEPORT` listener per loop, so the kernel spreads connections over
+/// the loops and each connection lives its whole life on the loop that
+/// accepted it.
+///
+/// ```swift
+/// let group = try LoopGroup(threads: 4)
+/// let servers = try await group.onEach { loop in
+///     try await loop.serve(host: "0.0.0.0", port: 8080, reusePort: true) { stream in
+///         try await handle(stream)
+///     }
+/// }
+/// // ...
+/// group.shutdown()
+/// ```
+///
+/// Every loop of a group uses the same backend: `.auto` is resolved once, by
+/// the first loop, and the others are made with what it chose.
+public final class LoopGroup: Sendable {
+    /// The group's loops, in the order ``next()`` hands them out.
+    public let loops: [EventLoop]
+    private let threads: Mutex<[pthread_t]>
+    private let counter = Atomic<Int>(0)
+
+    /// Starts `threads` loops, each running on a thread of its own until
+    /// ``shutdown()``.
+    ///
+    /// - Throws: ``EventLoopError/invalidArgument(_:)`` for fewer than one
+    ///   thread or when a thread cannot start; the loops' set-up errors.
+    public init(threads count: Int = ThreadPool.defaultThreadCount, backend: Backend? = nil) throws(EventLoopError) {
+        guard count >= 1 else { throw .invalidArgument("a LoopGroup needs at least one thread, got \(count)") }
+        let first = try EventLoop(backend: backend)
+        var loops = [first]
+        do {
+            for _ in 1..<count { loops.append(try EventLoop(backend: first.backend)) }
+        } catch {
+            for loop in loops { try? loop.close() }
+            throw error
+        }
+        self.loops = loops
+        var started: [pthread_t] = []
+        for loop in loops {
+            do {
+                started.append(try NativeThread.start {
+                    // Runs until shutdown() stops it; closes on its own thread,
+                    // the ring's issuer, so teardown can drain.
+                    try? loop.runForever()
+                    try? loop.close()
+                })
+            } catch {
+                threads = Mutex(started)
+                shutdown()
+                throw .invalidArgument("cannot start a loop thread: \(error)")
+            }
+        }
+        threads = Mutex(started)
+    }
+
+    /// The next loop, round-robin.
+    public func next() -> EventLoop {
+        loops[counter.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
+    }
+
+    /// Runs `body` as a task on every loop at once and returns the results in
+    /// loop order; the first error is thrown once all have finished.
+    public func onEach<T: Sendable>(_ body: @escaping @Sendable (EventLoop) async throws -> T) async throws -> [T] {
+        try await withThrowingTaskGroup(of: (Int, T).self) { group in
+            for (index, loop) in loops.enumerated() {
+                group.addTask { (index, try await loop.submit { try await body(loop) }) }
+            }
+            var results = [T?](repeating: nil, count: loops.count)
+            for try await (index, value) in group { results[index] = value }
+            return results.map { $0! }
+        }
+    }
+
+    /// Stops every loop and waits for its thread: each loop closes on its own
+    /// thread (spawned tasks cancelled, connections aborted). Idempotent;
+    /// from any thread but the group's own.
+    public func shutdown() {
+        let threads = self.threads.withLock { threads in
+            defer { threads = [] }
+            return threads
+        }
+        for loop in loops { try? loop.callSoonThreadsafe { loop.stop() } }
+        for thread in threads { pthread_join(thread, nil) }
+    }
+}
+
+extension EventLoop {
+    /// Runs `operation` as a task on this loop from any thread or task and
+    /// returns its result: asyncio's `run_coroutine_threadsafe`. Cancelling
+    /// the caller does not cancel the operation.
+    ///
+    /// ```swift
+    /// let count = try await loop.submit { server.connectionCount }
+    /// ```
+    ///
+    /// - Throws: ``EventLoopError/closed(operation:)`` when the loop is
+    ///   closed; whatever `operation` throws.
+    public func submit<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            do {
+                try callSoonThreadsafe { [self] in
+                    _ = spawn(name: "submitted") {
+                        do { continuation.resume(returning: try await operation()) } catch { continuation.resume(throwing: error) }
+                    }
+                }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+import Glibc
+
+/// Where each signal number is forwarded: the write end of one loop's signal
+/// pipe, or -1. The C handler reads it in signal context, so it is plain
+/// memory that never moves (aligned 32-bit loads and stores are atomic on
+/// every platform Swift runs on) and the handler calls `write(2)` only,
+/// which is async-signal-safe.
+enum SignalRouting {
+    static let slots = 65  // 1...64: the standard and real-time signals on Linux
+
+    nonisolated(unsafe) static let targets: UnsafeMutablePointer<Int32> = {
+        let targets = UnsafeMutablePointer<Int32>.allocate(capacity: slots)
+        targets.initialize(repeating: -1, count: slots)
+        return targets
+    }()
+
+    /// The dispositions replaced, restored when the last handler goes.
+    static let previous = Locked<[Int32: sigaction]>([:])
+
+    static let handler: @convention(c) (Int32) -> Void = { signal in
+        let saved = errno
+        if signal > 0, Int(signal) < SignalRouting.slots {
+            let fd = SignalRouting.targets[Int(signal)]
+            if fd >= 0 {
+                var byte = UInt8(truncatingIfNeeded: signal)
+                _ = Glibc.write(fd, &byte, 1)
+            }
+        }
+        errno = saved
+    }
+
+    /// Signals a handler may not be installed for: they cannot be caught, or
+    /// the runtime relies on their default action to report a crash.
+    static let forbidden: Set<Int32> = [SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE]
+
+    static func install(_ signal: Int32, writeFD: Int32) throws(EventLoopError) {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = handler
+        action.sa_flags = SA_RESTART
+        sigemptyset(&action.sa_mask)
+        var old = sigaction()
+        guard sigaction(signal, &action, &old) == 0 else {
+            throw .invalidArgument("sigaction(\(signal)) failed: \(Errno(errno).name)")
+        }
+        previous.withLock { if $0[signal] == nil { $0[signal] = old } }
+        targets[Int(signal)] = writeFD
+    }
+
+    static func uninstall(_ signal: Int32) {
+        targets[Int(signal)] = -1
+        guard var old = previous.withLock({ $0.removeValue(forKey: signal) }) else { return }
+        sigaction(signal, &old, nil)
+    }
+}
+
+/// One loop's signal handlers and the pipe their signals arrive on.
+///
+/// Why a pipe and not `signalfd`: a signalfd only sees a signal that is
+/// blocked in every thread of the process, and a library cannot block it in
+/// threads it did not start (Swift's cooperative pool, the application's
+/// own), where the default action would then kill the process. A handler
+/// that writes the signal's number to a pipe works whichever thread the
+/// kernel picks, as libuv, uvloop and asyncio (`set_wakeup_fd`) do. The loop
+/// reads the pipe like any other descriptor (a read SQE on io_uring,
+/// readiness on epoll), and runs the handlers as callbacks.
+final class SignalWatcher: @unchecked Sendable {  // loop-thread only
+    let readEnd: File
+    let writeFD: Int32
+    var handlers: [Int32: () -> Void] = [:]
+    private var reader: LoopTask<Void>?
+    private unowned let loop: EventLoop
+
+    init(loop: EventLoop) throws(EventLoopError) {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw .invalidArgument("pipe for signal handlers failed: \(Errno(errno).name)") }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        // The handler must never block: a full pipe drops the byte, and the
+        // reader has the signal's earlier byte still to read anyway.
+        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+        self.loop = loop
+        writeFD = fds[1]
+        readEnd = File(wrapping: fds[0], path: "signal pipe", loop: loop)
+    }
+
+    /// Starts the task that reads the pipe, once.
+    func startReading() {
+        guard reader == nil else { return }
+        reader = loop.spawn(name: "signal handlers") { [self] in
+            let buffer = try IOBuffer(capacity: 64)
+            while true {
+                let n = try await readEnd.read(into: buffer)
+                if n == 0 { return }
+                let signals = buffer.withUnsafeBytes { Array($0.prefix(n)) }
+                for signal in signals {
+                    // Looked up now: a handler removed meanwhile does not run.
+                    guard let handler = handlers[Int32(signal)] else { continue }
+                    try? loop.callSoon { handler() }
+                }
+            }
+        }
+    }
+
+    /// Restores every disposition and closes the pipe (at loop close).
+    func shutdown() {
+        for signal in handlers.keys where SignalRouting.targets[Int(signal)] == writeFD {
+            SignalRouting.uninstall(signal)
+        }
+        handlers = [:]
+        reader?.cancel()
+        Glibc.close(writeFD)
+    }
+}
+
+extension EventLoop {
+    /// Runs `handler` as a loop callback each time `signal` arrives:
+    /// asyncio's `loop.add_signal_handler`. It replaces this loop's earlier
+    /// handler for the signal; the signal's previous disposition comes back
+    /// with ``removeSignalHandler(_:)`` or when the loop closes.
+    ///
+    /// A signal is delivered to one loop: the last that added a handler for it.
+    ///
+    /// ```swift
+    /// try loop.addSignalHandler(SIGTERM) { server.close() }
+    /// ```
+    ///
+    /// - Throws: ``EventLoopError/invalidArgument(_:)`` for SIGKILL, SIGSTOP,
+    ///   the crash signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE) and numbers
+    ///   outside 1...64; `wrongThread` off the loop thread.
+    public func addSignalHandler(_ signal: Int32, _ handler: @escaping () -> Void) throws(EventLoopError) {
+        try requireLoopThread("addSignalHandler")
+        guard signal > 0, Int(signal) < SignalRouting.slots else {
+            throw .invalidArgument("signal \(signal) is outside 1...\(SignalRouting.slots - 1)")
+        }
+        guard !SignalRouting.forbidden.contains(signal) else {
+            throw .invalidArgument("signal \(signal) (\(String(cString: strsignal(signal)))) cannot have a handler")
+        }
+        let watcher: SignalWatcher
+        if let existing = signalWatcher {
+            watcher = existing
+        } else {
+            watcher = try SignalWatcher(loop: self)
+            signalWatcher = watcher
+        }
+        watcher.handlers[signal] = handler
+        try SignalRouting.install(signal, writeFD: watcher.writeFD)
+        watcher.startReading()
+    }
+
+    /// Removes the handler for `signal` and restores the disposition it
+    /// replaced; returns false when there was none: asyncio's
+    /// `loop.remove_signal_handler`.
+    @discardableResult
+    public func removeSignalHandler(_ signal: Int32) -> Bool {
+        guard isOnLoopThread || !isRunning, let watcher = signalWatcher,
+              watcher.handlers.removeValue(forKey: signal) != nil else { return false }
+        if SignalRouting.targets[Int(signal)] == watcher.writeFD { SignalRouting.uninstall(signal) }
+        return true
+    }
+}

@@ -1,0 +1,147 @@
+import Glibc
+@testable import RingLoop
+import Synchronization
+import Testing
+
+/// The disposition of `signal` right now: the handler's address, or 0 for
+/// SIG_DFL and 1 for SIG_IGN.
+func disposition(_ signal: Int32) -> UInt {
+    var current = sigaction()
+    sigaction(signal, nil, &current)
+    guard let handler = current.__sigaction_handler.sa_handler else { return 0 }
+    return UInt(bitPattern: unsafeBitCast(handler, to: Int.self))
+}
+
+/// Signal handlers on the loop, and LoopGroup. They change process-wide
+/// signal dispositions, so they run serialized and restore what they change.
+@Suite("Signals and loop groups", .serialized, .checksResources, .timeLimit(.minutes(2)))
+struct SignalAndGroupTests {
+    @Test("a signal handler runs as a loop callback; removed, the old disposition is back", arguments: allBackends)
+    func signalHandler(backend: Backend) async throws {
+        // SIGUSR1 ignored beforehand: a stray delivery can never kill the run.
+        let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
+        let previous = signal(SIGUSR1, ignore)
+        defer { signal(SIGUSR1, previous) }
+        let (count, onLoopThread, removed, afterRemoval, restored) = try await onLoop(backend) { loop -> (Int, Bool, Bool, Int, UInt) in
+            let count = Box(0)
+            let onLoopThread = Box(true)
+            let loopThread = currentThreadID
+            try loop.addSignalHandler(SIGUSR1) {
+                count.value += 1
+                if currentThreadID != loopThread { onLoopThread.value = false }
+            }
+            for _ in 0..<3 {
+                kill(getpid(), SIGUSR1)
+                let before = count.value
+                try await waitUntil(loop) { count.value > before }
+            }
+            let removed = loop.removeSignalHandler(SIGUSR1)
+            kill(getpid(), SIGUSR1)   // ignored again
+            try await loop.sleep(for: .milliseconds(50))
+            return (count.value, onLoopThread.value, removed, count.value, disposition(SIGUSR1))
+        }
+        #expect(count == 3)
+        #expect(onLoopThread)
+        #expect(removed)
+        #expect(afterRemoval == 3)
+        #expect(restored == 1, "SIG_IGN is back after removeSignalHandler")
+    }
+
+    @Test("SIGKILL, SIGSTOP, crash signals and out-of-range numbers are rejected by name", arguments: allBackends)
+    func badSignals(backend: Backend) async throws {
+        let errors = try await onLoop(backend) { loop -> [EventLoopError] in
+            var errors: [EventLoopError] = []
+            for signal: Int32 in [SIGKILL, SIGSTOP, SIGSEGV, 0, 65, -3] {
+                do { try loop.addSignalHandler(signal) {} } catch let error as EventLoopError { errors.append(error) } catch {}
+            }
+            #expect(!loop.removeSignalHandler(SIGUSR2), "nothing to remove")
+            return errors
+        }
+        #expect(errors.count == 6)
+        for error in errors {
+            guard case .invalidArgument(let detail) = error else { Issue.record("\(error)"); continue }
+            #expect(detail.contains("signal"))
+        }
+    }
+
+    @Test("EventLoop.run: the first SIGINT cancels the main task and restores the default action")
+    func sigintCancelsRun() async throws {
+        guard disposition(SIGINT) == 0 else {
+            print("note: SIGINT already has a handler in this process; EventLoop.run leaves it alone, so the case is skipped")
+            return
+        }
+        let outcome = try await onNewThread { () -> (String, UInt, UInt) in
+            let during = Locked<UInt>(0)
+            var outcome = "returned"
+            do {
+                try EventLoop.run {
+                    // Raise only once run's handler is in place, never into the default action.
+                    let installed = disposition(SIGINT)
+                    during.withLock { $0 = installed }
+                    guard installed > 1 else { return }
+                    kill(getpid(), SIGINT)
+                    try await EventLoop.sleep(for: .seconds(30))
+                }
+            } catch is CancellationError {
+                outcome = "cancelled"
+            } catch {
+                outcome = "\(error)"
+            }
+            return (outcome, during.withLock { $0 }, disposition(SIGINT))
+        }
+        #expect(outcome.1 > 1, "run installed a SIGINT handler")
+        #expect(outcome.0 == "cancelled")
+        #expect(outcome.2 == 0, "SIG_DFL is back, so a second SIGINT ends the process")
+    }
+
+    @Test("a 4-loop group: round-robin, one SO_REUSEPORT listener per loop, echo, clean shutdown")
+    func loopGroupEcho() async throws {
+        let before = ResourceCheck.enabled ? openDescriptorCount() : 0
+        let group = try LoopGroup(threads: 4, backend: allBackends[0])
+        #expect(Set(group.loops.map(ObjectIdentifier.init)).count == 4)
+        #expect((0..<8).map { _ in ObjectIdentifier(group.next()) } == (group.loops + group.loops).map(ObjectIdentifier.init))
+        let threads = try await group.onEach { _ in currentThreadID }
+        #expect(Set(threads).count == 4, "each loop runs on a thread of its own")
+
+        let first = try await group.loops[0].submit {
+            try await group.loops[0].serve(host: "127.0.0.1", port: 0, reusePort: true) { stream in
+                if let line = try await stream.readLine() { try await stream.writeAll(Array("\(line) from \(currentThreadID)\n".utf8)) }
+            }
+        }
+        let port = first.localAddress.port!
+        var servers = [first]
+        for loop in group.loops.dropFirst() {
+            servers.append(try await loop.submit {
+                try await loop.serve(host: "127.0.0.1", port: port, reusePort: true) { stream in
+                    if let line = try await stream.readLine() { try await stream.writeAll(Array("\(line) from \(currentThreadID)\n".utf8)) }
+                }
+            })
+        }
+        // Clients on a loop of their own.
+        let replies = try await onLoop(allBackends[0]) { _ -> [String] in
+            var replies: [String] = []
+            for i in 0..<40 {
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: port)
+                try await client.writeAll(Array("hello \(i)\n".utf8))
+                replies.append(try await client.readLine() ?? "")
+                try await client.close()
+            }
+            return replies
+        }
+        #expect(replies.enumerated().allSatisfy { $0.element.hasPrefix("hello \($0.offset) from ") })
+        let servingThreads = Set(replies.map { $0.split(separator: " ").last! })
+        #expect(servingThreads.count >= 2, "connections were spread over the loops: \(servingThreads)")
+        let all = servers
+        _ = try await group.onEach { loop in
+            for server in all where server.loop === loop {
+                server.close()
+                await server.waitClosed()
+            }
+        }
+        group.shutdown()
+        group.shutdown()   // idempotent
+        #expect(group.loops.allSatisfy { $0.isClosed })
+        if ResourceCheck.enabled { #expect(openDescriptorCount() == before) }
+        #expect(throws: EventLoopError.self) { _ = try LoopGroup(threads: 0) }
+    }
+}

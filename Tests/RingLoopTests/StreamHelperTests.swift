@@ -1,0 +1,181 @@
+import Glibc
+@testable import RingLoop
+import Testing
+
+/// A connected pair of streams on the running loop, with a listener to close.
+func connectedPair() async throws -> (client: SocketStream, server: SocketStream, close: () async throws -> Void) {
+    let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+    let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+    let server = try await listener.accept()
+    return (client, server, {
+        try await client.close()
+        try await server.close()
+        try await listener.close()
+    })
+}
+
+/// asyncio's StreamReader helpers on the inbound queue: lines, separators,
+/// exact counts, limits; vectored writes; the stream server.
+@Suite("Stream helpers and stream servers", .serialized, .checksResources, .timeLimit(.minutes(2)))
+struct StreamHelperTests {
+    @Test("readLine, readUntil and readExactly across partial arrivals", arguments: allBackends)
+    func delimitedReads(backend: Backend) async throws {
+        let (lines, until, exact, last, end) = try await onLoop(backend) { loop -> ([String], [UInt8], [UInt8], String?, String?) in
+            let (client, server, close) = try await connectedPair()
+            // Bytes arrive in pieces that split lines and separators.
+            let writer = loop.spawn {
+                for piece in ["first li", "ne\nsecond\r", "\nhead", "er\r\n\r", "\nABCDE", "FGHIJ", "tail"] {
+                    try await server.writeAll(Array(piece.utf8))
+                    try await loop.sleep(for: .milliseconds(5))
+                }
+                try await server.shutdown(.write)
+            }
+            var lines: [String] = []
+            lines.append(try #require(try await client.readLine()))
+            lines.append(try #require(try await client.readLine()))
+            let until = try await client.readUntil(Array("\r\n\r\n".utf8))
+            let exact = try await client.readExactly(10)
+            let last = try await client.readLine()
+            let end = try await client.readLine()
+            try await writer.value
+            try await close()
+            return (lines, until, exact, last, end)
+        }
+        #expect(lines == ["first line", "second\r"], "a \\r before the \\n is part of the line")
+        #expect(until == Array("header\r\n\r\n".utf8))
+        #expect(exact == Array("ABCDEFGHIJ".utf8))
+        #expect(last == "tail", "an unterminated last line is returned")
+        #expect(end == nil)
+    }
+
+    @Test("a line past the limit throws LimitOverrunError naming it, and the bytes stay readable", arguments: allBackends)
+    func limitOverrun(backend: Backend) async throws {
+        let (error, recovered) = try await onLoop(backend) { _ -> (LimitOverrunError?, Int) in
+            let (client, server, close) = try await connectedPair()
+            try await server.writeAll([UInt8](repeating: 0x61, count: 70_000) + [0x0A])
+            var caught: LimitOverrunError?
+            do { _ = try await client.readLine() } catch let error as LimitOverrunError { caught = error }
+            // Everything is still there: read it another way.
+            let rest = try await client.readExactly(70_001)
+            try await close()
+            return (caught, rest.count)
+        }
+        let overrun = try #require(error)
+        #expect(overrun.limit == 64 * 1024)
+        #expect(overrun.description.contains("65536"))
+        #expect(recovered == 70_001)
+    }
+
+    @Test("EOF before readExactly or readUntil completes: IncompleteReadError with the partial bytes", arguments: allBackends)
+    func incompleteReads(backend: Backend) async throws {
+        let (exact, until) = try await onLoop(backend) { _ -> (IncompleteReadError?, IncompleteReadError?) in
+            var exact: IncompleteReadError?, until: IncompleteReadError?
+            do {
+                let (client, server, close) = try await connectedPair()
+                try await server.writeAll(Array("12345".utf8))
+                try await server.shutdown(.write)
+                do { _ = try await client.readExactly(8) } catch let error as IncompleteReadError { exact = error }
+                try await close()
+            }
+            do {
+                let (client, server, close) = try await connectedPair()
+                try await server.writeAll(Array("no separator".utf8))
+                try await server.shutdown(.write)
+                do { _ = try await client.readUntil(Array("\r\n".utf8)) } catch let error as IncompleteReadError { until = error }
+                try await close()
+            }
+            return (exact, until)
+        }
+        #expect(exact?.partial == Array("12345".utf8))
+        #expect(exact?.expected == 8)
+        #expect(until?.partial == Array("no separator".utf8))
+        #expect(until?.expected == nil)
+    }
+
+    @Test("lines iterates to the end; write(contentsOf:) keeps the order of its buffers", arguments: allBackends)
+    func linesAndVectoredWrites(backend: Backend) async throws {
+        let got = try await onLoop(backend) { loop -> [String] in
+            let (client, server, close) = try await connectedPair()
+            let writer = loop.spawn {
+                for i in 0..<100 {
+                    try await server.write(contentsOf: [IOBuffer(Array("line ".utf8)), IOBuffer(Array("\(i)".utf8)), IOBuffer([0x0A])])
+                }
+                try await server.shutdown(.write)
+            }
+            var got: [String] = []
+            for try await line in client.lines { got.append(line) }
+            try await writer.value
+            try await close()
+            return got
+        }
+        #expect(got == (0..<100).map { "line \($0)" })
+    }
+
+    @Test("serve: a task per connection; close stops accepting; waitClosed cancels a stuck handler at the deadline", arguments: allBackends)
+    func serveGracefulClose(backend: Backend) async throws {
+        let (echoed, refused, stuckCancelled, waited, reported) = try await onLoop(backend) { loop -> (String?, Bool, Bool, Duration, [String]) in
+            let reports = Box<[String]>([])
+            loop.setExceptionHandler { _, context in reports.value.append(context.message) }
+            let stuckCancelled = Flag()
+            let server = try await loop.serve(host: "127.0.0.1", port: 0) { stream in
+                let line = try await stream.readLine()
+                if line == "stuck" {
+                    do { try await loop.sleep(for: .seconds(60)) } catch { stuckCancelled.set(); throw error }
+                } else if line == "throw" {
+                    throw IOError(operation: "handler", errno: nil, detail: "thrown on purpose")
+                }
+                try await stream.writeAll(Array("echo \(line ?? "")\n".utf8))
+            }
+            let port = server.localAddress.port!
+            let normal = try await SocketStream.connect(host: "127.0.0.1", port: port)
+            try await normal.writeAll(Array("hi\n".utf8))
+            let echoed = try await normal.readLine()
+            let thrower = try await SocketStream.connect(host: "127.0.0.1", port: port)
+            try await thrower.writeAll(Array("throw\n".utf8))
+            _ = try await thrower.readToEnd()   // the server closed it after the handler threw
+            let stuck = try await SocketStream.connect(host: "127.0.0.1", port: port)
+            try await stuck.writeAll(Array("stuck\n".utf8))
+            try await waitUntil(loop) { server.connectionCount == 1 }   // only the stuck handler is left
+
+            server.close()
+            let start = LoopInstant.now
+            await server.waitClosed(deadline: .milliseconds(200))
+            let waited = LoopInstant.now - start
+            var refused = false
+            do { _ = try await SocketStream.connect(host: "127.0.0.1", port: port) } catch let error as IOError {
+                refused = error.code == .connectionRefused
+            }
+            try await normal.close(); try await thrower.close(); try await stuck.close()
+            return (echoed, refused, stuckCancelled.isSet, waited, reports.value)
+        }
+        #expect(echoed == "echo hi")
+        #expect(refused, "close() stopped accepting")
+        #expect(stuckCancelled, "the handler still running at the deadline was cancelled")
+        #expect(waited >= .milliseconds(150) && waited < .seconds(5))
+        #expect(reported == ["serve handler failed"], "the thrown error went to the exception handler")
+    }
+
+    @Test("serve on a Unix-domain path", arguments: allBackends)
+    func serveUnix(backend: Backend) async throws {
+        let path = temporaryPath("serve.sock")
+        let reply = try await onLoop(backend) { _ -> String? in
+            let server = try await serveEchoLine(path)
+            let client = try await SocketStream.connect(unixPath: path)
+            try await client.writeAll(Array("unix\n".utf8))
+            let reply = try await client.readLine()
+            try await client.close()
+            server.close()
+            await server.waitClosed()
+            return reply
+        }
+        #expect(reply == "unix")
+        #expect(access(path, F_OK) != 0, "the socket file is removed at close")
+    }
+}
+
+/// An echo-a-line server on a Unix path, on the running loop.
+func serveEchoLine(_ path: String) async throws -> StreamServer {
+    try await EventLoop.running().serve(unixPath: path) { stream in
+        if let line = try await stream.readLine() { try await stream.writeAll(Array((line + "\n").utf8)) }
+    }
+}
