@@ -26,6 +26,8 @@
 #include <sys/timerfd.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
+#include <spawn.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -199,6 +201,39 @@ static inline uint64_t cu_monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/// pidfd_open(2) (Linux 5.3): a descriptor for a child process that becomes
+/// readable when the child exits. Returns the fd, or -errno.
+static inline int cu_pidfd_open(pid_t pid) {
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+/// pidfd_send_signal(2) (Linux 5.1): signals exactly this child, never a
+/// process that reused its pid. Returns 0 or -errno.
+static inline int cu_pidfd_send_signal(int pidfd, int signal) {
+    return syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0) < 0 ? -errno : 0;
+}
+
+/// Reaps the child behind `pidfd` without blocking (waitid P_PIDFD, Linux
+/// 5.4). Returns 1 with how it ended (`*exited`: 1 for an exit code in
+/// `*status`, 0 for a signal number), 0 while it still runs, or -errno.
+static inline int cu_waitid_pidfd(int pidfd, int *exited, int *status) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)pidfd, &info, WEXITED | WNOHANG) < 0) return -errno;
+    if (info.si_pid == 0) return 0;
+    *exited = info.si_code == CLD_EXITED;
+    *status = info.si_status;
+    return 1;
+}
+
+/// posix_spawn_file_actions_addchdir_np (glibc 2.29), which Swift's Glibc
+/// module does not declare. Returns 0 or an errno.
+extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *actions, const char *path);
+static inline int cu_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
 }
 
 /// The kernel thread id, for log lines and debug checks.

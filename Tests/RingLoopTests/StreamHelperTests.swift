@@ -155,6 +155,32 @@ struct StreamHelperTests {
         #expect(reported == ["serve handler failed"], "the thrown error went to the exception handler")
     }
 
+    @Test("sendFile: 64 MiB after queued bytes, checked byte for byte", arguments: allBackends)
+    func sendFile(backend: Backend) async throws {
+        let path = temporaryPath("sendfile")
+        let content = pattern(64 << 20, seed: 5)
+        defer { unlink(path) }
+        let (sent, received) = try await onLoop(backend) { loop -> (Int, [UInt8]) in
+            try await writeFile(path, content)
+            let (client, server, close) = try await connectedPair()
+            let reader = loop.spawn { try await client.readExactly(5 + content.count - 1_000) }
+            let file = try await File.open(path)
+            try await server.writeAll(Array("head:".utf8))   // queued bytes go first
+            let sent = try await server.sendFile(file, offset: 1_000, count: content.count)
+            try await file.close()
+            let received = try await reader.value
+            try await close()
+            return (sent, received)
+        }
+        #expect(sent == content.count - 1_000, "the file ended before count")
+        #expect(received.prefix(5) == ArraySlice("head:".utf8))
+        // memcmp: an element-wise compare of 64 MiB takes seconds in a debug build.
+        let same = received.count == content.count - 995 && received.withUnsafeBytes { got in
+            content.withUnsafeBytes { memcmp(got.baseAddress! + 5, $0.baseAddress! + 1_000, content.count - 1_000) == 0 }
+        }
+        #expect(same, "every byte of the file arrived, in order")
+    }
+
     @Test("serve on a Unix-domain path", arguments: allBackends)
     func serveUnix(backend: Backend) async throws {
         let path = temporaryPath("serve.sock")

@@ -141,6 +141,24 @@ struct TeardownTests {
         #expect(ended, "the spawned reader was cancelled and ended")
     }
 
+    @Test("streams dropped without close after the loop stopped: closed by the loop's close, nothing deadlocks", arguments: allBackends)
+    func streamsDroppedOutsideTheLoop(backend: Backend) async throws {
+        let stillOpen = try await onNewThread { () -> [Int32] in
+            let loop = try EventLoop(backend: backend)
+            var streams: [SocketStream]? = try loop.runUntilComplete {
+                let (client, server, _) = try await connectedPair()
+                return [client, server]
+            }
+            let fds = streams!.map(\.fileDescriptor)
+            streams = nil   // deinit off the loop: each starts its close through the run-state lock
+            _ = streams
+            try loop.close()   // finishes those closes
+            expectClosedClean(loop)
+            return fds.filter { fcntl($0, F_GETFD) != -1 }
+        }
+        #expect(stillOpen.isEmpty, "descriptors \(stillOpen) stayed open")
+    }
+
     @Test("a loop built on one thread runs on another", arguments: allBackends)
     func builtHereRunThere(backend: Backend) async throws {
         let loop = try await onNewThread { try EventLoop(backend: backend) }

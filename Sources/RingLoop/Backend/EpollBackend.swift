@@ -154,6 +154,8 @@ final class EpollBackend: @unchecked Sendable {
             immediate.append(Completion(token: token, result: cancel(target: target), flags: 0))
         case .recv(let fd, _, _, _), .recvmsg(let fd, _, _), .accept(let fd, _, _, _):
             attempt(Waiter(operation: operation, token: token), fd: fd, readable: true)
+        case .poll(let fd, let events):
+            attempt(Waiter(operation: operation, token: token), fd: fd, readable: events & UInt32(POLLOUT) == 0)
         case .send(let fd, _, _, _), .sendmsg(let fd, _, _), .connect(let fd, _, _):
             attempt(Waiter(operation: operation, token: token), fd: fd, readable: false)
         case .receiveStream(let fd), .acceptStream(let fd):
@@ -204,6 +206,11 @@ final class EpollBackend: @unchecked Sendable {
             rc = result(Glibc.sendmsg(fd, message, Int32(bitPattern: flags) | Int32(MSG_DONTWAIT)))
         case .accept(let fd, let address, let length, let flags):
             rc = result(cu_accept4(fd, address, length, flags))
+        case .poll(let fd, let events):
+            var descriptor = pollfd(fd: fd, events: Int16(truncatingIfNeeded: events), revents: 0)
+            let ready = Glibc.poll(&descriptor, 1, 0)
+            if ready < 0 { return -errno }
+            return ready == 0 ? nil : Int32(descriptor.revents)
         case .read(let fd, let buffer, let count, let offset):
             rc = offset == currentFileOffset ? result(Glibc.read(fd, buffer, Int(count)))
                 : result(pread(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))

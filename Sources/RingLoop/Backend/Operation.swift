@@ -111,6 +111,10 @@ enum Operation {
     case openat(directory: Int32, path: UnsafePointer<CChar>, flags: Int32, mode: mode_t)
     case statx(directory: Int32, path: UnsafePointer<CChar>, flags: Int32, mask: UInt32, buffer: UnsafeMutablePointer<statx>)
     case fsync(fd: Int32, dataOnly: Bool)
+    /// Completes with the `poll(2)` events once `fd` has one of `events`
+    /// (IORING_OP_POLL_ADD; readiness under epoll). For descriptors that are
+    /// only ever waited on, never read: a pidfd.
+    case poll(fd: Int32, events: UInt32)
 
     /// A short name for errors and debug logs.
     var name: String {
@@ -135,6 +139,7 @@ enum Operation {
         case .openat: "openat"
         case .statx: "statx"
         case .fsync(_, let dataOnly): dataOnly ? "fdatasync" : "fsync"
+        case .poll: "poll"
         }
     }
 }

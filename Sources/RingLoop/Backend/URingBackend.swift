@@ -425,6 +425,8 @@ final class URingBackend {
             io_uring_prep_statx(sqe, directory, path, flags, mask, buffer)
         case .fsync(let fd, let dataOnly):
             io_uring_prep_fsync(sqe, fd, dataOnly ? UInt32(IORING_FSYNC_DATASYNC) : 0)
+        case .poll(let fd, let events):
+            io_uring_prep_poll_add(sqe, fd, events)
         }
         io_uring_sqe_set_data64(sqe, token.rawValue)
         return true

@@ -264,6 +264,11 @@ public final class EventLoop: @unchecked Sendable {
         }
         let ranHere = runStateLock.withLock { _ -> Bool in
             guard ownerThread.load(ordering: .acquiring) == 0, !inbox.isClosed else { return false }
+            // Act as the loop thread while the lock keeps runForever out, so
+            // a nested onLoopThread (a transport closing inside a stream's
+            // deinit) runs directly instead of taking the lock again.
+            ownerThread.store(me, ordering: .releasing)
+            defer { ownerThread.store(0, ordering: .releasing) }
             body()
             return true
         }

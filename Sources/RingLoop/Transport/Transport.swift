@@ -58,6 +58,8 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     private var readingWanted = true
     private var waitingForBuffers = false
     private var sending = false
+    /// Tasks waiting for every queued byte to have gone (``waitUntilSent()``).
+    private var sentWaiters: [UnsafeContinuation<Void, Never>] = []
     private var writingPaused = false
     private var eofReceivedFlag = false
     private var writeEOFWanted = false
@@ -245,6 +247,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
             return
         }
         if writingPaused { checkWriteFlowControl() }
+        if sendQueue.isEmpty { wakeSentWaiters() }
         if !sendQueue.isEmpty {
             flush()  // short send or more queued meanwhile: continue at once
         } else if writeEOFWanted, !writeEOFDone {
@@ -409,6 +412,22 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         abort(nil)
     }
 
+    /// Suspends until the send queue is empty and no send is in flight (or the
+    /// connection is gone): what a raw write to the socket must wait for, so
+    /// it cannot overtake queued bytes.
+    nonisolated(nonsending) func waitUntilSent() async {
+        while (!sendQueue.isEmpty || sending), state == .open || state == .closing {
+            await withUnsafeContinuation { sentWaiters.append($0) }
+        }
+    }
+
+    private func wakeSentWaiters() {
+        guard !sentWaiters.isEmpty else { return }
+        let waiters = sentWaiters
+        sentWaiters = []
+        for waiter in waiters { waiter.resume() }
+    }
+
     func abort(_ error: (any Error)?) {
         guard state == .open || state == .closing else { return }
         state = .aborting
@@ -435,6 +454,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         }
         state = .closed
         sendQueue.removeAll(pool: loop.blocks)
+        wakeSentWaiters()
         if let held = heldReceives {
             for (id, _) in held { loop.io.receiveBuffers.recycle(id) }
             heldReceives = nil
