@@ -3,7 +3,7 @@ import RingLoop
 
 // A TCP echo server: every byte a client sends comes back.
 //
-//   swift run -c release EchoServer --port 7000 [--backend uring] [--api stream|protocol]
+//   swift run -c release EchoServer --port 7000 [--backend uring] [--api stream|protocol] [--threads N]
 //
 // Two ways to write it, the two APIs RingLoop offers:
 // - stream (the default): a task per connection reading into an IOBuffer
@@ -11,6 +11,9 @@ import RingLoop
 // - protocol: a TransportProtocol whose dataReceived writes the bytes back,
 //   callbacks straight from the completions with no task at all (asyncio's
 //   Protocol, uvloop's fast path).
+//
+// With --threads N it runs N loops (a LoopGroup), each with its own
+// SO_REUSEPORT listener, until killed.
 
 struct Options {
     enum API: String { case stream, `protocol` }
@@ -18,8 +21,9 @@ struct Options {
     var port = 7000
     var backend: Backend? = nil
     var api = API.stream
+    var threads = 1
 
-    static let usage = "usage: EchoServer [--host ADDRESS] [--port PORT] [--backend auto|uring|epoll] [--api stream|protocol]"
+    static let usage = "usage: EchoServer [--host ADDRESS] [--port PORT] [--backend auto|uring|epoll] [--api stream|protocol] [--threads N]"
 
     init(_ arguments: [String]) throws(EventLoopError) {
         var rest = arguments[...]
@@ -37,6 +41,9 @@ struct Options {
                     throw .invalidArgument("--backend \(value); expected auto, uring or epoll")
                 }
                 self.backend = backend
+            case "--threads":
+                guard let threads = Int(value), threads >= 1 else { throw .invalidArgument("--threads \(value) is not a positive number") }
+                self.threads = threads
             case "--api":
                 guard let api = API(rawValue: value) else { throw .invalidArgument("--api \(value); expected stream or protocol") }
                 self.api = api
@@ -47,39 +54,16 @@ struct Options {
     }
 }
 
-/// Writes a line straight to a descriptor, unbuffered, so a script reading
-/// the server's output sees the banner at once.
-func say(_ line: String, to fd: Int32 = 1) {
-    let bytes = Array((line + "\n").utf8)
-    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-}
-
-/// The stream API: one task per connection.
-func serve(_ connection: SocketStream) async {
-    do {
-        let buffer = try IOBuffer(capacity: 16 * 1024)
-        while try await connection.read(into: buffer) > 0 {
-            try await connection.writeAll(buffer)
-        }
-    } catch {
-        // A client that resets is routine for an echo server; nothing to report.
-    }
-    try? await connection.close()
-}
-
-/// The protocol API: callbacks, no task.
-final class Echo: TransportProtocol {
-    var transport: Transport?
-    func connectionMade(_ transport: Transport) { self.transport = transport }
-    func dataReceived(_ bytes: UnsafeRawBufferPointer) throws { try transport?.write(bytes) }
-}
-
 if CommandLine.arguments.contains(where: { $0 == "--help" || $0 == "-h" }) {
     say(Options.usage)
     exit(0)
 }
 do {
     let options = try Options(Array(CommandLine.arguments.dropFirst()))
+    if options.threads > 1 {
+        try await serveOnGroup(host: options.host, port: options.port, threads: options.threads,
+                               backend: options.backend, protocolAPI: options.api == .protocol)
+    }
     try EventLoop.run(backend: options.backend) {
         let loop = try EventLoop.running()
         switch options.api {

@@ -35,26 +35,48 @@ enum HTTPHello {
         group.shutdown()
     }
 
-    /// One request head's facts that decide what happens next.
+    /// One request head's facts that decide what happens next, read from the
+    /// bytes without building strings (this runs once per request).
     struct RequestHead {
         var contentLength = 0
         var keepAlive = true
 
         /// Parses the request line and headers; nil for something that is not HTTP/1.x.
         init?(_ head: [UInt8]) {
-            let text = String(decoding: head, as: UTF8.self)
-            var lines = text.split(separator: "\r\n", omittingEmptySubsequences: true)[...]
-            guard let requestLine = lines.popFirst() else { return nil }
-            let parts = requestLine.split(separator: " ")
-            guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else { return nil }
-            keepAlive = parts[2] == "HTTP/1.1"
-            for line in lines {
-                guard let colon = line.firstIndex(of: ":") else { continue }
-                let name = line[..<colon].lowercased()
-                let value = line[line.index(after: colon)...].drop(while: { $0 == " " }).lowercased()
-                if name == "content-length" { contentLength = Int(value) ?? 0 }
-                if name == "connection" { keepAlive = value.contains("keep-alive") || (keepAlive && !value.contains("close")) }
+            let lines = head.split(separator: 0x0A, omittingEmptySubsequences: true)   // "\n"; each line keeps its "\r"
+            guard let requestLine = lines.first else { return nil }
+            let version = Array("HTTP/1.".utf8)
+            let words = requestLine.split(separator: 0x20)
+            guard words.count == 3, words[2].starts(with: version) else { return nil }
+            keepAlive = words[2].dropFirst(version.count).first == UInt8(ascii: "1")
+            for line in lines.dropFirst() {
+                guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+                let name = line[line.startIndex..<colon]
+                let value = line[(colon + 1)...].drop { $0 == 0x20 }.prefix { $0 != 0x0D }
+                if Self.equalsIgnoringCase(name, "content-length") {
+                    contentLength = value.reduce(0) { $0 * 10 + Int($1 &- 0x30) }
+                } else if Self.equalsIgnoringCase(name, "connection") {
+                    if Self.containsIgnoringCase(value, "close") { keepAlive = false }
+                    if Self.containsIgnoringCase(value, "keep-alive") { keepAlive = true }
+                }
             }
+        }
+
+        private static func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+
+        static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ word: String) -> Bool {
+            bytes.count == word.utf8.count && zip(bytes, word.utf8).allSatisfy { lower($0) == $1 }
+        }
+
+        static func containsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ word: String) -> Bool {
+            let target = Array(word.utf8)
+            guard bytes.count >= target.count else { return false }
+            var start = bytes.startIndex
+            while start + target.count <= bytes.endIndex {
+                if zip(bytes[start...], target).allSatisfy({ lower($0) == $1 }) { return true }
+                start += 1
+            }
+            return false
         }
     }
 

@@ -14,6 +14,7 @@ struct NIOEchoCommand: ParsableCommand {
         commandName: "nio-echo", abstract: "Serve TCP echo on 127.0.0.1 with SwiftNIO until killed.")
 
     @Option(help: "The port to listen on.") var port: Int
+    @Option(help: "Event-loop threads (MultiThreadedEventLoopGroup).") var threads: Int = 1
     @Flag(name: .customLong("async"), help: "Use NIOAsyncChannel and a task per connection.") var useAsync = false
 
     func validate() throws {
@@ -21,7 +22,7 @@ struct NIOEchoCommand: ParsableCommand {
     }
 
     func run() throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         if useAsync {
             let port = self.port
             try group.any().makeFutureWithTask { try await serveAsync(group: group, port: port) }.wait()

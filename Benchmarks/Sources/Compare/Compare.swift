@@ -25,6 +25,8 @@ struct Compare: ParsableCommand {
     @Option(help: "Leave out these workloads, groups or contestants.") var skip: [String] = []
     @Option(help: "Rounds (runs per contestant), instead of the mode's.") var rounds: Int?
     @Option(help: "Where to write the JSON report (default: <results>/latest.json).") var json: String?
+    @Option(help: "Event-loop threads for the RingLoop (LoopGroup, SO_REUSEPORT) and SwiftNIO servers; pin nothing else to draw a scaling curve.")
+    var threads: Int = 1
     @Option(help: "Directory for the chart, JSON and Markdown (default: benchmark-results/ in the repository, quick/ below it for --quick).") var results: String?
     @Option(help: "Seed for the run order and the bootstrap.") var seed: UInt64?
     @Flag(help: "Skip the syscall-counting pass (perf) after the timed rounds.") var noSyscallCounts = false
@@ -65,6 +67,7 @@ struct Compare: ParsableCommand {
         var settings = quick ? Settings.quick : Settings.full
         if let rounds { settings.rounds = rounds }
         if let seed { settings.seed = seed }
+        if threads != 1 { settings.serverThreads = threads }
         var (workloads, contestants) = selection()
         let log = { (line: String) in FileHandle.standardError.write(Data("==> \(line)\n".utf8)) }
 
@@ -86,6 +89,12 @@ struct Compare: ParsableCommand {
                 skipped.append(Report.Fact(name: "file workloads", value: "\(error)"))
                 workloads.removeAll { $0.group == .file }
             }
+        }
+
+        if workloads.contains(where: { if case .http = $0.kind { true } else { false } }), which("wrk") == nil {
+            log("skipping http-hello: wrk is not installed (apt-get install wrk)")
+            skipped.append(Report.Fact(name: "http-hello", value: "wrk is not installed (apt-get install wrk)"))
+            workloads.removeAll { if case .http = $0.kind { true } else { false } }
         }
 
         let taking = { (workload: Workload) in workload.contestants.filter { contestants.contains($0) && tools.unavailable[$0] == nil } }

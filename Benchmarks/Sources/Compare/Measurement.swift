@@ -70,6 +70,8 @@ struct Measurement {
                 values["resident_after"] = DataFile.residency(dataFile) ?? 0
             }
             return values
+        case .http(let connections):
+            return try httpHello(contestant, connections: connections)
         case .copy:
             _ = DataFile.ensureCached(dataFile)
             let target = dataFile + ".copy"
@@ -105,13 +107,14 @@ struct Measurement {
 
     private func serverCommand(_ contestant: Contestant, port: Int) throws -> (command: [String], environment: [String: String]?) {
         let p = String(port)
+        let threads = ["--threads", String(settings.serverThreads ?? 1)]
         switch contestant {
-        case .ringloopURing: return ([tools.echoServer, "--port", p, "--backend", "uring", "--api", "stream"], nil)
-        case .ringloopEpoll: return ([tools.echoServer, "--port", p, "--backend", "epoll", "--api", "stream"], nil)
-        case .ringloopURingProtocol: return ([tools.echoServer, "--port", p, "--backend", "uring", "--api", "protocol"], nil)
-        case .ringloopEpollProtocol: return ([tools.echoServer, "--port", p, "--backend", "epoll", "--api", "protocol"], nil)
-        case .nio: return ([tools.worker, "nio-echo", "--port", p], nil)
-        case .nioAsync: return ([tools.worker, "nio-echo", "--port", p, "--async"], nil)
+        case .ringloopURing: return ([tools.echoServer, "--port", p, "--backend", "uring", "--api", "stream"] + threads, nil)
+        case .ringloopEpoll: return ([tools.echoServer, "--port", p, "--backend", "epoll", "--api", "stream"] + threads, nil)
+        case .ringloopURingProtocol: return ([tools.echoServer, "--port", p, "--backend", "uring", "--api", "protocol"] + threads, nil)
+        case .ringloopEpollProtocol: return ([tools.echoServer, "--port", p, "--backend", "epoll", "--api", "protocol"] + threads, nil)
+        case .nio: return ([tools.worker, "nio-echo", "--port", p] + threads, nil)
+        case .nioAsync: return ([tools.worker, "nio-echo", "--port", p, "--async"] + threads, nil)
         case .asyncio, .uvloop: return (try python("asyncio_echo.py", [p], contestant), nil)
         case .asyncioStreams, .uvloopStreams: return (try python("asyncio_echo.py", [p, "--streams"], contestant), nil)
         case .cLiburing: return ([tools.c("uring_echo"), p], nil)
@@ -158,6 +161,47 @@ struct Measurement {
             if let cgroup = values["cgroup_cpu_ns_per_op"], cgroup > 0 { values["server_cpu_ns_per_op"] = cgroup }
         }
         return values
+    }
+
+    /// The http-hello workload: the contestant's HTTP server pinned, wrk on
+    /// the client CPU for a warm-up and then the measured window; server CPU
+    /// from its cgroup (or schedstat) over the window, per request.
+    private mutating func httpHello(_ contestant: Contestant, connections: Int) throws -> [String: Double] {
+        guard let wrk = which("wrk") else { throw CompareError("wrk is not installed (apt-get install wrk)") }
+        nextPort = nextPort >= 29_000 ? 21_000 : nextPort + 1
+        runCount += 1
+        let port = nextPort, p = String(port)
+        let command: [String]
+        let threads = ["--threads", String(settings.serverThreads ?? 1)]
+        switch contestant {
+        case .ringloopURing: command = [tools.httpHello, "--port", p, "--backend", "uring"] + threads
+        case .ringloopEpoll: command = [tools.httpHello, "--port", p, "--backend", "epoll"] + threads
+        case .nio: command = [tools.worker, "nio-http", "--port", p] + threads
+        case .uvloop, .asyncio: command = try python("http_hello.py", [p], contestant)
+        default: throw CompareError("\(contestant.displayName) has no HTTP server")
+        }
+        let server = try start(pinning?.server(command) ?? command, environment: nil, captureOutput: false)
+        let group = accounting?.group(for: server.processIdentifier, name: "run-\(runCount)")
+        defer {
+            stop(server)
+            if let group { accounting?.remove(group) }
+        }
+        try waitUntilListening(port: port, server: server)
+        func load(_ seconds: Int) throws -> String {
+            let arguments = [wrk, "-t1", "-c\(connections)", "-d\(seconds)s", "--latency", "http://127.0.0.1:\(port)/"]
+            let result = try execute(pinning?.client(arguments) ?? arguments, timeout: Double(seconds) + 60)
+            guard result.succeeded else { throw CompareError("wrk failed: \(result.lastWords)") }
+            return result.stdout
+        }
+        _ = try load(max(1, Int(settings.socketWarmup.rounded(.up))))
+        let before = serverCPUNanoseconds(pid: server.processIdentifier, cgroup: group)
+        let output = try load(max(1, Int(settings.socketSeconds.rounded())))
+        let cpu = serverCPUNanoseconds(pid: server.processIdentifier, cgroup: group) - before
+        let report = WrkReport(output)
+        guard report.requests > 0 else { throw CompareError("wrk completed no request: \(output.suffix(300))") }
+        if report.errors > 0 { throw CompareError("wrk saw \(report.errors) socket errors or non-2xx replies") }
+        return ["ops_per_s": report.requestsPerSecond, "server_cpu_ns_per_op": cpu / report.requests,
+                "p50_us": report.p50Microseconds, "p99_us": report.p99Microseconds]
     }
 
     private func waitUntilListening(port: Int, server: Process) throws {
@@ -235,5 +279,52 @@ func canConnect(port: Int) -> Bool {
     address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
     return withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+/// CPU time of a server so far: its cgroup's usage when it has one (every
+/// thread, also exited ones), else the sum of its threads' schedstat.
+func serverCPUNanoseconds(pid: pid_t, cgroup: String?) -> Double {
+    if let cgroup, let stat = try? String(contentsOfFile: "\(cgroup)/cpu.stat", encoding: .utf8),
+       let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("usage_usec") }),
+       let usec = Double(line.split(separator: " ").last ?? "") {
+        return usec * 1_000
+    }
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+    return tasks.reduce(0) { total, task in
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/schedstat", encoding: .utf8)) ?? ""
+        return total + (Double(stat.split(separator: " ").first ?? "") ?? 0)
+    }
+}
+
+/// What `wrk --latency` printed: requests, rate, errors, percentiles.
+struct WrkReport {
+    var requests = 0.0
+    var requestsPerSecond = 0.0
+    var errors = 0.0
+    var p50Microseconds = 0.0
+    var p99Microseconds = 0.0
+
+    init(_ output: String) {
+        for raw in output.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            let words = line.split(separator: " ", omittingEmptySubsequences: true)
+            if line.hasPrefix("Requests/sec:"), let value = words.last.flatMap({ Double($0) }) { requestsPerSecond = value }
+            if line.contains("requests in"), let value = words.first.flatMap({ Double($0) }) { requests = value }
+            if line.hasPrefix("Non-2xx"), let value = words.last.flatMap({ Double($0) }) { errors += value }
+            if line.hasPrefix("Socket errors:") {
+                errors += words.compactMap { Double($0.trimmingCharacters(in: .punctuationCharacters)) }.reduce(0, +)
+            }
+            if line.hasPrefix("50%"), let value = words.last { p50Microseconds = Self.microseconds(String(value)) }
+            if line.hasPrefix("99%"), let value = words.last { p99Microseconds = Self.microseconds(String(value)) }
+        }
+    }
+
+    /// wrk prints "812.00us", "1.23ms", "2.00s".
+    static func microseconds(_ text: String) -> Double {
+        for (suffix, scale) in [("us", 1.0), ("ms", 1_000.0), ("s", 1_000_000.0)] where text.hasSuffix(suffix) {
+            return (Double(text.dropLast(suffix.count)) ?? 0) * scale
+        }
+        return Double(text) ?? 0
     }
 }

@@ -82,6 +82,7 @@ struct Runner {
             name == "timersSpread" ? Double(settings.spreadTimerCount) / Double(Workload.spreadTimersPerMillisecond) / 1000 * 1.1 + 0.3
                 : Double(settings.microCount) * 3e-6 + 0.2
         case .echo, .rate, .accept: settings.socketSeconds + settings.socketWarmup + 0.6
+        case .http: settings.socketSeconds + max(1, settings.socketWarmup.rounded(.up)) + 0.6
         case .idle: 4
         case .file(let pattern, _, _, _): pattern == "random" ? settings.fileSeconds + 0.3 : 1
         case .copy: 2

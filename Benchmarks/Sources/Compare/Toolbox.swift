@@ -8,6 +8,8 @@ struct Toolbox {
     let benchmarks: String
     /// RingLoop's echo server (the root package's EchoServer example).
     let echoServer: String
+    /// The HTTPHello example, for the http-hello workload.
+    let httpHello: String
     /// The Swift contestants' worker (this package's BenchWorker).
     let worker: String
     /// C and Go programs built by the runner.
@@ -35,10 +37,14 @@ struct Toolbox {
         self.benchmarks = benchmarks
         let root = URL(fileURLWithPath: benchmarks).deletingLastPathComponent().path
         echoServer = "\(root)/.build/release/EchoServer"
+        httpHello = "\(root)/.build/release/HTTPHello"
         worker = "\(benchmarks)/.build/release/BenchWorker"
         referenceBinaries = "\(benchmarks)/.build/reference"
         var needed = [(worker, "swift build -c release --product BenchWorker (in \(benchmarks))")]
-        if needsEchoServer { needed.append((echoServer, "swift build -c release --product EchoServer (in \(root))")) }
+        if needsEchoServer {
+            needed.append((echoServer, "swift build -c release --product EchoServer (in \(root))"))
+            needed.append((httpHello, "swift build -c release --product HTTPHello (in \(root))"))
+        }
         for (binary, build) in needed where !FileManager.default.isExecutableFile(atPath: binary) {
             throw CompareError("\(binary) is missing; build it with: \(build)   (./scripts/bench does both)")
         }

@@ -24,6 +24,10 @@ public struct Settings: Codable, Sendable {
     public var idleConnections: Int
     /// Seed of the run order's shuffles and of the bootstrap.
     public var seed: UInt64
+    /// Event-loop threads of the RingLoop and SwiftNIO servers (`--threads`):
+    /// 1 compares single loops; more draws a scaling curve on a bigger machine.
+    /// Absent in reports made before it existed (read as 1).
+    public var serverThreads: Int?
 
     public init(mode: String, rounds: Int, socketSeconds: Double, socketWarmup: Double, microCount: Int,
                 spreadTimerCount: Int, fileSeconds: Double, idleConnections: Int, seed: UInt64) {

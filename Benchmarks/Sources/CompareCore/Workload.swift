@@ -17,6 +17,8 @@ public struct Workload: Sendable {
         case file(pattern: String, direct: Bool, depth: Int, blockSize: Int)
         /// Copy the 1 GiB data file.
         case copy
+        /// HTTP/1.1 hello under wrk (`-t1 -c<connections>`), keep-alive.
+        case http(connections: Int)
     }
 
     public enum Group: String, CaseIterable, Sendable { case micro, socket, file }
@@ -33,7 +35,7 @@ public struct Workload: Sendable {
     public var group: Group {
         switch kind {
         case .micro: .micro
-        case .echo, .rate, .accept, .idle: .socket
+        case .echo, .rate, .accept, .idle, .http: .socket
         case .file, .copy: .file
         }
     }
@@ -90,6 +92,9 @@ public struct Workload: Sendable {
                      primary: .serverCPU, extras: [.opsPerSecond, .p50, .p99, .p999, .syscallsPerOp, .clientCPU], contestants: servers),
             Workload(id: "idle-memory", title: "memory per idle connection (RSS growth over the idle connections)",
                      kind: .idle(size: 64), primary: .bytesPerConnection, extras: [], contestants: servers),
+            Workload(id: "http-hello", title: "HTTP/1.1 hello, wrk -t1 -c64, keep-alive (server CPU per request)",
+                     kind: .http(connections: 64), primary: .serverCPU, extras: [.opsPerSecond, .p50, .p99],
+                     contestants: [.ringloopURing, .ringloopEpoll, .nio, .uvloop]),
             Workload(id: "file-random", title: "file: random 4 KiB reads, 32 in flight, buffered (page cache)",
                      kind: .file(pattern: "random", direct: false, depth: 32, blockSize: 4096),
                      primary: .opsPerSecond, extras: [.readsPerCPUSecond, .readCPU, .residentBefore], contestants: readers),
