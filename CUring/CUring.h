@@ -236,6 +236,21 @@ static inline int cu_spawn_addchdir(posix_spawn_file_actions_t *actions, const c
     return posix_spawn_file_actions_addchdir_np(actions, path);
 }
 
+/// fallocate(2) through the raw syscall (a GNU declaration Swift's Glibc
+/// module leaves out). Returns 0 or -1 with errno set.
+static inline int cu_fallocate(int fd, int mode, off_t offset, off_t length) {
+    return (int)syscall(SYS_fallocate, fd, mode, offset, length);
+}
+
+/// FALLOC_FL_KEEP_SIZE from <linux/falloc.h>.
+static const int CU_FALLOC_FL_KEEP_SIZE = 0x01;
+
+/// IORING_OP_FTRUNCATE (Linux 6.9), which liburing 2.3 has no helper for.
+#define CU_OP_FTRUNCATE 55
+static inline void cu_prep_ftruncate(struct io_uring_sqe *sqe, int fd, uint64_t length) {
+    io_uring_prep_rw(CU_OP_FTRUNCATE, sqe, fd, 0, 0, length);
+}
+
 /// The kernel thread id, for log lines and debug checks.
 static inline int cu_gettid(void) { return (int)syscall(SYS_gettid); }
 

@@ -175,7 +175,7 @@ final class EpollBackend: @unchecked Sendable {
             } else {
                 submitToPool(operation, token: token)
             }
-        case .readv, .writev, .openat, .statx, .fsync:
+        case .readv, .writev, .openat, .statx, .fsync, .unlinkat, .renameat, .mkdirat, .fallocate, .ftruncate:
             submitToPool(operation, token: token)
         }
     }
@@ -437,6 +437,16 @@ final class EpollBackend: @unchecked Sendable {
             result(cu_statx(directory, path, flags, mask, buffer))
         case .fsync(let fd, let dataOnly):
             result(dataOnly ? fdatasync(fd) : Glibc.fsync(fd))
+        case .unlinkat(let directory, let path, let flags):
+            result(Glibc.unlinkat(directory, path, flags))
+        case .renameat(let from, let to):
+            result(Glibc.rename(from, to))
+        case .mkdirat(let directory, let path, let mode):
+            result(Glibc.mkdirat(directory, path, mode))
+        case .fallocate(let fd, let mode, let offset, let length):
+            result(cu_fallocate(fd, mode, off_t(Int64(bitPattern: offset)), off_t(Int64(bitPattern: length))))
+        case .ftruncate(let fd, let length):
+            result(Glibc.ftruncate(fd, off_t(Int64(bitPattern: length))))
         default:
             preconditionFailure("EpollBackend.performBlocking: \(operation.name) is not a file operation")
         }

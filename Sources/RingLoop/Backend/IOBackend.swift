@@ -81,6 +81,22 @@ enum IOBackend {
     }
 
     @inline(__always)
+    /// Whether `operation` can be submitted: the epoll backend runs every file
+    /// call on its pool; io_uring needs the opcode (probed at set-up).
+    func canSubmit(_ operation: Operation) -> Bool {
+        guard case .uring(let ring) = self else { return true }
+        let opcode: UInt32
+        switch operation {
+        case .unlinkat: opcode = IORING_OP_UNLINKAT.rawValue
+        case .renameat: opcode = IORING_OP_RENAMEAT.rawValue
+        case .mkdirat: opcode = IORING_OP_MKDIRAT.rawValue
+        case .fallocate: opcode = IORING_OP_FALLOCATE.rawValue
+        case .ftruncate: opcode = UInt32(CU_OP_FTRUNCATE)
+        default: return true
+        }
+        return ring.supportedOptionalOpcodes.contains(opcode)
+    }
+
     func cancel(_ token: OperationToken) {
         switch self {
         case .uring(let b): b.cancel(token)

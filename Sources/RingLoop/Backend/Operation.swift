@@ -111,6 +111,11 @@ enum Operation {
     case openat(directory: Int32, path: UnsafePointer<CChar>, flags: Int32, mode: mode_t)
     case statx(directory: Int32, path: UnsafePointer<CChar>, flags: Int32, mask: UInt32, buffer: UnsafeMutablePointer<statx>)
     case fsync(fd: Int32, dataOnly: Bool)
+    case unlinkat(directory: Int32, path: UnsafePointer<CChar>, flags: Int32)
+    case renameat(from: UnsafePointer<CChar>, to: UnsafePointer<CChar>)
+    case mkdirat(directory: Int32, path: UnsafePointer<CChar>, mode: mode_t)
+    case fallocate(fd: Int32, mode: Int32, offset: UInt64, length: UInt64)
+    case ftruncate(fd: Int32, length: UInt64)
     /// Completes with the `poll(2)` events once `fd` has one of `events`
     /// (IORING_OP_POLL_ADD; readiness under epoll). For descriptors that are
     /// only ever waited on, never read: a pidfd.
@@ -140,6 +145,7 @@ enum Operation {
         case .statx: "statx"
         case .fsync(_, let dataOnly): dataOnly ? "fdatasync" : "fsync"
         case .poll: "poll"
+        case .unlinkat, .renameat, .mkdirat, .fallocate, .ftruncate: "\(fileSystemCallName)"
         }
     }
 }

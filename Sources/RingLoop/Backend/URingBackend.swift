@@ -172,6 +172,7 @@ final class URingBackend {
             ring.deallocate()
             throw BackendSetupError(operation: "io_uring_setup", errno: Errno(lastError))
         }
+        var optional: Set<UInt32> = []
         do throws(BackendSetupError) {
             guard cu_ring_features(ring) & CU_FEAT_NODROP != 0 else {
                 throw BackendSetupError(operation: "io_uring_setup", errno: Errno(ENOSYS), detail: "kernel lacks IORING_FEAT_NODROP")
@@ -179,7 +180,7 @@ final class URingBackend {
             guard cu_ring_features(ring) & CU_FEAT_EXT_ARG != 0 else {
                 throw BackendSetupError(operation: "io_uring_setup", errno: Errno(ENOSYS), detail: "kernel lacks IORING_FEAT_EXT_ARG")
             }
-            try Self.checkOpcodes(ring)
+            optional = try Self.checkOpcodes(ring)
         } catch {
             io_uring_queue_exit(ring)
             ring.deallocate()
@@ -216,6 +217,7 @@ final class URingBackend {
         self.setupFlags = flags
         self.setupName = name
         self.entries = entries
+        self.supportedOptionalOpcodes = optional
         self.enabled = flags & CU_SETUP_R_DISABLED == 0
         wakeBuffer = .allocate(capacity: 1)
         wakeBuffer.initialize(to: 0)
@@ -223,7 +225,9 @@ final class URingBackend {
         if enabled { becomeIssuer() }
     }
 
-    private static func checkOpcodes(_ ring: UnsafeMutablePointer<io_uring>) throws(BackendSetupError) {
+    /// Checks the opcodes RingLoop cannot do without; returns which of the
+    /// optional ones (file-system calls) the kernel has.
+    private static func checkOpcodes(_ ring: UnsafeMutablePointer<io_uring>) throws(BackendSetupError) -> Set<UInt32> {
         guard let probe = io_uring_get_probe_ring(ring) else {
             throw BackendSetupError(operation: "io_uring_register(PROBE)", errno: Errno(ENOSYS))
         }
@@ -231,7 +235,21 @@ final class URingBackend {
         for (op, name) in requiredOpcodes where io_uring_opcode_supported(probe, Int32(op)) == 0 {
             throw BackendSetupError(operation: "io_uring probe", errno: Errno(ENOSYS), detail: "kernel lacks IORING_OP_\(name)")
         }
+        return Set(optionalOpcodes.filter { io_uring_opcode_supported(probe, Int32($0)) != 0 })
     }
+
+    /// File-system opcodes used when the kernel has them (probed at set-up);
+    /// without one, that call runs on the loop's thread pool instead.
+    static let optionalOpcodes: [UInt32] = [
+        IORING_OP_UNLINKAT.rawValue, IORING_OP_RENAMEAT.rawValue, IORING_OP_MKDIRAT.rawValue,
+        IORING_OP_FALLOCATE.rawValue, UInt32(CU_OP_FTRUNCATE),
+    ]
+
+    /// The optional opcodes this kernel has.
+    private(set) var supportedOptionalOpcodes: Set<UInt32> = []
+
+    /// Test hook: behave as a kernel without the optional opcodes.
+    func forgetOptionalOpcodes() { supportedOptionalOpcodes = [] }
 
     deinit { close() }
 
@@ -427,6 +445,16 @@ final class URingBackend {
             io_uring_prep_fsync(sqe, fd, dataOnly ? UInt32(IORING_FSYNC_DATASYNC) : 0)
         case .poll(let fd, let events):
             io_uring_prep_poll_add(sqe, fd, events)
+        case .unlinkat(let directory, let path, let flags):
+            io_uring_prep_unlinkat(sqe, directory, path, flags)
+        case .renameat(let from, let to):
+            io_uring_prep_renameat(sqe, AT_FDCWD, from, AT_FDCWD, to, 0)
+        case .mkdirat(let directory, let path, let mode):
+            io_uring_prep_mkdirat(sqe, directory, path, mode)
+        case .fallocate(let fd, let mode, let offset, let length):
+            io_uring_prep_fallocate(sqe, fd, mode, off_t(Int64(bitPattern: offset)), off_t(Int64(bitPattern: length)))
+        case .ftruncate(let fd, let length):
+            cu_prep_ftruncate(sqe, fd, length)
         }
         io_uring_sqe_set_data64(sqe, token.rawValue)
         return true
