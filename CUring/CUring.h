@@ -242,6 +242,13 @@ static inline int cu_fallocate(int fd, int mode, off_t offset, off_t length) {
     return (int)syscall(SYS_fallocate, fd, mode, offset, length);
 }
 
+/// copy_file_range(2) through the raw syscall, from the files' own offsets
+/// (`*in_offset`, `*out_offset`, advanced). Returns the bytes copied or -errno.
+static inline long cu_copy_file_range(int in, int64_t *in_offset, int out, int64_t *out_offset, size_t length) {
+    long n = syscall(SYS_copy_file_range, in, in_offset, out, out_offset, length, 0);
+    return n < 0 ? -errno : n;
+}
+
 /// FALLOC_FL_KEEP_SIZE from <linux/falloc.h>.
 static const int CU_FALLOC_FL_KEEP_SIZE = 0x01;
 

@@ -61,17 +61,19 @@ struct FileTests {
         #expect(viaPread)
     }
 
-    @Test("copyFile copies with many operations in flight", arguments: allBackends)
+    @Test("copyFile copies in the kernel, and through user space with many operations in flight", arguments: allBackends)
     func copyFileCopies(backend: Backend) async throws {
-        let source = temporaryPath("src"), target = temporaryPath("dst")
-        defer { unlink(source); unlink(target) }
+        let source = temporaryPath("src"), target = temporaryPath("dst"), target2 = temporaryPath("dst2")
+        defer { unlink(source); unlink(target); unlink(target2) }
         let data = pattern(3 * 1024 * 1024 + 12_345)
-        let copied = try await onLoop(backend) { _ in
+        let (inKernel, userSpace) = try await onLoop(backend) { _ in
             try await writeFile(source, data)
             try await copyFile(from: source, to: target, chunkSize: 64 * 1024, parallelism: 6)
-            return try await readFile(target)
+            try await copyFile(from: source, to: target2, chunkSize: 64 * 1024, parallelism: 6, inKernel: false)
+            return (try await readFile(target), try await readFile(target2))
         }
-        #expect(copied == data)
+        #expect(inKernel == data)
+        #expect(userSpace == data)
     }
 
     @Test("readAll of an empty file is empty; readToEnd follows the position", arguments: allBackends)

@@ -1,3 +1,4 @@
+import CUring
 import Glibc
 
 /// Reads a whole file on the running loop.
@@ -33,15 +34,28 @@ public nonisolated(nonsending) func writeFile(_ path: String, _ bytes: some Coll
     }
 }
 
-/// Copies `source` to `destination` (created or truncated) with up to
-/// `parallelism` chunk reads and writes in flight at once: the loop keeps the
-/// device busy instead of waiting for one chunk at a time.
+/// Copies `source` to `destination` (created or truncated).
+///
+/// The bytes move inside the kernel with `copy_file_range(2)` (as `cp`
+/// does; a reflink on file systems that share extents), 64 MiB per call on
+/// the loop's thread pool (io_uring has no opcode for it), so the copy stays
+/// cancellable between calls. Where the kernel refuses (EXDEV before 5.3,
+/// special files, ENOSYS) it falls back to chunk reads and writes with up to
+/// `parallelism` in flight, which keep the device busy instead of waiting for
+/// one chunk at a time.
 ///
 /// ```swift
 /// try await copyFile(from: "/var/log/big.log", to: "/tmp/big.log")
 /// ```
 public nonisolated(nonsending) func copyFile(from source: String, to destination: String,
                      chunkSize: Int = 256 * 1024, parallelism: Int = 8) async throws {
+    try await copyFile(from: source, to: destination, chunkSize: chunkSize, parallelism: parallelism, inKernel: true)
+}
+
+/// ``copyFile(from:to:chunkSize:parallelism:)``; `inKernel: false` takes the
+/// user-space path at once (tests, and the comparison of the two).
+nonisolated(nonsending) func copyFile(from source: String, to destination: String,
+                                      chunkSize: Int, parallelism: Int, inKernel: Bool) async throws {
     guard chunkSize > 0, parallelism > 0 else {
         throw IOError(operation: "copyFile", errno: Errno(EINVAL), path: source,
                       detail: "chunkSize and parallelism must be positive, got \(chunkSize) and \(parallelism)")
@@ -56,6 +70,11 @@ public nonisolated(nonsending) func copyFile(from source: String, to destination
     }
     do {
         let size = try await input.size
+        if inKernel, try await copyInKernel(input, output, size: size, loop: try EventLoop.running()) {
+            try await input.close()
+            try await output.close()
+            return
+        }
         let cursor = CopyCursor(size: size, chunk: Int64(chunkSize))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<parallelism {
@@ -83,6 +102,30 @@ public nonisolated(nonsending) func copyFile(from source: String, to destination
         try? await output.close()
         throw error
     }
+}
+
+/// `copy_file_range` in 64 MiB calls on the pool; false when the kernel will
+/// not do it for these files before anything was copied (the caller then
+/// copies through user space).
+private nonisolated(nonsending) func copyInKernel(_ input: File, _ output: File, size: Int64, loop: EventLoop) async throws -> Bool {
+    let source = input.fileDescriptor, target = output.fileDescriptor
+    var offset: Int64 = 0
+    while offset < size {
+        try Task.checkCancellation()
+        let start = offset
+        let copied = try await loop.offload { () -> Int in
+            var inOffset = start, outOffset = start
+            return cu_copy_file_range(source, &inOffset, target, &outOffset, Int(Swift.min(64 << 20, size - start)))
+        }
+        if copied < 0 {
+            let refused = [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, EBADF].contains(Int32(-copied))
+            if refused, offset == 0 { return false }
+            throw IOError(operation: "copy_file_range", errno: Errno(Int32(-copied)), path: input.path)
+        }
+        if copied == 0 { break }  // the source shrank meanwhile
+        offset += Int64(copied)
+    }
+    return true
 }
 
 /// Hands out chunk offsets to the copy workers. Touched only on the loop
