@@ -249,6 +249,15 @@ static inline long cu_copy_file_range(int in, int64_t *in_offset, int out, int64
     return n < 0 ? -errno : n;
 }
 
+/// preadv2(2) with RWF_NOWAIT (Linux 4.14): reads only what the page cache
+/// holds, never waiting for the device. Returns bytes read or -errno (EAGAIN
+/// when the data is not cached).
+static inline long cu_pread_nowait(int fd, void *buffer, size_t count, int64_t offset) {
+    struct iovec vector = { buffer, count };
+    long n = syscall(SYS_preadv2, fd, &vector, 1, (long)offset, (long)((uint64_t)offset >> 32), 0x00000008 /* RWF_NOWAIT */);
+    return n < 0 ? -errno : n;
+}
+
 /// FALLOC_FL_KEEP_SIZE from <linux/falloc.h>.
 static const int CU_FALLOC_FL_KEEP_SIZE = 0x01;
 

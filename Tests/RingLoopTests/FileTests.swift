@@ -76,6 +76,37 @@ struct FileTests {
         #expect(userSpace == data)
     }
 
+    @Test("cached reads are done inline (RWF_NOWAIT); a cold page takes the SQE or pool path and returns the right bytes",
+          arguments: allBackends)
+    func inlineReadsAndColdFallback(backend: Backend) async throws {
+        let path = temporaryPath("nowait")
+        defer { unlink(path) }
+        let data = pattern(1 << 20, seed: 3)
+        let (warmInline, warmBytes, coldInline, coldBytes) = try await onLoop(backend) { loop -> (Int, [UInt8], Int, [UInt8]) in
+            try await writeFile(path, data)
+            let file = try await File.open(path)
+            let buffer = try IOBuffer(capacity: 4096)
+            // Warm: just written, so cached.
+            let before = loop.inlineReadsDone
+            _ = try await file.read(into: buffer, at: 8192)
+            let warmInline = loop.inlineReadsDone - before
+            let warmBytes = buffer.withUnsafeBytes { Array($0) }
+            // Cold: write back and drop the file's pages.
+            _ = fsync(file.fileDescriptor)
+            _ = posix_fadvise(file.fileDescriptor, 0, 0, POSIX_FADV_DONTNEED)
+            let coldBefore = loop.inlineReadsDone
+            _ = try await file.read(into: buffer, at: 512 * 1024)
+            let coldInline = loop.inlineReadsDone - coldBefore
+            let coldBytes = buffer.withUnsafeBytes { Array($0) }
+            try await file.close()
+            return (warmInline, warmBytes, coldInline, coldBytes)
+        }
+        #expect(warmInline == 1, "a cached read is done inline")
+        #expect(warmBytes == Array(data[8192..<(8192 + 4096)]))
+        #expect(coldInline == 0, "an uncached read is not")
+        #expect(coldBytes == Array(data[(512 * 1024)..<(512 * 1024 + 4096)]))
+    }
+
     @Test("readAll of an empty file is empty; readToEnd follows the position", arguments: allBackends)
     func emptyAndPositional(backend: Backend) async throws {
         let path = temporaryPath("empty")

@@ -76,9 +76,13 @@ struct Compare: ParsableCommand {
         let tools = try Toolbox(benchmarks: benchmarks, contestants: Set(contestants), needsEchoServer: needsEchoServer, log: log)
         var skipped: [Report.Fact] = tools.unavailable.filter { contestants.contains($0.key) }
             .sorted { $0.key.rawValue < $1.key.rawValue }.map { Report.Fact(name: $0.key.displayName, value: $0.value) }
-        let accounting = CPUAccounting.detect(), pinning = Pinning.detect()
+        // Several server threads need several CPUs: a scaling run is not pinned.
+        let accounting = CPUAccounting.detect(), pinning = threads > 1 ? nil : Pinning.detect()
         if accounting == nil { skipped.append(Report.Fact(name: "cgroup CPU accounting", value: "no writable cgroup; server CPU from schedstat")) }
-        if pinning == nil { skipped.append(Report.Fact(name: "CPU pinning", value: "fewer than 2 CPUs or no taskset; unpinned")) }
+        if pinning == nil {
+            skipped.append(Report.Fact(name: "CPU pinning", value: threads > 1 ? "--threads \(threads): servers and client unpinned"
+                                                                              : "fewer than 2 CPUs or no taskset; unpinned"))
+        }
         defer { accounting?.removeAll() }
         if workloads.contains(where: { $0.group == .file }) {
             do {

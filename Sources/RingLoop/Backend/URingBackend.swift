@@ -25,10 +25,15 @@ struct URingOptions: Sendable {
     /// for them at most this long before returning with what came. 0 turns
     /// it off (a wait then returns at the first completion).
     var batchWaitMicroseconds: UInt32 = 50
+    /// File reads and writes are handed to the kernel every this many SQEs
+    /// as an iteration builds its batch (1: each at once; 0: only at the
+    /// iteration's enter). For A/B measurements of the submission depth.
+    var fileSubmitSlice = 8
 
     /// The options named in `RINGLOOP_URING_OPTIONS`, a comma-separated list
     /// for experiments and A/B measurements: `no-ring-fd`, `no-multishot`,
-    /// `no-buffer-ring`, `poll-first`, `batch-wait=MICROSECONDS` (0: off).
+    /// `no-buffer-ring`, `poll-first`, `batch-wait=MICROSECONDS` (0: off),
+    /// `file-slice=N` (file SQEs submitted every N; 0: only at the enter).
     static func fromEnvironment() -> URingOptions {
         var options = URingOptions()
         guard let raw = getenv("RINGLOOP_URING_OPTIONS") else { return options }
@@ -41,6 +46,9 @@ struct URingOptions: Sendable {
             default:
                 if item.hasPrefix("batch-wait="), let us = UInt32(item.dropFirst("batch-wait=".count)) {
                     options.batchWaitMicroseconds = us
+                }
+                if item.hasPrefix("file-slice="), let slice = Int(item.dropFirst("file-slice=".count)), slice >= 0 {
+                    options.fileSubmitSlice = slice
                 }
             }
         }
@@ -341,7 +349,7 @@ final class URingBackend {
         switch operation {
         case .read, .write, .readv, .writev:
             fileOperationsQueued += 1
-            if fileOperationsQueued >= Self.fileSubmitSlice {
+            if options.fileSubmitSlice > 0, fileOperationsQueued >= options.fileSubmitSlice {
                 _ = io_uring_submit(ring)
                 fileOperationsQueued = 0
             }
@@ -350,8 +358,6 @@ final class URingBackend {
         }
     }
 
-    /// File operations queued before they are submitted early, mid-iteration.
-    static let fileSubmitSlice = 8
     @exclusivity(unchecked) private var fileOperationsQueued = 0
 
     /// Writes the SQE (and its linked timeout) if the SQ has room for all of

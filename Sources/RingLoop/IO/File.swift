@@ -52,6 +52,13 @@ public final class File: @unchecked Sendable {
     let descriptor: Descriptor
     /// The path the file was opened with.
     public let path: String
+    /// A regular file opened without O_DIRECT: its reads may be served from
+    /// the page cache inline.
+    private(set) var pageCached = false
+    /// Inline attempts that found the data uncached, in a row; past a few,
+    /// inline reads pause for a while (a cold file would pay a wasted
+    /// syscall per read).
+    private var inlineMisses = 0
 
     init(fd: Int32, path: String, loop: EventLoop) {
         descriptor = Descriptor(fd: fd, loop: loop, label: path)
@@ -94,6 +101,7 @@ public final class File: @unchecked Sendable {
         // The File first: making its descriptor resets the backend's entry
         // for the number (a stale one from an earlier owner), flags included.
         self.init(fd: fd, path: path, loop: loop)
+        pageCached = kind == S_IFREG && fcntl(fd, F_GETFL) & CU_O_DIRECT == 0
         if pollable, case .epoll(let backend) = loop.io {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             backend.markPollable(fd: fd)
@@ -124,9 +132,46 @@ public final class File: @unchecked Sendable {
                           detail: "the buffer has no capacity; a 0-byte read would look like end of file")
         }
         let count = UInt32(clamping: buffer.capacity)
+        if let n = try readInline(into: buffer, count: Int(count), offset: offset) { return n }
         let n = try await descriptor.perform("read", keepAlive: buffer) { fd, _ in
             .read(fd: fd, buffer: buffer.base, count: count, offset: offset)
         }
+        buffer.count = n
+        return n
+    }
+
+    /// The read done at once from the page cache (`preadv2` with
+    /// `RWF_NOWAIT`), as stream sends try the socket first: no SQE, no pool
+    /// hop, no suspension. nil when the data is not cached (the caller takes
+    /// the SQE or pool path), when this iteration's budget of inline reads is
+    /// spent (so one task cannot keep the loop to itself), for positional-less
+    /// reads, and for files where it cannot help.
+    private func readInline(into buffer: IOBuffer, count: Int, offset: UInt64) throws -> Int? {
+        guard pageCached, offset != currentFileOffset else { return nil }
+        if inlineMisses >= 8 {
+            // A cold file: try again only now and then.
+            inlineMisses += 1
+            if inlineMisses < 64 { return nil }
+            inlineMisses = 4
+        }
+        let loop = descriptor.loop
+        try loop.requireLoopThread("read")
+        if loop.inlineReads.iteration != loop.iterations { loop.inlineReads = (loop.iterations, 0) }
+        guard loop.inlineReads.count < EventLoop.inlineReadBudget, descriptor.fd >= 0, !Task.isCancelled else { return nil }
+        let n = cu_pread_nowait(descriptor.fd, buffer.base, count, Int64(bitPattern: offset))
+        guard n >= 0 else {
+            // EAGAIN: not cached. Anything else (EOPNOTSUPP on some file
+            // systems) is for the real read to report.
+            inlineMisses += 1
+            if n != -Int(EAGAIN) { pageCached = false }
+            return nil
+        }
+        // A short read of cached data may stop where the uncached part begins:
+        // only a full read or the end of the file is an answer.
+        if n < count, n > 0 { inlineMisses += 1; return nil }
+        inlineMisses = 0
+        loop.inlineReads.count += 1
+        loop.inlineReadsDone += 1
         buffer.count = n
         return n
     }

@@ -118,6 +118,10 @@ extension EventLoop {
             if let deadline = timers.nextDeadline() {
                 now = cu_monotonic_ns()
                 timeout = deadline > now ? Int64(clamping: deadline - now) : 0
+                // io_uring's wait has no timer slack: add the loop's, so a
+                // wake-up serves every deadline within it (epoll's kernel
+                // wait already has this slack).
+                if timeout! > 0, case .uring = io { timeout! += timerSlackNanoseconds }
             }
         }
         if let pollObserver { pollObserver(timeout.map { .nanoseconds($0) }) }

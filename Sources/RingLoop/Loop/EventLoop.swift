@@ -38,6 +38,21 @@ public final class EventLoop: @unchecked Sendable {
     public let debug: Bool
     /// In debug mode, callbacks and task steps slower than this are logged.
     public var slowCallbackDuration: Duration = .milliseconds(100)
+    /// How late a timer may fire so that wake-ups for nearby deadlines merge
+    /// into one (asyncio's `clock_resolution`, the kernel's 50 µs default
+    /// timer slack). epoll's wait already has the kernel's slack; io_uring's
+    /// wait has none, so the loop adds this much to it. Zero wakes at each
+    /// deadline exactly. Set it on the loop's thread.
+    public var timerSlack: Duration = .microseconds(50) {
+        didSet { timerSlackNanoseconds = Int64(clamping: max(.zero, timerSlack).clampedNanoseconds) }
+    }
+    @exclusivity(unchecked) var timerSlackNanoseconds: Int64 = 50_000
+    /// Buffered file reads done inline (RWF_NOWAIT) this iteration; past
+    /// ``inlineReadBudget`` a read takes the suspending path so others run.
+    @exclusivity(unchecked) var inlineReads = (iteration: 0, count: 0)
+    static let inlineReadBudget = 64
+    /// Inline reads so far (tests and measurements watch it).
+    @exclusivity(unchecked) var inlineReadsDone = 0
     /// Where the loop logs: fallbacks, slow callbacks, unhandled errors.
     public let logger: Logger
     /// The pool behind ``offload(_:)`` and the epoll backend's file I/O.
