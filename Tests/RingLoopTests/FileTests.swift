@@ -107,6 +107,63 @@ struct FileTests {
         #expect(coldBytes == Array(data[(512 * 1024)..<(512 * 1024 + 4096)]))
     }
 
+    @Test("batch reads and writes: one call, a result per item; a bad item fails alone", arguments: allBackends)
+    func batchTransfers(backend: Backend) async throws {
+        let path = temporaryPath("batch")
+        defer { unlink(path) }
+        let (writes, reads, contents, cold) = try await onLoop(backend) { _ -> ([Result<Int, IOError>], [Result<Int, IOError>], [[UInt8]], [Result<Int, IOError>]) in
+            let file = try await File.open(path, .readWrite(create: true, truncate: true))
+            let blocks = (0..<8).map { i in IOBuffer([UInt8](repeating: UInt8(i + 1), count: 4096)) }
+            let writes = try await file.write(batch: blocks.enumerated().map { ($0.element, Int64($0.offset) * 4096) }
+                                              + [(IOBuffer([9]), -1)])
+            let targets = try (0..<8).map { _ in try IOBuffer(capacity: 4096) }
+            var items: [(buffer: IOBuffer, offset: Int64)] = targets.enumerated().map { ($0.element, Int64(7 - $0.offset) * 4096) }
+            items.insert((try IOBuffer(capacity: 16), -5), at: 3)          // bad offset
+            items.append((try IOBuffer(capacity: 16), 1 << 30))            // past the end: 0 bytes
+            let reads = try await file.read(batch: items)
+            let contents = targets.map { buffer in buffer.withUnsafeBytes { Array($0) } }
+            // The same reads once the pages are dropped: none inline, all through the kernel or the pool.
+            _ = fsync(file.fileDescriptor)
+            _ = posix_fadvise(file.fileDescriptor, 0, 0, POSIX_FADV_DONTNEED)
+            let cold = try await file.read(batch: targets.enumerated().map { ($0.element, Int64($0.offset) * 4096) })
+            try await file.close()
+            return (writes, reads, contents, cold)
+        }
+        #expect(writes.prefix(8).allSatisfy { (try? $0.get()) == 4096 })
+        if case .failure(let error) = writes[8] { #expect(error.code == .invalidArgument) } else { Issue.record("negative write offset succeeded") }
+        #expect(reads.count == 10)
+        if case .failure(let error) = reads[3] { #expect(error.code == .invalidArgument) } else { Issue.record("negative read offset succeeded") }
+        #expect((try? reads[9].get()) == 0, "a read past the end reads 0 bytes")
+        let good = reads.enumerated().filter { $0.offset != 3 && $0.offset != 9 }.map(\.element)
+        #expect(good.allSatisfy { (try? $0.get()) == 4096 })
+        for (i, bytes) in contents.enumerated() { #expect(bytes == [UInt8](repeating: UInt8(7 - i + 1), count: 4096)) }
+        #expect(cold.allSatisfy { (try? $0.get()) == 4096 })
+    }
+
+    // io_uring only: the epoll backend reads a FIFO by readiness at the current
+    // position, and a positional batch read of a FIFO fails there with ESPIPE
+    // at once, leaving nothing to cancel.
+    @Test("a cancelled batch read ends with CancellationError and leaves nothing in flight", arguments: uringOnly)
+    func batchCancelled(backend: Backend) async throws {
+        let path = temporaryPath("fifo-batch")
+        try #require(mkfifo(path, 0o600) == 0)
+        defer { unlink(path) }
+        let outcome = try await onLoop(backend) { loop -> String in
+            let file = try await File.open(path)
+            let writer = open(path, O_WRONLY | O_NONBLOCK)
+            defer { close(writer) }
+            // A FIFO with no data: both reads wait until cancelled.
+            let task = loop.spawn { try await file.read(batch: [(try IOBuffer(capacity: 8), 0), (try IOBuffer(capacity: 8), 0)]) }
+            try await loop.sleep(for: .milliseconds(20))
+            task.cancel()
+            var outcome = "returned"
+            do { _ = try await task.value } catch is CancellationError { outcome = "cancelled" } catch { outcome = "\(error)" }
+            try await file.close()
+            return outcome
+        }
+        #expect(outcome == "cancelled")
+    }
+
     @Test("readAll of an empty file is empty; readToEnd follows the position", arguments: allBackends)
     func emptyAndPositional(backend: Backend) async throws {
         let path = temporaryPath("empty")

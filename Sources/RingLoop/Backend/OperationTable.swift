@@ -55,6 +55,9 @@ final class OperationTable {
         var cancelledBeforeSubmit = false
         var nextFree: UInt32 = .max
         var continuation: UnsafeContinuation<Int32, Never>?
+        /// For a member of a batch: the batch to tell, and the member's place.
+        var batch: OperationBatch?
+        var batchIndex = 0
         /// Keeps buffers the kernel reads or writes alive until the final CQE.
         var keepAlive: AnyObject?
         var fd: Int32 = -1
@@ -131,6 +134,16 @@ final class OperationTable {
         return true
     }
 
+    /// ``markSubmitted(_:continuation:)`` for a member of a batch: its
+    /// completion goes to `batch` instead of resuming a task of its own.
+    func markSubmitted(_ token: OperationToken, batch: OperationBatch, index: Int) -> Bool {
+        guard let slot = live(token), !slot.pointee.cancelledBeforeSubmit else { return false }
+        slot.pointee.batch = batch
+        slot.pointee.batchIndex = index
+        slot.pointee.state = .submitted
+        return true
+    }
+
     enum CancelDecision { case none, beforeSubmit, sendCancel }
 
     /// Records a cancellation request and says what the loop must do.
@@ -162,6 +175,14 @@ final class OperationTable {
         return continuation
     }
 
+    /// The batch a completed member belongs to, taken from its slot (nil for
+    /// an operation that is not a batch member).
+    func takeBatch(_ token: OperationToken) -> (OperationBatch, Int)? {
+        guard let slot = live(token), let batch = slot.pointee.batch else { return nil }
+        slot.pointee.batch = nil
+        return (batch, slot.pointee.batchIndex)
+    }
+
     /// Recycles a slot: after its completion was consumed, or when it was
     /// never submitted. Drops what the slot kept alive.
     func release(_ token: OperationToken) {
@@ -171,6 +192,7 @@ final class OperationTable {
 
     private func release(_ slot: UnsafeMutablePointer<Slot>, index: UInt32) {
         slot.pointee.continuation = nil
+        slot.pointee.batch = nil
         slot.pointee.keepAlive = nil
         slot.pointee.state = .free
         // Skip generation 0: it marks the backends' internal tokens.
@@ -185,13 +207,17 @@ final class OperationTable {
     /// stay taken for good: the kernel may still write into their memory.
     func abandonAll() -> [UnsafeContinuation<Int32, Never>] {
         var continuations: [UnsafeContinuation<Int32, Never>] = []
+        var members: [(OperationBatch, Int)] = []
         for chunk in slotChunks {
             for i in 0..<Self.chunkSize where chunk[i].state == .submitted || chunk[i].state == .cancelling {
                 if let continuation = chunk[i].continuation { continuations.append(continuation) }
+                if let batch = chunk[i].batch { members.append((batch, chunk[i].batchIndex)) }
                 chunk[i].continuation = nil
+                chunk[i].batch = nil
                 chunk[i].state = .completed
             }
         }
+        for (batch, index) in members { batch.finished(index, result: -ECANCELED) }
         return continuations
     }
 
@@ -205,4 +231,29 @@ final class OperationTable {
         }
         return result
     }
+}
+
+/// Several operations awaited with one suspension: each member's completion
+/// records its result here, and the last one resumes the waiting task.
+/// Loop-thread only.
+final class OperationBatch {
+    private(set) var results: [Int32]
+    private var remaining: Int
+    var continuation: UnsafeContinuation<Void, Never>?
+
+    init(count: Int) {
+        results = Array(repeating: -ECANCELED, count: count)
+        remaining = count
+    }
+
+    func finished(_ index: Int, result: Int32) {
+        results[index] = result
+        remaining -= 1
+        if remaining == 0, let continuation {
+            self.continuation = nil
+            continuation.resume()
+        }
+    }
+
+    var isDone: Bool { remaining == 0 }
 }

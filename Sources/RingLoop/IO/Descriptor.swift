@@ -62,6 +62,41 @@ final class Descriptor {
         IOError(operation: operation, errno: Errno(EBADF), path: label, detail: IOError.closedDetail)
     }
 
+    /// Runs `count` operations on this descriptor with one suspension and
+    /// returns each one's kernel-style result (`-errno` for a failure, which
+    /// fails that member alone). Throws only for the whole call: a closed
+    /// descriptor, the wrong thread, `CancellationError` when the task was
+    /// cancelled (the members still in flight were cancelled with it).
+    nonisolated(nonsending) func performBatch(
+        _ name: StaticString,
+        count: Int,
+        keepAlive: (Int) -> AnyObject?,
+        _ prepare: (Int32, Int, UnsafeMutablePointer<OperationScratch>) -> Operation
+    ) async throws -> [Int32] {
+        try loop.requireLoopThread(String(describing: name))
+        guard !isClosed else { throw closedError(String(describing: name)) }
+        let fd = self.fd
+        inFlight += 1
+        defer {
+            inFlight -= 1
+            if inFlight == 0, !closeWaiters.isEmpty {
+                let waiters = closeWaiters
+                closeWaiters = []
+                for waiter in waiters { waiter.resume() }
+            }
+        }
+        let results = try await loop.performBatch(name, count: count, fd: fd, keepAlive: keepAlive, track: { [self] token, started in
+            if started {
+                tokens.append(token)
+            } else if let index = tokens.firstIndex(of: token) {
+                tokens.remove(at: index)
+            }
+        }) { index, scratch in prepare(fd, index, scratch) }
+        if closing, results.contains(-ECANCELED) { throw closedError(String(describing: name)) }
+        if Task.isCancelled, results.contains(-ECANCELED) { throw CancellationError() }
+        return results
+    }
+
     /// Runs one operation on this descriptor and turns its result into a
     /// count or a thrown error: `CancellationError` when the task was
     /// cancelled, ``IOError`` (`.closed`) when the descriptor was closed under

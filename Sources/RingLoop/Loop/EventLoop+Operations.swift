@@ -72,6 +72,48 @@ extension EventLoop {
         try await perform(name, fd: fd, keepAlive: keepAlive, prepare, extract: { _, result in result })
     }
 
+    /// Submits `count` operations and waits for all of them with one
+    /// suspension; returns each one's kernel-style result, in order.
+    /// `prepare` gets the member's index and scratch memory. Cancelling the
+    /// task cancels every member still in flight (their results say
+    /// `-ECANCELED`). Each member's `keepAlive` lives until its final completion.
+    nonisolated(nonsending) func performBatch(
+        _ name: StaticString,
+        count: Int,
+        fd: Int32 = -1,
+        keepAlive: (Int) -> AnyObject?,
+        track: ((OperationToken, Bool) -> Void)? = nil,
+        _ prepare: (Int, UnsafeMutablePointer<OperationScratch>) -> Operation
+    ) async throws(EventLoopError) -> [Int32] {
+        try requireLoopThread(String(describing: name))
+        guard count > 0 else { return [] }
+        let batch = OperationBatch(count: count)
+        let tokens = (0..<count).map { operations.acquire(fd: fd, keepAlive: keepAlive($0)) }
+        for token in tokens { track?(token, true) }
+        defer {
+            for token in tokens {
+                track?(token, false)
+                operations.release(token)
+            }
+        }
+        if Task.isCancelled { return batch.results }
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                batch.continuation = continuation
+                for (index, token) in tokens.enumerated() {
+                    guard operations.markSubmitted(token, batch: batch, index: index) else {
+                        batch.finished(index, result: -ECANCELED)   // cancelled before it was submitted
+                        continue
+                    }
+                    io.submit(prepare(index, operations.scratch(token)), token: token)
+                }
+            }
+        } onCancel: {
+            onLoopThread { [self] in for token in tokens { cancelOnLoop(token) } }
+        }
+        return batch.results
+    }
+
     private func cancelOnLoop(_ token: OperationToken) {
         if operations.requestCancel(token) == .sendCancel { io.cancel(token) }
     }
@@ -90,6 +132,8 @@ extension EventLoop {
                 handlers.dispatch(completion)
             } else if let continuation = operations.complete(completion.token) {
                 continuation.resume(returning: completion.result)
+            } else if let (batch, index) = operations.takeBatch(completion.token) {
+                batch.finished(index, result: completion.result)
             }
         }
         completions.removeAll(keepingCapacity: true)

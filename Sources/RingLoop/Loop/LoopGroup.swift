@@ -26,7 +26,7 @@ public final class LoopGroup: Sendable {
     /// The group's loops, in the order ``next()`` hands them out.
     public let loops: [EventLoop]
     private let threads: Mutex<[pthread_t]>
-    private let counter = Atomic<Int>(0)
+    private let counter = Atomic<UInt>(0)
 
     /// Starts `threads` loops, each running on a thread of its own until
     /// ``shutdown()``.
@@ -64,7 +64,7 @@ public final class LoopGroup: Sendable {
 
     /// The next loop, round-robin.
     public func next() -> EventLoop {
-        loops[counter.wrappingAdd(1, ordering: .relaxed).oldValue % loops.count]
+        loops[Int(counter.wrappingAdd(1, ordering: .relaxed).oldValue % UInt(loops.count))]
     }
 
     /// Runs `body` as a task on every loop at once and returns the results in

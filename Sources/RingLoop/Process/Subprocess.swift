@@ -163,7 +163,9 @@ public final class Subprocess: @unchecked Sendable {
 /// The parent's side of a child's exit: its pidfd, the one wait, the outcome.
 final class Reaper: @unchecked Sendable {
     let pidfd: File
-    unowned let loop: EventLoop
+    /// Strong: a child dropped after its loop's last other reference must
+    /// still be reaped there.
+    let loop: EventLoop
     var outcome: Subprocess.Termination?
     private var waiting: LoopTask<Subprocess.Termination>?
 
