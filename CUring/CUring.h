@@ -62,6 +62,7 @@ static const unsigned CU_FEAT_EXT_ARG = IORING_FEAT_EXT_ARG;
 static const unsigned CU_SQ_TASKRUN = IORING_SQ_TASKRUN;
 static const unsigned CU_SQ_CQ_OVERFLOW = IORING_SQ_CQ_OVERFLOW;
 static const unsigned char CU_SQE_IO_LINK = IOSQE_IO_LINK;
+static const unsigned char CU_SQE_FIXED_FILE = IOSQE_FIXED_FILE;
 static const unsigned char CU_SQE_BUFFER_SELECT = IOSQE_BUFFER_SELECT;
 static const unsigned CU_RECVSEND_POLL_FIRST = IORING_RECVSEND_POLL_FIRST;
 

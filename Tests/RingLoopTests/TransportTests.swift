@@ -55,6 +55,7 @@ let uringVariants: [(String, URingOptions)] = [
     ("multishot over a buffer ring", URingOptions()),
     ("single-shot over a buffer ring", URingOptions(multishot: false)),
     ("single-shot into pooled buffers", URingOptions(bufferRing: false, multishot: false)),
+    ("multishot with sockets in the fixed-file table", URingOptions(fixedFiles: true)),
 ]
 
 func onLoop<T: Sendable>(

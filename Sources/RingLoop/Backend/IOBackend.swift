@@ -61,7 +61,12 @@ enum IOBackend {
     /// state an earlier descriptor with that number left behind.
     @inline(__always)
     func adopt(fd: Int32) {
-        if case .epoll(let b) = self { b.adopt(fd: fd) }
+        switch self {
+        case .epoll(let b): b.adopt(fd: fd)
+        // A fixed-file slot still holding the number's earlier file (closed
+        // behind our back) must not serve the new one.
+        case .uring(let r): r.willClose(fd: fd)
+        }
     }
 
     var kind: Backend {
@@ -145,7 +150,10 @@ enum IOBackend {
 
     /// `fd` is about to be closed by its owner.
     func willClose(fd: Int32) {
-        if case .epoll(let b) = self { b.willClose(fd: fd) }
+        switch self {
+        case .epoll(let b): b.willClose(fd: fd)
+        case .uring(let r): r.willClose(fd: fd)
+        }
     }
 
     func close() {

@@ -29,6 +29,10 @@ struct URingOptions: Sendable {
     /// as an iteration builds its batch (1: each at once; 0: only at the
     /// iteration's enter). For A/B measurements of the submission depth.
     var fileSubmitSlice = 8
+    /// Sockets that receive and send are registered in a fixed-file table
+    /// and their SQEs use IOSQE_FIXED_FILE (no fd lookup per SQE, one
+    /// register call per connection). Off by default: see Docs/Backends.md.
+    var fixedFiles = false
 
     /// The options named in `RINGLOOP_URING_OPTIONS`, a comma-separated list
     /// for experiments and A/B measurements: `no-ring-fd`, `no-multishot`,
@@ -43,6 +47,7 @@ struct URingOptions: Sendable {
             case "no-multishot": options.multishot = false
             case "no-buffer-ring": options.bufferRing = false
             case "poll-first": options.pollFirst = true
+            case "fixed-files": options.fixedFiles = true
             default:
                 if item.hasPrefix("batch-wait="), let us = UInt32(item.dropFirst("batch-wait=".count)) {
                     options.batchWaitMicroseconds = us
@@ -226,6 +231,10 @@ final class URingBackend {
         self.setupName = name
         self.entries = entries
         self.supportedOptionalOpcodes = optional
+        if options.fixedFiles, io_uring_register_files_sparse(ring, UInt32(Self.fixedFileTableSize)) == 0 {
+            fixedFileSlots = Self.fixedFileTableSize
+            fixedRegistered = Array(repeating: false, count: Self.fixedFileTableSize)
+        }
         self.enabled = flags & CU_SETUP_R_DISABLED == 0
         wakeBuffer = .allocate(capacity: 1)
         wakeBuffer.initialize(to: 0)
@@ -255,6 +264,38 @@ final class URingBackend {
 
     /// The optional opcodes this kernel has.
     private(set) var supportedOptionalOpcodes: Set<UInt32> = []
+
+    /// The sparse fixed-file table (`fixed-files`): slot n holds fd n.
+    private var fixedFileSlots = 0
+    private var fixedRegistered: [Bool] = []
+    static let fixedFileTableSize = 16_384
+
+    /// Registers `fd` in the fixed-file table if it fits and is not yet
+    /// there; true when the SQE may use it as a fixed file.
+    private func fixedSlot(for fd: Int32) -> Bool {
+        guard fixedFileSlots > 0, fd >= 0, Int(fd) < fixedFileSlots else { return false }
+        if fixedRegistered[Int(fd)] { return true }
+        var file = fd
+        guard io_uring_register_files_update(ring, UInt32(fd), &file, 1) == 1 else { return false }
+        fixedRegistered[Int(fd)] = true
+        return true
+    }
+
+    /// `fd` is about to be closed: its fixed-file slot must let go first, or
+    /// the table's reference would keep the socket open.
+    func willClose(fd: Int32) {
+        guard fixedFileSlots > 0, fd >= 0, Int(fd) < fixedFileSlots, fixedRegistered[Int(fd)] else { return }
+        var none: Int32 = -1
+        _ = io_uring_register_files_update(ring, UInt32(fd), &none, 1)
+        fixedRegistered[Int(fd)] = false
+    }
+
+    /// Turns a prepared socket SQE into a fixed-file one where the table has the fd.
+    private func useFixedFile(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ fd: Int32) {
+        guard fixedSlot(for: fd) else { return }
+        sqe.pointee.fd = fd
+        sqe.pointee.flags |= CU_SQE_FIXED_FILE
+    }
 
     /// Test hook: behave as a kernel without the optional opcodes.
     func forgetOptionalOpcodes() { supportedOptionalOpcodes = [] }
@@ -411,6 +452,7 @@ final class URingBackend {
                 }
                 cu_sqe_select_buffer(sqe, buffers.group)
                 if options.pollFirst { cu_sqe_poll_first(sqe) }
+                if options.fixedFiles { useFixedFile(sqe, fd) }
             } else {
                 guard let id = buffers.take() else {
                     known.append(Completion(token: token, result: -ENOBUFS, flags: 0))
@@ -421,11 +463,13 @@ final class URingBackend {
             }
         case .send(let fd, let buffer, let count, let flags):
             io_uring_prep_send(sqe, fd, buffer, Int(count), flags)
+            if options.fixedFiles { useFixedFile(sqe, fd) }
             sendsSubmitted += 1
         case .recvmsg(let fd, let message, let flags):
             io_uring_prep_recvmsg(sqe, fd, message, flags)
         case .sendmsg(let fd, let message, let flags):
             io_uring_prep_sendmsg(sqe, fd, message, flags)
+            if options.fixedFiles { useFixedFile(sqe, fd) }
             sendsSubmitted += 1
         case .accept(let fd, let address, let length, let flags):
             io_uring_prep_accept(sqe, fd, address, length, flags)
@@ -645,6 +689,7 @@ final class URingBackend {
         features.append("multishot accept \(name(multishotAccept))")
         if ringFDRegistered { features.append("registered ring fd") }
         if options.pollFirst { features.append("POLL_FIRST receives") }
+        if fixedFileSlots > 0 { features.append("fixed files (\(fixedFileSlots) slots)") }
         if batchWaits { features.append("batched waits up to \(options.batchWaitMicroseconds) µs") }
         return "io_uring (\(entries) entries, setup \(setupName); \(features.joined(separator: ", ")))"
     }
