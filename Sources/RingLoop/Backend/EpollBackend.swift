@@ -407,48 +407,13 @@ final class EpollBackend: @unchecked Sendable {
         // reaped (the loop holds the slot), so the worker may use them.
         let work = UnsafeSendable(operation)
         let item = ThreadPool.WorkItem { [self] in
-            let rc = Self.performBlocking(work.value)
+            let rc = BlockingFileCall.perform(work.value)
             post(Completion(token: token, result: rc, flags: 0))
         }
         poolItems[token] = item
         if !pool.submit(item) {
             poolItems[token] = nil
             immediate.append(Completion(token: token, result: -ECANCELED, flags: 0))
-        }
-    }
-
-    private static func performBlocking(_ operation: Operation) -> Int32 {
-        switch operation {
-        case .read(let fd, let buffer, let count, let offset):
-            offset == currentFileOffset ? result(Glibc.read(fd, buffer, Int(count)))
-                : result(pread(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))
-        case .write(let fd, let buffer, let count, let offset):
-            offset == currentFileOffset ? result(Glibc.write(fd, buffer, Int(count)))
-                : result(pwrite(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))
-        case .readv(let fd, let iovecs, let count, let offset):
-            offset == currentFileOffset ? result(Glibc.readv(fd, iovecs, Int32(count)))
-                : result(preadv(fd, iovecs, Int32(count), off_t(Int64(bitPattern: offset))))
-        case .writev(let fd, let iovecs, let count, let offset):
-            offset == currentFileOffset ? result(Glibc.writev(fd, iovecs, Int32(count)))
-                : result(pwritev(fd, iovecs, Int32(count), off_t(Int64(bitPattern: offset))))
-        case .openat(let directory, let path, let flags, let mode):
-            result(Glibc.openat(directory, path, flags, mode))
-        case .statx(let directory, let path, let flags, let mask, let buffer):
-            result(cu_statx(directory, path, flags, mask, buffer))
-        case .fsync(let fd, let dataOnly):
-            result(dataOnly ? fdatasync(fd) : Glibc.fsync(fd))
-        case .unlinkat(let directory, let path, let flags):
-            result(Glibc.unlinkat(directory, path, flags))
-        case .renameat(let from, let to):
-            result(Glibc.rename(from, to))
-        case .mkdirat(let directory, let path, let mode):
-            result(Glibc.mkdirat(directory, path, mode))
-        case .fallocate(let fd, let mode, let offset, let length):
-            result(cu_fallocate(fd, mode, off_t(Int64(bitPattern: offset)), off_t(Int64(bitPattern: length))))
-        case .ftruncate(let fd, let length):
-            result(Glibc.ftruncate(fd, off_t(Int64(bitPattern: length))))
-        default:
-            preconditionFailure("EpollBackend.performBlocking: \(operation.name) is not a file operation")
         }
     }
 
@@ -658,11 +623,4 @@ final class EpollBackend: @unchecked Sendable {
     var summary: String {
         "epoll (\(usePwait2 ? "epoll_pwait2" : "epoll_wait"); pooled receives \(buffers.count)×\(buffers.size) B)"
     }
-}
-
-/// Carries a value the compiler cannot prove `Sendable` across to a pool
-/// thread. Used only where the value is handed off, never shared.
-struct UnsafeSendable<Value>: @unchecked Sendable {
-    var value: Value
-    init(_ value: Value) { self.value = value }
 }

@@ -2,65 +2,6 @@ import CUring
 import DequeModule
 import Glibc
 
-/// Test and experiment switches for the io_uring backend: each turns off a
-/// kernel feature so the fallback path it guards can be exercised on a
-/// kernel that has the feature.
-struct URingOptions: Sendable {
-    /// Use pooled single-shot receives instead of a provided-buffer ring.
-    var bufferRing = true
-    /// Use single-shot recv and accept instead of multishot.
-    var multishot = true
-    /// Register the ring fd (`io_uring_register_ring_fd`) so each enter
-    /// skips the fd table lookup.
-    var registerRingFD = true
-    /// Restrict the set-up cascade to the steps at or after this one (0:
-    /// all), as on a kernel that refuses the stronger flags.
-    var firstSetupStep = 0
-    /// IORING_RECVSEND_POLL_FIRST on receives: arm the poll at once instead
-    /// of trying the socket at submission.
-    var pollFirst = false
-    /// Batched waits (kernel 6.12's min_wait_usec): a blocking wait asks for
-    /// the completions it expects (the sends just submitted, which complete at
-    /// once, plus as many receives as the last batch brought) and holds out
-    /// for them at most this long before returning with what came. 0 turns
-    /// it off (a wait then returns at the first completion).
-    var batchWaitMicroseconds: UInt32 = 50
-    /// File reads and writes are handed to the kernel every this many SQEs
-    /// as an iteration builds its batch (1: each at once; 0: only at the
-    /// iteration's enter). For A/B measurements of the submission depth.
-    var fileSubmitSlice = 8
-    /// Sockets that receive and send are registered in a fixed-file table
-    /// and their SQEs use IOSQE_FIXED_FILE (no fd lookup per SQE, one
-    /// register call per connection). Off by default: see Docs/Backends.md.
-    var fixedFiles = false
-
-    /// The options named in `RINGLOOP_URING_OPTIONS`, a comma-separated list
-    /// for experiments and A/B measurements: `no-ring-fd`, `no-multishot`,
-    /// `no-buffer-ring`, `poll-first`, `batch-wait=MICROSECONDS` (0: off),
-    /// `file-slice=N` (file SQEs submitted every N; 0: only at the enter).
-    static func fromEnvironment() -> URingOptions {
-        var options = URingOptions()
-        guard let raw = getenv("RINGLOOP_URING_OPTIONS") else { return options }
-        for item in String(cString: raw).split(separator: ",") {
-            switch item {
-            case "no-ring-fd": options.registerRingFD = false
-            case "no-multishot": options.multishot = false
-            case "no-buffer-ring": options.bufferRing = false
-            case "poll-first": options.pollFirst = true
-            case "fixed-files": options.fixedFiles = true
-            default:
-                if item.hasPrefix("batch-wait="), let us = UInt32(item.dropFirst("batch-wait=".count)) {
-                    options.batchWaitMicroseconds = us
-                }
-                if item.hasPrefix("file-slice="), let slice = Int(item.dropFirst("file-slice=".count)), slice >= 0 {
-                    options.fileSubmitSlice = slice
-                }
-            }
-        }
-        return options
-    }
-}
-
 /// The io_uring backend: every operation is one SQE, every result one CQE.
 ///
 /// Thread-safety: everything except ``wake()`` runs on the loop thread. Under
@@ -231,10 +172,7 @@ final class URingBackend {
         self.setupName = name
         self.entries = entries
         self.supportedOptionalOpcodes = optional
-        if options.fixedFiles, io_uring_register_files_sparse(ring, UInt32(Self.fixedFileTableSize)) == 0 {
-            fixedFileSlots = Self.fixedFileTableSize
-            fixedRegistered = Array(repeating: false, count: Self.fixedFileTableSize)
-        }
+        if options.fixedFiles { fixedFiles = FixedFileTable(ring: ring) }
         self.enabled = flags & CU_SETUP_R_DISABLED == 0
         wakeBuffer = .allocate(capacity: 1)
         wakeBuffer.initialize(to: 0)
@@ -265,34 +203,19 @@ final class URingBackend {
     /// The optional opcodes this kernel has.
     private(set) var supportedOptionalOpcodes: Set<UInt32> = []
 
-    /// The sparse fixed-file table (`fixed-files`): slot n holds fd n.
-    private var fixedFileSlots = 0
-    private var fixedRegistered: [Bool] = []
-    static let fixedFileTableSize = 16_384
+    /// The fixed-file table, with the `fixed-files` option.
+    @exclusivity(unchecked) private var fixedFiles: FixedFileTable?
 
-    /// Registers `fd` in the fixed-file table if it fits and is not yet
-    /// there; true when the SQE may use it as a fixed file.
-    private func fixedSlot(for fd: Int32) -> Bool {
-        guard fixedFileSlots > 0, fd >= 0, Int(fd) < fixedFileSlots else { return false }
-        if fixedRegistered[Int(fd)] { return true }
-        var file = fd
-        guard io_uring_register_files_update(ring, UInt32(fd), &file, 1) == 1 else { return false }
-        fixedRegistered[Int(fd)] = true
-        return true
-    }
-
-    /// `fd` is about to be closed: its fixed-file slot must let go first, or
-    /// the table's reference would keep the socket open.
+    /// `fd` is about to be closed (or its number was reused): its fixed-file
+    /// slot must let go first, or the table's reference would keep the
+    /// socket open, or serve the old file to the new number.
     func willClose(fd: Int32) {
-        guard fixedFileSlots > 0, fd >= 0, Int(fd) < fixedFileSlots, fixedRegistered[Int(fd)] else { return }
-        var none: Int32 = -1
-        _ = io_uring_register_files_update(ring, UInt32(fd), &none, 1)
-        fixedRegistered[Int(fd)] = false
+        fixedFiles?.release(fd, ring: ring)
     }
 
     /// Turns a prepared socket SQE into a fixed-file one where the table has the fd.
     private func useFixedFile(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ fd: Int32) {
-        guard fixedSlot(for: fd) else { return }
+        guard fixedFiles?.register(fd, ring: ring) == true else { return }
         sqe.pointee.fd = fd
         sqe.pointee.flags |= CU_SQE_FIXED_FILE
     }
@@ -689,19 +612,8 @@ final class URingBackend {
         features.append("multishot accept \(name(multishotAccept))")
         if ringFDRegistered { features.append("registered ring fd") }
         if options.pollFirst { features.append("POLL_FIRST receives") }
-        if fixedFileSlots > 0 { features.append("fixed files (\(fixedFileSlots) slots)") }
+        if let fixedFiles { features.append("fixed files (\(fixedFiles.size) slots)") }
         if batchWaits { features.append("batched waits up to \(options.batchWaitMicroseconds) µs") }
         return "io_uring (\(entries) entries, setup \(setupName); \(features.joined(separator: ", ")))"
-    }
-}
-
-/// Why a backend could not be set up: the call, its errno and any detail.
-struct BackendSetupError: Error, CustomStringConvertible {
-    var operation: String
-    var errno: Errno
-    var detail: String? = nil
-
-    var description: String {
-        "\(operation) failed: \(errno)" + (detail.map { " — \($0)" } ?? "")
     }
 }

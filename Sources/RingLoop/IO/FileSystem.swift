@@ -174,18 +174,7 @@ final class BlockingCall: @unchecked Sendable {
     }
 
     func run() -> Int32 {
-        func result(_ rc: Int32) -> Int32 { rc < 0 ? -errno : rc }
-        return withExtendedLifetime(keepAlive) {
-            switch operation {
-            case .unlinkat(let directory, let path, let flags): result(unlinkat(directory, path, flags))
-            case .renameat(let from, let to): result(Glibc.rename(from, to))
-            case .mkdirat(let directory, let path, let mode): result(mkdirat(directory, path, mode))
-            case .fallocate(let fd, let mode, let offset, let length):
-                result(cu_fallocate(fd, mode, off_t(Int64(bitPattern: offset)), off_t(Int64(bitPattern: length))))
-            case .ftruncate(let fd, let length): result(ftruncate(fd, off_t(Int64(bitPattern: length))))
-            default: -ENOTSUP
-            }
-        }
+        withExtendedLifetime(keepAlive) { BlockingFileCall.perform(operation) }
     }
 }
 
