@@ -382,10 +382,11 @@ extension EventLoop {
         let outcome: Result<T, any Error>
         // `main` was sent to this call, and runs exactly once, in its own task.
         nonisolated(unsafe) let body = main
+        let interrupted = Locked(false)
         do {
             outcome = .success(try loop.runUntilComplete {
                 let mainTask = loop.spawn(name: "main") { try await body() }
-                let interruptible = loop.cancelOnInterrupt(mainTask)
+                let interruptible = loop.cancelOnInterrupt(mainTask, interrupted: interrupted)
                 defer { if interruptible { loop.removeSignalHandler(SIGINT) } }
                 return try await mainTask.value
             })
@@ -394,19 +395,28 @@ extension EventLoop {
         }
         loop.cancelPendingTasks()
         try? loop.close()
+        if interrupted.withLock({ $0 }) {
+            // As an uncaught KeyboardInterrupt ends a Python program: by the
+            // signal itself, once everything is cleaned up, so the shell sees
+            // an interrupted program (status 130), not a crash report.
+            fflush(nil)   // what the program printed is not lost with it
+            signal(SIGINT, SIG_DFL)
+            raise(SIGINT)
+        }
         return try outcome.get()
     }
 
     /// asyncio's `Runner`: the first SIGINT cancels `task`, and restores the
     /// default action, so a second SIGINT ends the process. Only where SIGINT
     /// still has its default action (the application did not set its own).
-    /// Returns whether the handler was installed.
-    func cancelOnInterrupt<T>(_ task: LoopTask<T>) -> Bool {
+    /// Returns whether the handler was installed; `interrupted` is set when it fired.
+    func cancelOnInterrupt<T>(_ task: LoopTask<T>, interrupted: Locked<Bool>) -> Bool {
         var current = sigaction()
         guard sigaction(SIGINT, nil, &current) == 0,
               current.__sigaction_handler.sa_handler == nil else { return false }  // SIG_DFL
         do {
             try addSignalHandler(SIGINT) { [self] in
+                interrupted.withLock { $0 = true }
                 task.cancel()
                 removeSignalHandler(SIGINT)
             }
