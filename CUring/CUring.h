@@ -268,6 +268,11 @@ static inline void cu_prep_ftruncate(struct io_uring_sqe *sqe, int fd, uint64_t 
     io_uring_prep_rw(CU_OP_FTRUNCATE, sqe, fd, 0, 0, length);
 }
 
+/// Lock-free int loads and stores for memory a signal handler reads (C11
+/// atomics are async-signal-safe when lock-free, and ThreadSanitizer knows them).
+static inline int cu_load_acquire(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void cu_store_release(int *p, int value) { __atomic_store_n(p, value, __ATOMIC_RELEASE); }
+
 /// The kernel thread id, for log lines and debug checks.
 static inline int cu_gettid(void) { return (int)syscall(SYS_gettid); }
 

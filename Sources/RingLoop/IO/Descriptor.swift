@@ -204,6 +204,15 @@ final class Descriptor {
     /// The errno of the last close(2), 0 if it succeeded.
     private(set) var closeResult: Int32 = 0
 
+    /// Closes at once if nothing is in flight on it: for the loop's own
+    /// descriptors during teardown, after the drain (the backend is still open).
+    func closeIfIdle() {
+        guard fd >= 0, inFlight == 0 else { return }
+        loop.io.willClose(fd: fd)
+        Glibc.close(fd)
+        fd = -1
+    }
+
     /// Gives the descriptor up without closing it (it now belongs to the
     /// caller, a transport for example). Nothing may be in flight on it.
     func release() -> Int32 {

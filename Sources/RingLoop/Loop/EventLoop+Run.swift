@@ -314,7 +314,10 @@ extension EventLoop {
                 budget -= 1
             }
         }
-        signalWatcher = nil  // its reader has ended; the pipe's read end closes
+        // Its reader has ended in the drain: close the pipe's read end now,
+        // not whenever the reader task's last reference goes.
+        signalWatcher?.readEnd.descriptor.closeIfIdle()
+        signalWatcher = nil
         for item in inbox.close() { ready.append(item.readyItem) }
         if !ready.isEmpty {
             logger.warning("Closing with \(ready.count) task steps still queued; they continue on the global executor")

@@ -1,10 +1,10 @@
+import CUring
 import Glibc
 
 /// Where each signal number is forwarded: the write end of one loop's signal
-/// pipe, or -1. The C handler reads it in signal context, so it is plain
-/// memory that never moves (aligned 32-bit loads and stores are atomic on
-/// every platform Swift runs on) and the handler calls `write(2)` only,
-/// which is async-signal-safe.
+/// pipe, or -1. The C handler reads it in signal context, so it is memory
+/// that never moves, read and written with lock-free atomics, and the
+/// handler calls `write(2)` only, which is async-signal-safe.
 enum SignalRouting {
     static let slots = 65  // 1...64: the standard and real-time signals on Linux
 
@@ -20,7 +20,7 @@ enum SignalRouting {
     static let handler: @convention(c) (Int32) -> Void = { signal in
         let saved = errno
         if signal > 0, Int(signal) < SignalRouting.slots {
-            let fd = SignalRouting.targets[Int(signal)]
+            let fd = cu_load_acquire(SignalRouting.targets + Int(signal))
             if fd >= 0 {
                 var byte = UInt8(truncatingIfNeeded: signal)
                 _ = Glibc.write(fd, &byte, 1)
@@ -43,11 +43,13 @@ enum SignalRouting {
             throw .invalidArgument("sigaction(\(signal)) failed: \(Errno(errno).name)")
         }
         previous.withLock { if $0[signal] == nil { $0[signal] = old } }
-        targets[Int(signal)] = writeFD
+        cu_store_release(targets + Int(signal), writeFD)
     }
 
+    static func target(of signal: Int32) -> Int32 { cu_load_acquire(targets + Int(signal)) }
+
     static func uninstall(_ signal: Int32) {
-        targets[Int(signal)] = -1
+        cu_store_release(targets + Int(signal), -1)
         guard var old = previous.withLock({ $0.removeValue(forKey: signal) }) else { return }
         sigaction(signal, &old, nil)
     }
@@ -102,7 +104,7 @@ final class SignalWatcher: @unchecked Sendable {  // loop-thread only
 
     /// Restores every disposition and closes the pipe (at loop close).
     func shutdown() {
-        for signal in handlers.keys where SignalRouting.targets[Int(signal)] == writeFD {
+        for signal in handlers.keys where SignalRouting.target(of: signal) == writeFD {
             SignalRouting.uninstall(signal)
         }
         handlers = [:]
@@ -153,7 +155,7 @@ extension EventLoop {
     public func removeSignalHandler(_ signal: Int32) -> Bool {
         guard isOnLoopThread || !isRunning, let watcher = signalWatcher,
               watcher.handlers.removeValue(forKey: signal) != nil else { return false }
-        if SignalRouting.targets[Int(signal)] == watcher.writeFD { SignalRouting.uninstall(signal) }
+        if SignalRouting.target(of: signal) == watcher.writeFD { SignalRouting.uninstall(signal) }
         return true
     }
 }
