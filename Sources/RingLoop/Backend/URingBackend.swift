@@ -593,6 +593,9 @@ final class URingBackend {
         if drained {
             wakeBuffer.deallocate()
             buffers.release()
+        } else {
+            LeakedForSafety.keep(memory: UnsafeMutableRawPointer(wakeBuffer))
+            LeakedForSafety.keep(buffers)
         }
     }
 

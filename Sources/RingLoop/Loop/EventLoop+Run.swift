@@ -449,9 +449,14 @@ final class RunUntilCompleteBox<T>: @unchecked Sendable {
 }
 
 /// Objects whose memory the kernel may still write into after a forced close.
+///
+/// Kept reachable from a global on purpose: a leak checker (LeakSanitizer)
+/// then sees memory the process chose to keep, not memory it lost.
 enum LeakedForSafety {
     private static let kept = Locked<[AnyObject]>([])
+    private static let addresses = Locked<[UInt]>([])
     static func keep(_ object: AnyObject) { kept.withLock { $0.append(object) } }
+    static func keep(memory: UnsafeMutableRawPointer) { addresses.withLock { $0.append(UInt(bitPattern: memory)) } }
 }
 
 extension String {
