@@ -143,11 +143,6 @@ func expectClosedClean(_ loop: EventLoop, sourceLocation: SourceLocation = #_sou
     #expect(loop.pendingTaskCount == 0, "spawned tasks left pending at close", sourceLocation: sourceLocation)
 }
 
-final class ThreadBody: @unchecked Sendable {
-    let run: () -> Void
-    init(_ run: @escaping () -> Void) { self.run = run }
-}
-
 /// Makes a loop on a new thread, hands it to `body`, and closes it after.
 func withLoop<T: Sendable>(
     _ backend: Backend, debug: Bool = false, logger: Logger? = nil,
@@ -206,17 +201,7 @@ final class Flag: Sendable {
 }
 
 private func startThread(_ body: @escaping @Sendable () -> Void) throws -> pthread_t {
-    let box = Unmanaged.passRetained(ThreadBody(body))
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { raw in
-        Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().run()
-        return nil
-    }, box.toOpaque())
-    guard rc == 0 else {
-        box.release()
-        throw Errno(rc)
-    }
-    return thread
+    try NativeThread.start(body)
 }
 
 /// Starts `body` on a new thread; returns a function that joins it.

@@ -62,6 +62,36 @@ final class Descriptor {
         IOError(operation: operation, errno: Errno(EBADF), path: label, detail: IOError.closedDetail)
     }
 
+    /// Starts an operation on this descriptor: checks the thread (first: this
+    /// object's state belongs to the loop thread) and that it is open, counts
+    /// it in flight, and returns the fd to use.
+    private func begin(_ name: StaticString) throws -> Int32 {
+        try loop.requireLoopThread(String(describing: name))
+        guard !isClosed else { throw closedError(String(describing: name)) }
+        inFlight += 1
+        return fd
+    }
+
+    /// Ends what ``begin(_:)`` started; the last one out wakes a waiting close.
+    private func end() {
+        inFlight -= 1
+        if inFlight == 0, !closeWaiters.isEmpty {
+            let waiters = closeWaiters
+            closeWaiters = []
+            for waiter in waiters { waiter.resume() }
+        }
+    }
+
+    /// Records each operation's token while it runs, so a close can cancel
+    /// exactly this descriptor's operations.
+    private func track(_ token: OperationToken, _ started: Bool) {
+        if started {
+            tokens.append(token)
+        } else if let index = tokens.firstIndex(of: token) {
+            tokens.remove(at: index)
+        }
+    }
+
     /// Runs `count` operations on this descriptor with one suspension and
     /// returns each one's kernel-style result (`-errno` for a failure, which
     /// fails that member alone). Throws only for the whole call: a closed
@@ -73,25 +103,11 @@ final class Descriptor {
         keepAlive: (Int) -> AnyObject?,
         _ prepare: (Int32, Int, UnsafeMutablePointer<OperationScratch>) -> Operation
     ) async throws -> [Int32] {
-        try loop.requireLoopThread(String(describing: name))
-        guard !isClosed else { throw closedError(String(describing: name)) }
-        let fd = self.fd
-        inFlight += 1
-        defer {
-            inFlight -= 1
-            if inFlight == 0, !closeWaiters.isEmpty {
-                let waiters = closeWaiters
-                closeWaiters = []
-                for waiter in waiters { waiter.resume() }
-            }
+        let fd = try begin(name)
+        defer { end() }
+        let results = try await loop.performBatch(name, count: count, fd: fd, keepAlive: keepAlive, track: track) { index, scratch in
+            prepare(fd, index, scratch)
         }
-        let results = try await loop.performBatch(name, count: count, fd: fd, keepAlive: keepAlive, track: { [self] token, started in
-            if started {
-                tokens.append(token)
-            } else if let index = tokens.firstIndex(of: token) {
-                tokens.remove(at: index)
-            }
-        }) { index, scratch in prepare(fd, index, scratch) }
         if closing, results.contains(-ECANCELED) { throw closedError(String(describing: name)) }
         if Task.isCancelled, results.contains(-ECANCELED) { throw CancellationError() }
         return results
@@ -109,27 +125,11 @@ final class Descriptor {
         _ prepare: (Int32, UnsafeMutablePointer<OperationScratch>) -> Operation,
         extract: (UnsafeMutablePointer<OperationScratch>, Int32) -> R
     ) async throws -> R {
-        // Thread first: this object's state belongs to the loop thread.
-        try loop.requireLoopThread(String(describing: name))
-        guard !isClosed else { throw closedError(String(describing: name)) }
-        let fd = self.fd
-        inFlight += 1
-        defer {
-            inFlight -= 1
-            if inFlight == 0, !closeWaiters.isEmpty {
-                let waiters = closeWaiters
-                closeWaiters = []
-                for waiter in waiters { waiter.resume() }
-            }
-        }
+        let fd = try begin(name)
+        defer { end() }
         var raw: Int32 = 0
-        let value = try await loop.perform(name, fd: fd, keepAlive: keepAlive, timeout: timeout, track: { [self] token, started in
-            if started {
-                tokens.append(token)
-            } else if let index = tokens.firstIndex(of: token) {
-                tokens.remove(at: index)
-            }
-        }, { prepare(fd, $0) }, extract: { scratch, result in
+        let value = try await loop.perform(name, fd: fd, keepAlive: keepAlive, timeout: timeout, track: track,
+                                           { prepare(fd, $0) }, extract: { scratch, result in
             raw = result
             return extract(scratch, result)
         })

@@ -104,7 +104,9 @@ public final class Subprocess: @unchecked Sendable {
         }
         let pidfd = cu_pidfd_open(pid)
         guard pidfd >= 0 else {
-            // Without a pidfd the child cannot be awaited safely: end it now.
+            // Without a pidfd the child cannot be awaited safely: end it now,
+            // and close the parent's ends of its pipes.
+            launch.closeParentEnds()
             Glibc.kill(pid, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
@@ -285,7 +287,7 @@ private struct Launch: ~Copyable {
         }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        var envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        let envp: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
         defer { envp?.forEach { free($0) } }
         var pid: pid_t = 0
         let rc: Int32 = if var envp {
