@@ -142,8 +142,12 @@ extension EventLoop {
         let state = OffloadState<T>()
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
-                let item = ThreadPool.WorkItem {
-                    continuation.resume(with: Result { try work() })
+                let item = ThreadPool.WorkItem { [self] in
+                    let result = Result { try work() }
+                    // Resumed on the loop's own thread (through the inbox), so
+                    // the task never resumes while the worker still touches
+                    // the continuation; after close, resumed here.
+                    do { try callSoonThreadsafe { continuation.resume(with: result) } } catch { continuation.resume(with: result) }
                 }
                 state.install(item, continuation)
                 if !pool.submit(item), item.cancel() {
