@@ -262,3 +262,26 @@ func pattern(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
 func temporaryPath(_ name: String) -> String {
     "/tmp/ringloop-test-\(getpid())-\(UInt64.random(in: 0...UInt64.max))-\(name)"
 }
+
+/// Writes back and drops the page cache's copy of `fd`'s bytes in
+/// `offset..<offset+length`, and reports whether they are really gone.
+/// `POSIX_FADV_DONTNEED` is advice: a page still under writeback or briefly
+/// pinned survives it, so this checks with `mincore(2)` and tries again a few
+/// times before giving up.
+func dropCachedPages(_ fd: Int32, offset: Int, length: Int) -> Bool {
+    let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let start = offset / pageSize * pageSize
+    let mapped = (offset + length - start + pageSize - 1) / pageSize * pageSize
+    var resident = [UInt8](repeating: 0, count: mapped / pageSize)
+    for attempt in 0..<20 {
+        _ = fsync(fd)
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+        guard let map = mmap(nil, mapped, PROT_READ, MAP_SHARED, fd, off_t(start)),
+              map != MAP_FAILED else { return false }
+        let checked = mincore(map, mapped, &resident) == 0
+        munmap(map, mapped)
+        if checked && resident.allSatisfy({ $0 & 1 == 0 }) { return true }
+        usleep(UInt32(1000 * (attempt + 1)))
+    }
+    return false
+}
