@@ -217,17 +217,35 @@ static inline int cu_pidfd_send_signal(int pidfd, int signal) {
     return syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0) < 0 ? -errno : 0;
 }
 
-/// Reaps the child behind `pidfd` without blocking (waitid P_PIDFD, Linux
-/// 5.4). Returns 1 with how it ended (`*exited`: 1 for an exit code in
-/// `*status`, 0 for a signal number), 0 while it still runs, or -errno.
-static inline int cu_waitid_pidfd(int pidfd, int *exited, int *status) {
-    siginfo_t info;
-    memset(&info, 0, sizeof info);
-    if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)pidfd, &info, WEXITED | WNOHANG) < 0) return -errno;
-    if (info.si_pid == 0) return 0;
-    *exited = info.si_code == CLD_EXITED;
-    *status = info.si_status;
+/// How a reaped child ended, from the `siginfo_t` waitid filled: 1 with
+/// `*exited` (1 for an exit code in `*status`, 0 for a signal number), or 0
+/// when it holds no child (still running).
+static inline int cu_siginfo_outcome(const siginfo_t *info, int *exited, int *status) {
+    if (info->si_pid == 0) return 0;
+    *exited = info->si_code == CLD_EXITED;
+    *status = info->si_status;
     return 1;
+}
+
+/// Reaps the child behind `pidfd` without blocking (waitid P_PIDFD, Linux
+/// 5.4) into `info` (zeroed first). Returns 1 when it was reaped, 0 while it
+/// still runs, or -errno.
+static inline int cu_waitid_pidfd(int pidfd, siginfo_t *info) {
+    memset(info, 0, sizeof *info);
+    if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)pidfd, info, WEXITED | WNOHANG) < 0) return -errno;
+    return info->si_pid != 0;
+}
+
+/// IORING_OP_WAITID (Linux 6.7), which liburing 2.3 has no helper for: reaps
+/// the child behind `pidfd` into `info`, completing when it exits. The layout
+/// is the kernel's: id in fd, idtype in len, options in file_index, the
+/// siginfo pointer in addr2.
+#define CU_OP_WAITID 50
+static inline void cu_prep_waitid_pidfd(struct io_uring_sqe *sqe, int pidfd, siginfo_t *info) {
+    io_uring_prep_rw(CU_OP_WAITID, sqe, pidfd, NULL, 3 /* P_PIDFD */, 0);
+    sqe->rw_flags = 0;
+    sqe->file_index = WEXITED;
+    sqe->addr2 = (uint64_t)(uintptr_t)info;
 }
 
 /// posix_spawn_file_actions_addchdir_np (glibc 2.29), which Swift's Glibc

@@ -108,6 +108,21 @@ struct SubprocessTests {
         #expect(error?.operation == "posix_spawn")
     }
 
+    @Test("a kernel without IORING_OP_WAITID: exits are awaited as pidfd readiness", arguments: uringOnly)
+    func waitWithoutWaitidOpcode(backend: Backend) async throws {
+        let (three, killed) = try await onLoop(backend) { loop -> (Subprocess.Termination, Subprocess.Termination) in
+            if case .uring(let ring) = loop.io { ring.forgetOptionalOpcodes() }
+            let three = try await Subprocess.spawn("sh", arguments: ["-c", "sleep 0.05; exit 3"]).wait()
+            let sleeper = try await Subprocess.spawn("sleep", arguments: ["30"])
+            try await loop.sleep(for: .milliseconds(20))
+            try sleeper.kill()
+            return (three, try await sleeper.wait())
+        }
+        #expect(three == .exited(3))
+        #expect(killed == .signaled(SIGKILL))
+        #expect(zombieChildren() == 0)
+    }
+
     @Test("a Subprocess dropped without wait is still reaped: no zombie", arguments: allBackends)
     func droppedIsReaped(backend: Backend) async throws {
         let zombies = try await onLoop(backend) { loop -> Int in

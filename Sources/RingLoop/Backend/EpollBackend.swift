@@ -156,6 +156,8 @@ final class EpollBackend: @unchecked Sendable {
             attempt(Waiter(operation: operation, token: token), fd: fd, readable: true)
         case .poll(let fd, let events):
             attempt(Waiter(operation: operation, token: token), fd: fd, readable: events & UInt32(POLLOUT) == 0)
+        case .waitid(let pidfd, _):
+            attempt(Waiter(operation: operation, token: token), fd: pidfd, readable: true)
         case .send(let fd, _, _, _), .sendmsg(let fd, _, _), .connect(let fd, _, _):
             attempt(Waiter(operation: operation, token: token), fd: fd, readable: false)
         case .receiveStream(let fd), .acceptStream(let fd):
@@ -211,6 +213,9 @@ final class EpollBackend: @unchecked Sendable {
             let ready = Glibc.poll(&descriptor, 1, 0)
             if ready < 0 { return -errno }
             return ready == 0 ? nil : Int32(descriptor.revents)
+        case .waitid(let pidfd, let info):
+            let reaped = cu_waitid_pidfd(pidfd, info)
+            return reaped == 0 ? nil : min(reaped, 0)
         case .read(let fd, let buffer, let count, let offset):
             rc = offset == currentFileOffset ? result(Glibc.read(fd, buffer, Int(count)))
                 : result(pread(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))

@@ -120,6 +120,11 @@ enum Operation {
     /// (IORING_OP_POLL_ADD; readiness under epoll). For descriptors that are
     /// only ever waited on, never read: a pidfd.
     case poll(fd: Int32, events: UInt32)
+    /// Reaps the exited child behind `pidfd` into `info` (IORING_OP_WAITID
+    /// where the kernel has it). Where it does not, and on epoll, it
+    /// completes once the pidfd is readable; `info` then holds the child if
+    /// it was reaped, or zeroes (the caller reaps with `WNOHANG`).
+    case waitid(pidfd: Int32, info: UnsafeMutablePointer<siginfo_t>)
 
     /// A short name for errors and debug logs.
     var name: String {
@@ -145,6 +150,7 @@ enum Operation {
         case .statx: "statx"
         case .fsync(_, let dataOnly): dataOnly ? "fdatasync" : "fsync"
         case .poll: "poll"
+        case .waitid: "waitid"
         case .unlinkat, .renameat, .mkdirat, .fallocate, .ftruncate: "\(fileSystemCallName)"
         }
     }

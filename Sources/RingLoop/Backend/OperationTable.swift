@@ -24,6 +24,11 @@ extension UnsafeMutablePointer where Pointee == OperationScratch {
     var addressLength: UnsafeMutablePointer<socklen_t> { field(\.addressLength, as: socklen_t.self) }
     var iov: UnsafeMutablePointer<iovec> { field(\.iov, as: iovec.self) }
     var message: UnsafeMutablePointer<msghdr> { field(\.message, as: msghdr.self) }
+    /// The address field viewed as the `siginfo_t` a waitid fills: both are
+    /// 128 bytes with 8-byte alignment (checked where it is used).
+    var siginfo: UnsafeMutablePointer<siginfo_t> {
+        UnsafeMutableRawPointer(address).bindMemory(to: siginfo_t.self, capacity: 1)
+    }
     /// The address field viewed as the `sockaddr` the kernel expects.
     var socketAddress: UnsafeMutablePointer<sockaddr> { UnsafeMutableRawPointer(address).assumingMemoryBound(to: sockaddr.self) }
 }

@@ -193,11 +193,12 @@ final class URingBackend {
         return Set(optionalOpcodes.filter { io_uring_opcode_supported(probe, Int32($0)) != 0 })
     }
 
-    /// File-system opcodes used when the kernel has them (probed at set-up);
-    /// without one, that call runs on the loop's thread pool instead.
+    /// Opcodes used when the kernel has them (probed at set-up). Without a
+    /// file-system one, that call runs on the loop's thread pool instead;
+    /// without WAITID, a child's exit is awaited as pidfd readiness.
     static let optionalOpcodes: [UInt32] = [
         IORING_OP_UNLINKAT.rawValue, IORING_OP_RENAMEAT.rawValue, IORING_OP_MKDIRAT.rawValue,
-        IORING_OP_FALLOCATE.rawValue, UInt32(CU_OP_FTRUNCATE),
+        IORING_OP_FALLOCATE.rawValue, UInt32(CU_OP_FTRUNCATE), UInt32(CU_OP_WAITID),
     ]
 
     /// The optional opcodes this kernel has.
@@ -418,6 +419,13 @@ final class URingBackend {
             io_uring_prep_fsync(sqe, fd, dataOnly ? UInt32(IORING_FSYNC_DATASYNC) : 0)
         case .poll(let fd, let events):
             io_uring_prep_poll_add(sqe, fd, events)
+        case .waitid(let pidfd, let info):
+            if supportedOptionalOpcodes.contains(UInt32(CU_OP_WAITID)) {
+                cu_prep_waitid_pidfd(sqe, pidfd, info)
+            } else {
+                info.initialize(to: siginfo_t())
+                io_uring_prep_poll_add(sqe, pidfd, UInt32(POLLIN))
+            }
         case .unlinkat(let directory, let path, let flags):
             io_uring_prep_unlinkat(sqe, directory, path, flags)
         case .renameat(let from, let to):
@@ -614,6 +622,7 @@ final class URingBackend {
         features.append("multishot recv \(name(multishotReceive))")
         features.append("multishot accept \(name(multishotAccept))")
         if ringFDRegistered { features.append("registered ring fd") }
+        features.append("waitid \(supportedOptionalOpcodes.contains(UInt32(CU_OP_WAITID)) ? "yes" : "no (pidfd poll)")")
         if options.pollFirst { features.append("POLL_FIRST receives") }
         if let fixedFiles { features.append("fixed files (\(fixedFiles.size) slots)") }
         if batchWaits { features.append("batched waits up to \(options.batchWaitMicroseconds) µs") }

@@ -15,8 +15,9 @@ import Glibc
 /// Unix-domain socket pairs (as libuv makes them), so the parent's ends are
 /// ordinary ``SocketStream``s with every stream helper.
 ///
-/// Its exit is awaited through a pidfd: a poll SQE on io_uring, readiness on
-/// epoll. A `Subprocess` dropped before ``wait()`` still has its child reaped
+/// Its exit is awaited through a pidfd: one `IORING_OP_WAITID` SQE that
+/// reaps it on kernels that have the opcode (6.7+, probed at set-up), a poll
+/// SQE on older ones, readiness on epoll. A `Subprocess` dropped before ``wait()`` still has its child reaped
 /// when it exits, so no zombie is left behind while the loop runs.
 public final class Subprocess: @unchecked Sendable {
     /// Where a standard stream of the child goes.
@@ -183,20 +184,28 @@ final class Reaper: @unchecked Sendable {
         return try await task.value
     }
 
-    /// Waits for the pidfd to become readable (the child exited), then reaps.
+    /// Waits for the child's exit and reaps it: one IORING_OP_WAITID where
+    /// the kernel has it; pidfd readiness then a `WNOHANG` waitid otherwise.
     private nonisolated(nonsending) func reap() async throws -> Subprocess.Termination {
+        precondition(MemoryLayout<siginfo_t>.size <= MemoryLayout<sockaddr_storage>.size
+                     && MemoryLayout<siginfo_t>.alignment <= MemoryLayout<sockaddr_storage>.alignment)
+        var info = siginfo_t()
+        let fd = pidfd.fileDescriptor
         while true {
             var exited: Int32 = 0, status: Int32 = 0
-            let fd = pidfd.fileDescriptor
-            let rc = cu_waitid_pidfd(fd, &exited, &status)
-            if rc == 1 {
+            if cu_siginfo_outcome(&info, &exited, &status) == 1 {
                 let result: Subprocess.Termination = exited != 0 ? .exited(status) : .signaled(status)
                 outcome = result
                 try? await pidfd.close()
                 return result
             }
+            // Already gone (a wait that completed as readiness only)?
+            let rc = cu_waitid_pidfd(fd, &info)
             if rc < 0 { throw IOError(operation: "waitid", errno: Errno(rc), fd: fd) }
-            _ = try await pidfd.descriptor.perform("poll") { fd, _ in .poll(fd: fd, events: UInt32(POLLIN)) }
+            if rc == 1 { continue }
+            info = try await pidfd.descriptor.perform("waitid", keepAlive: nil, { fd, scratch in
+                .waitid(pidfd: fd, info: scratch.siginfo)
+            }, extract: { scratch, result in result >= 0 ? scratch.siginfo.pointee : siginfo_t() })
         }
     }
 
