@@ -286,6 +286,41 @@ static inline void cu_prep_ftruncate(struct io_uring_sqe *sqe, int fd, uint64_t 
     io_uring_prep_rw(CU_OP_FTRUNCATE, sqe, fd, 0, 0, length);
 }
 
+/// A pipe for splicing (blocking ends, close-on-exec), grown to `size`
+/// bytes where the limit allows. Returns its capacity, or -errno.
+static inline int cu_splice_pipe(int fds[2], int size) {
+    if (pipe2(fds, O_CLOEXEC) < 0) return -errno;
+    (void)fcntl(fds[1], 1031 /* F_SETPIPE_SZ */, size);
+    int capacity = fcntl(fds[1], 1032 /* F_GETPIPE_SZ */);
+    return capacity > 0 ? capacity : 65536;
+}
+
+/// splice(2) with kernel-style result (bytes moved or -errno); an offset of
+/// -1 means "none" (a pipe or socket end).
+static inline long cu_splice(int in, int64_t inOffset, int out, int64_t outOffset, size_t count, unsigned flags) {
+    loff_t a = inOffset, b = outOffset;
+    long n = splice(in, inOffset < 0 ? NULL : &a, out, outOffset < 0 ? NULL : &b, count, flags);
+    return n < 0 ? -errno : n;
+}
+
+/// Whether every page of `fd`'s bytes `offset..<offset+length` is in the
+/// page cache, by cachestat(2) (Linux 6.5): 1 yes, 0 no, -errno (ENOSYS on
+/// older kernels). One syscall, no mapping, nothing read.
+static inline int cu_range_cached(int fd, uint64_t offset, uint64_t length) {
+    struct { uint64_t off, len; } range = { offset, length };
+    struct { uint64_t cache, dirty, writeback, evicted, recently_evicted; } stat;
+    if (syscall(451 /* cachestat */, fd, &range, &stat, 0) < 0) return -errno;
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t pages = length == 0 ? 0 : (offset + length - 1) / page - offset / page + 1;
+    return stat.cache >= pages;
+}
+
+/// SPLICE_F_MOVE from <fcntl.h> (a hint; pages move where they can).
+static const unsigned CU_SPLICE_F_MOVE = 1;
+/// SPLICE_F_NONBLOCK: the pipe end does not block (the socket's own
+/// O_NONBLOCK covers the other end).
+static const unsigned CU_SPLICE_F_NONBLOCK = 2;
+
 /// Lock-free int loads and stores for memory a signal handler reads (C11
 /// atomics are async-signal-safe when lock-free, and ThreadSanitizer knows them).
 static inline int cu_load_acquire(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }

@@ -181,6 +181,80 @@ struct StreamHelperTests {
         #expect(same, "every byte of the file arrived, in order")
     }
 
+    @Test("sendFile of a file not in the page cache arrives whole; the loop keeps running timers meanwhile", arguments: allBackends)
+    func sendColdFile(backend: Backend) async throws {
+        let path = temporaryPath("sendfile-cold")
+        let content = pattern(8 << 20, seed: 9)
+        defer { unlink(path) }
+        let (sent, received, ticks) = try await onLoop(backend) { loop -> (Int, [UInt8], Int) in
+            try await writeFile(path, content)
+            let file = try await File.open(path)
+            _ = dropCachedPages(file.fileDescriptor, offset: 0, length: content.count)
+            let (client, server, close) = try await connectedPair()
+            let reader = loop.spawn { try await client.readExactly(content.count) }
+            // A ticker on the same loop: it must get turns while the file is sent.
+            let ticker = loop.spawn { () -> Int in
+                var ticks = 0
+                while !Task.isCancelled {
+                    try? await loop.sleep(for: .milliseconds(1))
+                    ticks += 1
+                }
+                return ticks
+            }
+            let sent = try await server.sendFile(file, count: content.count)
+            let received = try await reader.value
+            ticker.cancel()
+            let ticks = try await ticker.value
+            try await file.close()
+            try await close()
+            return (sent, received, ticks)
+        }
+        #expect(sent == content.count)
+        #expect(received == content)
+        #expect(ticks > 0, "the loop ran the ticker while the file was sent")
+    }
+
+    @Test("sendFile cancelled while the peer does not read: CancellationError, the connection aborted, nothing leaked",
+          arguments: allBackends)
+    func sendFileCancelled(backend: Backend) async throws {
+        let path = temporaryPath("sendfile-cancel")
+        let content = pattern(32 << 20, seed: 11)
+        defer { unlink(path) }
+        let (outcome, peerSaw) = try await onLoop(backend) { loop -> (String, Int) in
+            try await writeFile(path, content)
+            let file = try await File.open(path)
+            let (client, server, close) = try await connectedPair()
+            let sender = loop.spawn { () -> String in
+                do {
+                    _ = try await server.sendFile(file, count: content.count)
+                    return "finished"
+                } catch is CancellationError {
+                    return "cancelled"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            try await loop.sleep(for: .milliseconds(50))   // the socket buffers fill; the sender waits
+            sender.cancel()
+            let outcome = try await sender.value
+            // The peer reads what was sent, then sees the abort (reset or end).
+            var seen = 0
+            let buffer = try IOBuffer(capacity: 1 << 20)
+            while true {
+                do {
+                    let n = try await client.read(into: buffer)
+                    if n == 0 { break }
+                    seen += n
+                } catch { break }
+            }
+            try await file.close()
+            try await close()
+            return (outcome, seen)
+        }
+        #expect(outcome == "cancelled")
+        #expect(peerSaw > 0 && peerSaw < content.count, "some bytes went before the cancel, not all")
+    }
+
     @Test("serve on a Unix-domain path", arguments: allBackends)
     func serveUnix(backend: Backend) async throws {
         let path = temporaryPath("serve.sock")

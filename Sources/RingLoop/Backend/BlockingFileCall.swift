@@ -36,6 +36,8 @@ enum BlockingFileCall {
             result(cu_fallocate(fd, mode, off_t(Int64(bitPattern: offset)), off_t(Int64(bitPattern: length))))
         case .ftruncate(let fd, let length):
             result(Glibc.ftruncate(fd, off_t(Int64(bitPattern: length))))
+        case .splice(let input, let inputOffset, let output, let outputOffset, let count):
+            result(cu_splice(input, inputOffset, output, outputOffset, Int(count), CU_SPLICE_F_MOVE))
         default:
             preconditionFailure("BlockingFileCall.perform: \(operation.name) is not a file operation")
         }

@@ -120,6 +120,10 @@ enum Operation {
     /// (IORING_OP_POLL_ADD; readiness under epoll). For descriptors that are
     /// only ever waited on, never read: a pidfd.
     case poll(fd: Int32, events: UInt32)
+    /// Moves up to `count` bytes from `input` to `output`, one of which is a
+    /// pipe (IORING_OP_SPLICE; the pool under epoll). An offset of -1 means
+    /// the end has none (the pipe, a socket).
+    case splice(input: Int32, inputOffset: Int64, output: Int32, outputOffset: Int64, count: UInt32)
     /// Reaps the exited child behind `pidfd` into `info` (IORING_OP_WAITID
     /// where the kernel has it). Where it does not, and on epoll, it
     /// completes once the pidfd is readable; `info` then holds the child if
@@ -151,6 +155,7 @@ enum Operation {
         case .fsync(_, let dataOnly): dataOnly ? "fdatasync" : "fsync"
         case .poll: "poll"
         case .waitid: "waitid"
+        case .splice: "splice"
         case .unlinkat, .renameat, .mkdirat, .fallocate, .ftruncate: "\(fileSystemCallName)"
         }
     }

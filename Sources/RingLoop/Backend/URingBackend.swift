@@ -70,7 +70,7 @@ final class URingBackend {
     private let batchWaits: Bool
     /// Sends written to the SQ since the last enter.
     @exclusivity(unchecked) private var sendsSubmitted = 0
-    private let options: URingOptions
+    let options: URingOptions
     /// Test hook: results to report instead of calling `io_uring_enter`, one
     /// per poll, to exercise the EINTR / EAGAIN / EBUSY paths.
     @exclusivity(unchecked) var injectedEnterResults: [Int32] = []
@@ -419,6 +419,8 @@ final class URingBackend {
             io_uring_prep_fsync(sqe, fd, dataOnly ? UInt32(IORING_FSYNC_DATASYNC) : 0)
         case .poll(let fd, let events):
             io_uring_prep_poll_add(sqe, fd, events)
+        case .splice(let input, let inputOffset, let output, let outputOffset, let count):
+            io_uring_prep_splice(sqe, input, inputOffset, output, outputOffset, count, CU_SPLICE_F_MOVE)
         case .waitid(let pidfd, let info):
             if supportedOptionalOpcodes.contains(UInt32(CU_OP_WAITID)) {
                 cu_prep_waitid_pidfd(sqe, pidfd, info)

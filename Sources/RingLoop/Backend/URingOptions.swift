@@ -31,11 +31,16 @@ struct URingOptions: Sendable {
     /// and their SQEs use IOSQE_FIXED_FILE (no fd lookup per SQE, one
     /// register call per connection). Off by default: see Docs/Backends.md.
     var fixedFiles = false
+    /// `SocketStream.sendFile` splices pages that are not in the page cache
+    /// through a pipe with SQEs (off the loop thread). Off: `sendfile(2)` on
+    /// the loop thread for every page, as on epoll. For A/B runs.
+    var spliceFiles = true
 
     /// The options named in `RINGLOOP_URING_OPTIONS`, a comma-separated list
     /// for experiments and A/B measurements: `no-ring-fd`, `no-multishot`,
     /// `no-buffer-ring`, `poll-first`, `batch-wait=MICROSECONDS` (0: off),
-    /// `file-slice=N` (file SQEs submitted every N; 0: only at the enter).
+    /// `file-slice=N` (file SQEs submitted every N; 0: only at the enter),
+    /// `fixed-files`, `sendfile` (no splice for `SocketStream.sendFile`).
     static func fromEnvironment() -> URingOptions {
         var options = URingOptions()
         guard let raw = getenv("RINGLOOP_URING_OPTIONS") else { return options }
@@ -46,6 +51,7 @@ struct URingOptions: Sendable {
             case "no-buffer-ring": options.bufferRing = false
             case "poll-first": options.pollFirst = true
             case "fixed-files": options.fixedFiles = true
+            case "sendfile": options.spliceFiles = false
             default:
                 if item.hasPrefix("batch-wait="), let us = UInt32(item.dropFirst("batch-wait=".count)) {
                     options.batchWaitMicroseconds = us
