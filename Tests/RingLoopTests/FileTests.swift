@@ -112,6 +112,58 @@ struct FileTests {
         #expect(coldBytes == Array(data[coldRange]))
     }
 
+    @Test("registered buffers: fixed reads and writes (O_DIRECT too) are correct; one pool per loop; after unregister they are plain buffers",
+          arguments: allBackends)
+    func registeredBuffers(backend: Backend) async throws {
+        let path = temporaryPath("fixed")
+        defer { unlink(path) }
+        let data = pattern(64 * 4096, seed: 21)
+        let outcome = try await onLoop(backend) { loop -> (Int?, [UInt8], [UInt8], [UInt8], IOError?, IOError?, Bool) in
+            try await writeFile(path, data)
+            let pool = try RegisteredBuffers(count: 8, size: 4096)
+            #expect(pool.isRegistered == (backend == .uring))
+            var fixedIndex: Int?
+            if case .uring(let ring) = loop.io { fixedIndex = ring.fixedIndex(of: pool.buffers[5]) }
+            // Buffered and O_DIRECT reads into slots, at distinct offsets.
+            let file = try await File.open(path, .readWrite())
+            _ = try await file.read(into: pool.buffers[5], at: 3 * 4096)
+            let direct = try await File.open(path, File.Options.read.direct)
+            _ = try await direct.read(into: pool.buffers[2], at: 7 * 4096)
+            let viaDirect = pool.buffers[2].bytes
+            // A write from a slot lands where it should.
+            try pool.buffers[1].set([UInt8](repeating: 0xAB, count: 4096))
+            _ = try await file.write(pool.buffers[1], at: 10 * 4096)
+            let check = try IOBuffer(capacity: 4096)
+            _ = try await file.read(into: check, at: 10 * 4096)
+            let written = check.bytes
+            // A second pool on the same loop is refused; the first survives.
+            var busy: IOError?
+            do { _ = try RegisteredBuffers(count: 1, size: 4096) } catch let error as IOError { busy = error }
+            var bad: IOError?
+            do { _ = try RegisteredBuffers(count: 1, size: 1000) } catch let error as IOError { bad = error }
+            try pool.unregister()
+            let registeredAfter = pool.isRegistered
+            _ = try await file.read(into: pool.buffers[5], at: 4 * 4096)   // a plain read now
+            let afterUnregister = pool.buffers[5].bytes
+            try await direct.close()
+            try await file.close()
+            return (fixedIndex, viaDirect, written, afterUnregister, busy, bad, registeredAfter)
+        }
+        let (fixedIndex, viaDirect, written, afterUnregister, busy, bad, registeredAfter) = outcome
+        if backend == .uring {
+            #expect(fixedIndex == 5, "slot 5 is fixed buffer 5 of the ring")
+            #expect(busy?.errno == Errno(EBUSY), "a second pool on one loop: \(String(describing: busy))")
+        } else {
+            #expect(fixedIndex == nil)
+            #expect(busy == nil, "epoll registers nothing, so a second pool is fine")
+        }
+        #expect(viaDirect == Array(data[(7 * 4096)..<(8 * 4096)]))
+        #expect(written == [UInt8](repeating: 0xAB, count: 4096))
+        #expect(afterUnregister == Array(data[(4 * 4096)..<(5 * 4096)]))
+        #expect(bad?.code == .invalidArgument, "a size that is not a multiple of the alignment")
+        #expect(!registeredAfter)
+    }
+
     @Test("batch reads and writes: one call, a result per item; a bad item fails alone", arguments: allBackends)
     func batchTransfers(backend: Backend) async throws {
         let path = temporaryPath("batch")

@@ -16,6 +16,7 @@ struct FileCommand: ParsableCommand {
     @Option(help: "Reads in flight.") var depth: Int = 32
     @Option(help: "Bytes per read.") var blockSize: Int = 4096
     @Option(help: "Seconds to run (random pattern).") var seconds: Double = 3
+    @Flag(help: "Read into RegisteredBuffers (READ_FIXED on io_uring).") var registered = false
 
     func validate() throws {
         guard depth > 0 else { throw ValidationError("--depth must be positive (got \(depth))") }
@@ -23,6 +24,9 @@ struct FileCommand: ParsableCommand {
             throw ValidationError("--block-size must be a positive multiple of 4096 (got \(blockSize))")
         }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive (got \(seconds))") }
+        if registered && contestant == .nio {
+            throw ValidationError("--registered is RingLoop's RegisteredBuffers (uring or epoll)")
+        }
         if direct && contestant == .nio {
             throw ValidationError("NIOFileSystem has no O_DIRECT option, and its reads allocate unaligned buffers")
         }
@@ -40,7 +44,8 @@ struct FileCommand: ParsableCommand {
         let tally: ReadTally
         switch contestant {
         case .uring, .epoll:
-            tally = try ringLoopReads(path: path, backend: contestant == .uring ? .uring : .epoll, direct: direct, plan: plan, depth: depth)
+            tally = try ringLoopReads(path: path, backend: contestant == .uring ? .uring : .epoll, direct: direct, plan: plan, depth: depth,
+                                 registered: registered)
         case .nio:
             tally = try nioReads(path: path, plan: plan, depth: depth)
         }

@@ -14,6 +14,10 @@ enum BlockingFileCall {
         case .write(let fd, let buffer, let count, let offset):
             offset == currentFileOffset ? result(Glibc.write(fd, buffer, Int(count)))
                 : result(pwrite(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))
+        case .readFixed(let fd, let buffer, let count, let offset, _):
+            perform(.read(fd: fd, buffer: buffer, count: count, offset: offset))
+        case .writeFixed(let fd, let buffer, let count, let offset, _):
+            perform(.write(fd: fd, buffer: buffer, count: count, offset: offset))
         case .readv(let fd, let iovecs, let count, let offset):
             offset == currentFileOffset ? result(Glibc.readv(fd, iovecs, Int32(count)))
                 : result(preadv(fd, iovecs, Int32(count), off_t(Int64(bitPattern: offset))))

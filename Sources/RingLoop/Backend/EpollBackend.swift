@@ -177,7 +177,7 @@ final class EpollBackend: @unchecked Sendable {
             } else {
                 submitToPool(operation, token: token)
             }
-        case .readv, .writev, .openat, .statx, .fsync, .unlinkat, .renameat, .mkdirat, .fallocate, .ftruncate, .splice:
+        case .readFixed, .writeFixed, .readv, .writev, .openat, .statx, .fsync, .unlinkat, .renameat, .mkdirat, .fallocate, .ftruncate, .splice:
             submitToPool(operation, token: token)
         }
     }

@@ -88,6 +88,11 @@ enum Operation {
     case cancel(target: OperationToken)
     case read(fd: Int32, buffer: UnsafeMutableRawPointer, count: UInt32, offset: UInt64)
     case write(fd: Int32, buffer: UnsafeRawPointer, count: UInt32, offset: UInt64)
+    /// `read` into slot `index` of the ring's registered buffers
+    /// (IORING_OP_READ_FIXED); a plain `pread` on the pool under epoll.
+    case readFixed(fd: Int32, buffer: UnsafeMutableRawPointer, count: UInt32, offset: UInt64, index: UInt16)
+    /// `write` from slot `index` of the registered buffers (WRITE_FIXED).
+    case writeFixed(fd: Int32, buffer: UnsafeRawPointer, count: UInt32, offset: UInt64, index: UInt16)
     case readv(fd: Int32, iovecs: UnsafePointer<iovec>, count: UInt32, offset: UInt64)
     case writev(fd: Int32, iovecs: UnsafePointer<iovec>, count: UInt32, offset: UInt64)
     case recv(fd: Int32, buffer: UnsafeMutableRawPointer, count: UInt32, flags: Int32)
@@ -138,6 +143,8 @@ enum Operation {
         case .cancel: "cancel"
         case .read: "read"
         case .write: "write"
+        case .readFixed: "read"
+        case .writeFixed: "write"
         case .readv: "readv"
         case .writev: "writev"
         case .recv: "recv"

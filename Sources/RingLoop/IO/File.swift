@@ -134,7 +134,7 @@ public final class File: @unchecked Sendable {
         let count = UInt32(clamping: buffer.capacity)
         if let n = try readInline(into: buffer, count: Int(count), offset: offset) { return n }
         let n = try await descriptor.perform("read", keepAlive: buffer) { fd, _ in
-            .read(fd: fd, buffer: buffer.base, count: count, offset: offset)
+            readOperation(fd, buffer, count: count, offset: offset)
         }
         buffer.count = n
         return n
@@ -192,7 +192,7 @@ public final class File: @unchecked Sendable {
     ///   or `CancellationError` (the reads in flight are cancelled).
     public nonisolated(nonsending) func read(batch: [(buffer: IOBuffer, offset: Int64)]) async throws -> [Result<Int, IOError>] {
         try await transfer(batch, name: "read", reading: true) { fd, buffer, offset in
-            .read(fd: fd, buffer: buffer.base, count: UInt32(clamping: buffer.capacity), offset: offset)
+            readOperation(fd, buffer, count: UInt32(clamping: buffer.capacity), offset: offset)
         }
     }
 
@@ -201,7 +201,7 @@ public final class File: @unchecked Sendable {
     /// short (a full disk), as `pwrite` may.
     public nonisolated(nonsending) func write(batch: [(buffer: IOBuffer, offset: Int64)]) async throws -> [Result<Int, IOError>] {
         try await transfer(batch, name: "write", reading: false) { fd, buffer, offset in
-            .write(fd: fd, buffer: buffer.base, count: UInt32(clamping: buffer.count), offset: offset)
+            writeOperation(fd, buffer, from: 0, count: UInt32(clamping: buffer.count), offset: offset)
         }
     }
 
@@ -290,8 +290,26 @@ public final class File: @unchecked Sendable {
     private nonisolated(nonsending) func write(_ buffer: IOBuffer, from start: Int, offset: UInt64) async throws -> Int {
         let count = UInt32(clamping: buffer.count - start)
         return try await descriptor.perform("write", keepAlive: buffer) { fd, _ in
-            .write(fd: fd, buffer: buffer.base + start, count: count, offset: offset)
+            writeOperation(fd, buffer, from: start, count: count, offset: offset)
         }
+    }
+
+    /// The read of `buffer`: READ_FIXED when it is a slot of this loop's
+    /// ``RegisteredBuffers`` (io_uring only), a plain read otherwise.
+    private func readOperation(_ fd: Int32, _ buffer: IOBuffer, count: UInt32, offset: UInt64) -> Operation {
+        if buffer.slot != nil, case .uring(let ring) = descriptor.loop.io, let index = ring.fixedIndex(of: buffer) {
+            return .readFixed(fd: fd, buffer: buffer.base, count: count, offset: offset, index: UInt16(index))
+        }
+        return .read(fd: fd, buffer: buffer.base, count: count, offset: offset)
+    }
+
+    /// The write of `buffer`'s bytes from `start`: WRITE_FIXED for a slot of
+    /// this loop's ``RegisteredBuffers``, a plain write otherwise.
+    private func writeOperation(_ fd: Int32, _ buffer: IOBuffer, from start: Int, count: UInt32, offset: UInt64) -> Operation {
+        if buffer.slot != nil, case .uring(let ring) = descriptor.loop.io, let index = ring.fixedIndex(of: buffer) {
+            return .writeFixed(fd: fd, buffer: buffer.base + start, count: count, offset: offset, index: UInt16(index))
+        }
+        return .write(fd: fd, buffer: buffer.base + start, count: count, offset: offset)
     }
 
     /// Writes all of `buffer`'s valid bytes, looping over short writes; at

@@ -30,6 +30,9 @@ public final class IOBuffer: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     /// The storage alignment (4096 for `O_DIRECT` files).
     public let alignment: Int
+    /// The registered block this buffer is a slot of, and the slot's index
+    /// in the kernel's table; nil for a buffer that owns its memory.
+    let slot: (memory: RegisteredMemory, index: Int)?
 
     /// An empty buffer of `capacity` bytes.
     ///
@@ -54,6 +57,16 @@ public final class IOBuffer: @unchecked Sendable {
         self.alignment = alignment
         self.count = 0
         base = memory
+        slot = nil
+    }
+
+    /// A view of slot `index` of a registered block, which owns the memory.
+    init(slot index: Int, of memory: RegisteredMemory) {
+        capacity = memory.slotSize
+        alignment = memory.alignment
+        count = 0
+        base = memory.base + index * memory.slotSize
+        slot = (memory, index)
     }
 
     /// A buffer holding a copy of `bytes`.
@@ -66,9 +79,10 @@ public final class IOBuffer: @unchecked Sendable {
         base = memory!
         UnsafeMutableRawBufferPointer(start: base, count: capacity).copyBytes(from: bytes)
         count = capacity
+        slot = nil
     }
 
-    deinit { free(base) }
+    deinit { if slot == nil { free(base) } }
 
     /// A copy of the valid bytes.
     public var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: base, count: count)) }
