@@ -8,10 +8,13 @@ func say(_ line: String, to fd: Int32 = 1) {
     _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
 }
 
-/// The stream API: one task per connection.
-func serve(_ connection: SocketStream) async {
+/// The stream API: one task per connection. `buffer` is shared by every
+/// connection of one loop: `read(into:)` fills it only as it returns and
+/// `writeAll` copies it into the send queue before it can suspend, so no
+/// other task's read can come between. An idle connection then holds no
+/// buffer of its own.
+func serve(_ connection: SocketStream, buffer: IOBuffer) async {
     do {
-        let buffer = try IOBuffer(capacity: 16 * 1024)
         while try await connection.read(into: buffer) > 0 {
             try await connection.writeAll(buffer)
         }
@@ -40,8 +43,9 @@ func serveOnGroup(host: String, port: Int, threads: Int, backend: Backend?, prot
             return (server.localAddresses[0], server)
         }
         let listener = try await SocketListener.bind(host: host, port: port, backlog: 4096, reusePort: true)
+        let buffer = try IOBuffer(capacity: 16 * 1024)
         loop.spawn {
-            for try await connection in listener.connections { loop.spawn { await serve(connection) } }
+            for try await connection in listener.connections { loop.spawn { await serve(connection, buffer: buffer) } }
         }
         return (listener.localAddress, listener)
     }

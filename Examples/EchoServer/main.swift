@@ -71,8 +71,9 @@ do {
             let listener = try await SocketListener.bind(host: options.host, port: options.port, backlog: 4096)
             say("EchoServer listening on \(listener.localAddress) with the \(loop.backend) backend (stream API)")
             if let reason = loop.backendFallbackReason { say("(io_uring unavailable: \(reason))") }
+            let buffer = try IOBuffer(capacity: 16 * 1024)   // one per loop: see serve(_:buffer:)
             for try await connection in listener.connections {
-                loop.spawn { await serve(connection) }
+                loop.spawn { await serve(connection, buffer: buffer) }
             }
         case .protocol:
             let server = try await loop.createServer(host: options.host, port: options.port, backlog: 4096) { Echo() }

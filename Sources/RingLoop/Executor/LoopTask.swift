@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A task started with ``EventLoop/spawn(name:_:)``: asyncio's `Task`.
 ///
 /// Await ``value`` (or ``result``) to get what it returned or threw; cancel it
@@ -58,45 +60,42 @@ public struct LoopTask<Success: Sendable>: Sendable {
 }
 
 /// What a spawned task and its handles share, to decide whether an error
-/// went unretrieved. Guarded by a lock: handles may go away on any thread.
-final class SpawnRecord: Sendable {
-    private struct State {
-        var error: (any Error)?
-        var finished = false
-        var retrieved = false
-        var abandoned = false
-    }
-    private let state = Locked(State())
+/// went unretrieved. Handles may go away on any thread, so the three facts
+/// (finished, retrieved, abandoned) are bits of one atomic: whichever of
+/// `finish` and `abandon` sets its bit second sees the other's and reports,
+/// so an unretrieved error is reported exactly once. No lock object: this
+/// record exists per spawned task, and an idle server holds thousands.
+final class SpawnRecord: @unchecked Sendable {
+    private static let finishedBit: UInt8 = 1, retrievedBit: UInt8 = 2, abandonedBit: UInt8 = 4
+    private let flags = Atomic<UInt8>(0)
+    /// Written once by `finish` before it sets `finishedBit` (release), read
+    /// only after seeing that bit (acquire).
+    private var error: (any Error)?
     let name: String?
-    /// Hands a report to the loop's exception handler (through its inbox).
-    private let report: @Sendable (ExceptionContext) -> Void
+    /// Where a report goes: its exception handler (through its inbox).
+    private let loop: EventLoop
 
-    init(name: String?, report: @escaping @Sendable (ExceptionContext) -> Void) {
+    init(name: String?, loop: EventLoop) {
         self.name = name
-        self.report = report
+        self.loop = loop
     }
 
-    func markRetrieved() { state.withLock { $0.retrieved = true } }
+    private func report(_ context: ExceptionContext) { loop.reportFromAnyThread(context) }
+
+    func markRetrieved() { flags.bitwiseOr(Self.retrievedBit, ordering: .sequentiallyConsistent) }
 
     /// The task ended; `error` is nil on success.
     func finish(_ error: (any Error)?) {
         // Cancellation is how tasks are stopped, not a failure to report.
-        let error = error is CancellationError ? nil : error
-        let unretrieved = state.withLock { s -> (any Error)? in
-            s.finished = true
-            s.error = error
-            return s.abandoned && !s.retrieved ? error : nil
-        }
-        if let unretrieved { report(context(unretrieved)) }
+        self.error = error is CancellationError ? nil : error
+        let before = flags.bitwiseOr(Self.finishedBit, ordering: .sequentiallyConsistent).oldValue
+        if before & Self.abandonedBit != 0, before & Self.retrievedBit == 0, let error = self.error { report(context(error)) }
     }
 
     /// Every handle is gone.
     func abandon() {
-        let unretrieved = state.withLock { s -> (any Error)? in
-            s.abandoned = true
-            return s.finished && !s.retrieved ? s.error : nil
-        }
-        if let unretrieved { report(context(unretrieved)) }
+        let before = flags.bitwiseOr(Self.abandonedBit, ordering: .sequentiallyConsistent).oldValue
+        if before & Self.finishedBit != 0, before & Self.retrievedBit == 0, let error { report(context(error)) }
     }
 
     private func context(_ error: any Error) -> ExceptionContext {

@@ -113,15 +113,28 @@ public final class SocketStream: @unchecked Sendable {
     ///   the connection's error (`.connectionReset`, ...) once the bytes
     ///   received before it have been read; `CancellationError`.
     public nonisolated(nonsending) func read(into buffer: IOBuffer, timeout: Duration? = nil) async throws -> Int {
+        // The checks and the copy are synchronous helpers, so this async
+        // frame holds only what crosses the wait: a parked idle connection's
+        // task stays within the task allocator's first slab (see
+        // Docs/Transports.md, "Memory per idle connection").
+        try checkReadable(buffer)
+        if state.inbound.isEmpty { try await state.waitForData(timeout: timeout, operation: "read") }
+        return try takeQueued(into: buffer)
+    }
+
+    @inline(never)
+    private func checkReadable(_ buffer: IOBuffer) throws {
         try loop.requireLoopThread("read")
         guard buffer.capacity > 0 else {
             throw IOError(operation: "read", errno: Errno(EINVAL), fd: fileDescriptor, path: remoteAddress?.description,
                           detail: "the buffer has no capacity; a 0-byte read would look like end of stream")
         }
-        if state.inbound.isEmpty {
-            try state.throwFailure()
-            try await state.waitForData(timeout: timeout, operation: "read")
-        }
+        if state.inbound.isEmpty { try state.throwFailure() }
+    }
+
+    /// Copies what is queued into `buffer`; 0 at end of stream.
+    @inline(never)
+    private func takeQueued(into buffer: IOBuffer) throws -> Int {
         if state.closedLocally { try state.throwFailure() }
         let n = state.inbound.peek(into: buffer.base, max: buffer.capacity)
         if n == 0 { try state.throwFailure() }

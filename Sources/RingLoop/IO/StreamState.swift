@@ -16,26 +16,29 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     /// holds both; the transport drops this object at `connectionLost`.
     unowned(unsafe) var transport: Transport
     var inbound = ByteChain()
-    /// The peer closed its side (or the connection is gone).
-    private(set) var eof = false
     /// Why the connection failed, until a caller has been told.
     var failure: (any Error)?
-    private(set) var lost = false
-    /// ``SocketStream/close()`` was called: reads and writes now fail with `.closed`.
-    var closedLocally = false
     /// asyncio's StreamReader limit: lines and separators longer than this
     /// are an error; the queue pauses receiving at twice it.
     let limit: Int
-    private var receivingPaused = false
-    var writePaused = false
 
     // One waiting reader at a time; waiting writers and closers in lists.
-    private var reader: UnsafeContinuation<Wake, Never>?
     private var readerID: UInt64 = 0
     private var readerTimer: TimerHandle?
     private var drainWaiters: [(id: UInt64, continuation: UnsafeContinuation<Wake, Never>)] = []
     private var lostWaiters: [UnsafeContinuation<Void, Never>] = []
     private var nextID: UInt64 = 0
+    private var reader: UnsafeContinuation<Wake, Never>?
+
+    // The flags last, together: one object per connection, no padding
+    // between them (see Docs/Transports.md, "Memory per idle connection").
+    /// The peer closed its side (or the connection is gone).
+    private(set) var eof = false
+    private(set) var lost = false
+    /// ``SocketStream/close()`` was called: reads and writes now fail with `.closed`.
+    var closedLocally = false
+    private var receivingPaused = false
+    var writePaused = false
 
     enum Wake { case ready, cancelled, timedOut }
 
@@ -108,23 +111,37 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     /// CancellationError), or `timeout` (throws ``IOError`` `.timedOut`).
     /// `needed`: wait until at least that many bytes are queued.
     nonisolated(nonsending) func waitForData(needed: Int = 1, timeout: Duration? = nil, operation: String) async throws {
+        // Errors are built in synchronous helpers: this frame is part of every
+        // parked reader's task, and kept small (see SocketStream.read(into:)).
         while inbound.count < needed, !eof, !closedLocally {
-            if Task.isCancelled { throw CancellationError() }
-            if reader != nil {
-                throw IOError(operation: operation, errno: Errno(EBUSY), fd: transport.fileDescriptor,
-                              detail: "another task is already reading this stream; one reader at a time")
-            }
-            if let timeout { armReadTimer(timeout) }
-            let wake = await park()
-            switch wake {
-            case .ready: continue
-            case .cancelled: throw CancellationError()
-            case .timedOut: throw timeoutError(operation, timeout)
-            }
+            try checkCanPark(operation, timeout: timeout)
+            try wakeResult(await park(), operation, timeout)
+        }
+    }
+
+    /// Throws when a reader may not park now: cancelled, or another reader
+    /// already waits. Arms the read timer otherwise.
+    @inline(never)
+    private func checkCanPark(_ operation: String, timeout: Duration?) throws {
+        if Task.isCancelled { throw CancellationError() }
+        if reader != nil {
+            throw IOError(operation: operation, errno: Errno(EBUSY), fd: transport.fileDescriptor,
+                          detail: "another task is already reading this stream; one reader at a time")
+        }
+        if let timeout { armReadTimer(timeout) }
+    }
+
+    @inline(never)
+    private func wakeResult(_ wake: Wake, _ operation: String, _ timeout: Duration?) throws {
+        switch wake {
+        case .ready: return
+        case .cancelled: throw CancellationError()
+        case .timedOut: throw timeoutError(operation, timeout)
         }
     }
 
     /// The one suspension of a waiting reader.
+    @inline(never)
     private nonisolated(nonsending) func park() async -> Wake {
         nextID &+= 1
         let id = nextID

@@ -37,12 +37,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     private var sendQueue = SendQueue()
     private var sendScratch: UnsafeMutablePointer<SendScratch>?
     private var heldReceives: Deque<(id: UInt16, count: Int32)>?
-    /// How the receive stream ended (EOF, an error), when that came while
-    /// received bytes were still held: it is acted on after they are delivered.
-    private var heldEnd: Int32?
     private var closeError: (any Error)?
-    /// The fd number stopped being ours (EBADF): never close it.
-    private var numberLost = false
     /// Called once the transport is closed (a server's bookkeeping).
     var onClosed: ((Transport) -> Void)?
     /// Where a server keeps this transport in its list (for O(1) removal).
@@ -50,16 +45,23 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
 
     private var high = 64 * 1024
     private var low = 16 * 1024
+    /// Tasks waiting for every queued byte to have gone (``waitUntilSent()``).
+    private var sentWaiters: [UnsafeContinuation<Void, Never>] = []
 
+    // The small fields last, together: one object per connection, no
+    // padding between them (see Docs/Transports.md, "Memory per idle connection").
+    /// How the receive stream ended (EOF, an error), when that came while
+    /// received bytes were still held: it is acted on after they are delivered.
+    private var heldEnd: Int32?
     private enum State { case open, closing, aborting, closed }
     private var state = State.open
+    /// The fd number stopped being ours (EBADF): never close it.
+    private var numberLost = false
     // Flags, loop-thread only.
     private var receiving = false
     private var readingWanted = true
     private var waitingForBuffers = false
     private var sending = false
-    /// Tasks waiting for every queued byte to have gone (``waitUntilSent()``).
-    private var sentWaiters: [UnsafeContinuation<Void, Never>] = []
     private var writingPaused = false
     private var eofReceivedFlag = false
     private var writeEOFWanted = false
