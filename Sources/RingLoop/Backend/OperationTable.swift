@@ -24,10 +24,11 @@ extension UnsafeMutablePointer where Pointee == OperationScratch {
     var addressLength: UnsafeMutablePointer<socklen_t> { field(\.addressLength, as: socklen_t.self) }
     var iov: UnsafeMutablePointer<iovec> { field(\.iov, as: iovec.self) }
     var message: UnsafeMutablePointer<msghdr> { field(\.message, as: msghdr.self) }
-    /// The address field viewed as the `siginfo_t` a waitid fills: both are
-    /// 128 bytes with 8-byte alignment (checked where it is used).
+    /// The address field as the `siginfo_t *` a waitid fills: both are 128
+    /// bytes with 8-byte alignment (checked where it is used). Only the
+    /// kernel and C write it; Swift reads it back with a raw load.
     var siginfo: UnsafeMutablePointer<siginfo_t> {
-        UnsafeMutableRawPointer(address).bindMemory(to: siginfo_t.self, capacity: 1)
+        UnsafeMutableRawPointer(address).assumingMemoryBound(to: siginfo_t.self)
     }
     /// The address field viewed as the `sockaddr` the kernel expects.
     var socketAddress: UnsafeMutablePointer<sockaddr> { UnsafeMutableRawPointer(address).assumingMemoryBound(to: sockaddr.self) }

@@ -463,7 +463,7 @@ final class URingBackend {
             if supportedOptionalOpcodes.contains(UInt32(CU_OP_WAITID)) {
                 cu_prep_waitid_pidfd(sqe, pidfd, info)
             } else {
-                info.initialize(to: siginfo_t())
+                memset(info, 0, MemoryLayout<siginfo_t>.size)   // "not reaped": the caller reaps
                 io_uring_prep_poll_add(sqe, pidfd, UInt32(POLLIN))
             }
         case .unlinkat(let directory, let path, let flags):

@@ -17,8 +17,9 @@ import Glibc
 ///
 /// Its exit is awaited through a pidfd: one `IORING_OP_WAITID` SQE that
 /// reaps it on kernels that have the opcode (6.7+, probed at set-up), a poll
-/// SQE on older ones, readiness on epoll. A `Subprocess` dropped before ``wait()`` still has its child reaped
-/// when it exits, so no zombie is left behind while the loop runs.
+/// SQE on older ones, readiness on epoll. A `Subprocess` dropped before
+/// ``wait()`` still has its child reaped when it exits, so no zombie is left
+/// behind while the loop runs.
 public final class Subprocess: @unchecked Sendable {
     /// Where a standard stream of the child goes.
     public enum Stdio: Sendable, Equatable {
@@ -205,7 +206,9 @@ final class Reaper: @unchecked Sendable {
             if rc == 1 { continue }
             info = try await pidfd.descriptor.perform("waitid", keepAlive: nil, { fd, scratch in
                 .waitid(pidfd: fd, info: scratch.siginfo)
-            }, extract: { scratch, result in result >= 0 ? scratch.siginfo.pointee : siginfo_t() })
+            }, extract: { scratch, result in
+                result >= 0 ? UnsafeRawPointer(scratch.address).load(as: siginfo_t.self) : siginfo_t()
+            })
         }
     }
 
