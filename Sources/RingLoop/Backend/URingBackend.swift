@@ -638,6 +638,9 @@ final class URingBackend {
         // If the read could not be reaped (the loop was closed from a thread
         // that may not submit), the kernel's asynchronous teardown could still
         // touch the buffers: leak them rather than risk a write into freed memory.
+        // Operations on registered buffers keep their IOBuffer (so the block)
+        // alive until their completion, so the ring's own hold can go.
+        registeredMemory = nil
         if drained {
             wakeBuffer.deallocate()
             buffers.release()

@@ -23,11 +23,14 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     let limit: Int
 
     // One waiting reader at a time; waiting writers and closers in lists.
-    private var readerID: UInt64 = 0
+    /// Wait ids tell a late cancel or timer from the current wait. 32 bits:
+    /// one would have to arrive 2³² waits late to be mistaken, and the
+    /// object is per connection (see Docs/Transports.md).
+    private var readerID: UInt32 = 0
+    private var nextID: UInt32 = 0
     private var readerTimer: TimerHandle?
-    private var drainWaiters: [(id: UInt64, continuation: UnsafeContinuation<Wake, Never>)] = []
+    private var drainWaiters: [(id: UInt32, continuation: UnsafeContinuation<Wake, Never>)] = []
     private var lostWaiters: [UnsafeContinuation<Void, Never>] = []
-    private var nextID: UInt64 = 0
     private var reader: UnsafeContinuation<Wake, Never>?
 
     // The flags last, together: one object per connection, no padding
@@ -154,7 +157,7 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     }
 
     /// From any thread: ends wait `id` with `.cancelled` if it is still the current one.
-    private func cancelReader(_ id: UInt64) {
+    private func cancelReader(_ id: UInt32) {
         loop.onLoopThread { if self.readerID == id { self.wakeReader(.cancelled) } }
     }
 
