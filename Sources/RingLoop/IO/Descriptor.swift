@@ -92,6 +92,15 @@ final class Descriptor {
         }
     }
 
+    /// Runs `call` with this descriptor's fd on the loop's thread pool,
+    /// counted in flight like a kernel operation, so a concurrent close waits
+    /// for it instead of closing (and freeing the number for reuse) under it.
+    nonisolated(nonsending) func offload(_ name: StaticString, _ call: @escaping @Sendable (Int32) -> Int32) async throws -> Int32 {
+        let fd = try begin(name)
+        defer { end() }
+        return try await loop.offload { call(fd) }
+    }
+
     /// Runs `count` operations on this descriptor with one suspension and
     /// returns each one's kernel-style result (`-errno` for a failure, which
     /// fails that member alone). Throws only for the whole call: a closed

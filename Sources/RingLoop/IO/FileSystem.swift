@@ -140,12 +140,8 @@ extension File {
         if loop.io.canSubmit(operation) {
             rc = Int32(try await descriptor.perform(operation.fileSystemCallName) { fd, _ in operation.replacingFD(fd) })
         } else {
-            try loop.requireLoopThread(operation.name)
-            guard fileDescriptor >= 0 else {
-                throw IOError(operation: operation.name, errno: Errno(EBADF), path: path, detail: IOError.closedDetail)
-            }
             let call = BlockingCall(operation, keepAlive: nil)
-            rc = try await loop.offload { call.run() }
+            rc = try await descriptor.offload(operation.fileSystemCallName) { fd in call.run(fd: fd) }
         }
         try FileSystem.check(rc, operation.name, path: path)
     }
@@ -175,6 +171,11 @@ final class BlockingCall: @unchecked Sendable {
 
     func run() -> Int32 {
         withExtendedLifetime(keepAlive) { BlockingFileCall.perform(operation) }
+    }
+
+    /// ``run()`` on `fd` (the descriptor's number at the time of the call).
+    func run(fd: Int32) -> Int32 {
+        BlockingFileCall.perform(operation.replacingFD(fd))
     }
 }
 
