@@ -9,21 +9,17 @@ enum BlockingFileCall {
     static func perform(_ operation: Operation) -> Int32 {
         switch operation {
         case .read(let fd, let buffer, let count, let offset):
-            offset == currentFileOffset ? result(Glibc.read(fd, buffer, Int(count)))
-                : result(pread(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))
+            at(offset, { Glibc.read(fd, buffer, Int(count)) }, { pread(fd, buffer, Int(count), $0) })
         case .write(let fd, let buffer, let count, let offset):
-            offset == currentFileOffset ? result(Glibc.write(fd, buffer, Int(count)))
-                : result(pwrite(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))
+            at(offset, { Glibc.write(fd, buffer, Int(count)) }, { pwrite(fd, buffer, Int(count), $0) })
         case .readFixed(let fd, let buffer, let count, let offset, _):
             perform(.read(fd: fd, buffer: buffer, count: count, offset: offset))
         case .writeFixed(let fd, let buffer, let count, let offset, _):
             perform(.write(fd: fd, buffer: buffer, count: count, offset: offset))
         case .readv(let fd, let iovecs, let count, let offset):
-            offset == currentFileOffset ? result(Glibc.readv(fd, iovecs, Int32(count)))
-                : result(preadv(fd, iovecs, Int32(count), off_t(Int64(bitPattern: offset))))
+            at(offset, { Glibc.readv(fd, iovecs, Int32(count)) }, { preadv(fd, iovecs, Int32(count), $0) })
         case .writev(let fd, let iovecs, let count, let offset):
-            offset == currentFileOffset ? result(Glibc.writev(fd, iovecs, Int32(count)))
-                : result(pwritev(fd, iovecs, Int32(count), off_t(Int64(bitPattern: offset))))
+            at(offset, { Glibc.writev(fd, iovecs, Int32(count)) }, { pwritev(fd, iovecs, Int32(count), $0) })
         case .openat(let directory, let path, let flags, let mode):
             result(Glibc.openat(directory, path, flags, mode))
         case .statx(let directory, let path, let flags, let mask, let buffer):
@@ -45,6 +41,12 @@ enum BlockingFileCall {
         default:
             preconditionFailure("BlockingFileCall.perform: \(operation.name) is not a file operation")
         }
+    }
+
+    /// A transfer at `offset`: the fd's own position (`current`) for
+    /// ``currentFileOffset``, the positional call otherwise.
+    private static func at(_ offset: UInt64, _ current: () -> Int, _ positional: (off_t) -> Int) -> Int32 {
+        result(offset == currentFileOffset ? current() : positional(off_t(Int64(bitPattern: offset))))
     }
 
     private static func result(_ rc: Int32) -> Int32 { rc < 0 ? -errno : rc }

@@ -216,12 +216,9 @@ final class EpollBackend: @unchecked Sendable {
         case .waitid(let pidfd, let info):
             let reaped = cu_waitid_pidfd(pidfd, info)
             return reaped == 0 ? nil : min(reaped, 0)
-        case .read(let fd, let buffer, let count, let offset):
-            rc = offset == currentFileOffset ? result(Glibc.read(fd, buffer, Int(count)))
-                : result(pread(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))
-        case .write(let fd, let buffer, let count, let offset):
-            rc = offset == currentFileOffset ? result(Glibc.write(fd, buffer, Int(count)))
-                : result(pwrite(fd, buffer, Int(count), off_t(Int64(bitPattern: offset))))
+        case .read, .write:
+            // A pollable file (non-blocking): the same call the pool makes.
+            rc = BlockingFileCall.perform(waiter.operation)
         case .connect(let fd, let address, let length):
             if waiter.connectStarted {
                 var error: Int32 = 0

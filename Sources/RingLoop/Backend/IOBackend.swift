@@ -85,7 +85,6 @@ enum IOBackend {
         }
     }
 
-    @inline(__always)
     /// Whether `operation` can be submitted: the epoll backend runs every file
     /// call on its pool; io_uring needs the opcode (probed at set-up).
     func canSubmit(_ operation: Operation) -> Bool {
@@ -102,6 +101,7 @@ enum IOBackend {
         return ring.supportedOptionalOpcodes.contains(opcode)
     }
 
+    @inline(__always)
     func cancel(_ token: OperationToken) {
         switch self {
         case .uring(let b): b.cancel(token)

@@ -261,5 +261,4 @@ final class OperationBatch {
         }
     }
 
-    var isDone: Bool { remaining == 0 }
 }

@@ -127,10 +127,7 @@ public final class File: @unchecked Sendable {
     }
 
     private nonisolated(nonsending) func read(into buffer: IOBuffer, offset: UInt64) async throws -> Int {
-        guard buffer.capacity > 0 else {
-            throw IOError(operation: "read", errno: Errno(EINVAL), fd: fileDescriptor, path: path,
-                          detail: "the buffer has no capacity; a 0-byte read would look like end of file")
-        }
+        guard buffer.capacity > 0 else { throw emptyBufferError() }
         let count = UInt32(clamping: buffer.capacity)
         if let n = try readInline(into: buffer, count: Int(count), offset: offset) { return n }
         let n = try await descriptor.perform("read", keepAlive: buffer) { fd, _ in
@@ -138,6 +135,13 @@ public final class File: @unchecked Sendable {
         }
         buffer.count = n
         return n
+    }
+
+    /// A read into a buffer of no capacity: refused, since its 0 would look
+    /// like the end of the file.
+    private func emptyBufferError() -> IOError {
+        IOError(operation: "read", errno: Errno(EINVAL), fd: fileDescriptor, path: path,
+                detail: "the buffer has no capacity; a 0-byte read would look like end of file")
     }
 
     /// The read done at once from the page cache (`preadv2` with
@@ -216,8 +220,7 @@ public final class File: @unchecked Sendable {
                 results[index] = .failure(IOError(operation: String(describing: name), errno: Errno(EINVAL), fd: fileDescriptor, path: path,
                                                   detail: "offset must not be negative, got \(item.offset)"))
             } else if reading, item.buffer.capacity == 0 {
-                results[index] = .failure(IOError(operation: "read", errno: Errno(EINVAL), fd: fileDescriptor, path: path,
-                                                  detail: "the buffer has no capacity; a 0-byte read would look like end of file"))
+                results[index] = .failure(emptyBufferError())
             } else if reading, let n = try readInline(into: item.buffer, count: item.buffer.capacity, offset: UInt64(item.offset)) {
                 results[index] = .success(n)
             } else {
@@ -297,8 +300,8 @@ public final class File: @unchecked Sendable {
     /// The read of `buffer`: READ_FIXED when it is a slot of this loop's
     /// ``RegisteredBuffers`` (io_uring only), a plain read otherwise.
     private func readOperation(_ fd: Int32, _ buffer: IOBuffer, count: UInt32, offset: UInt64) -> Operation {
-        if buffer.slot != nil, case .uring(let ring) = descriptor.loop.io, let index = ring.fixedIndex(of: buffer) {
-            return .readFixed(fd: fd, buffer: buffer.base, count: count, offset: offset, index: UInt16(index))
+        if let index = fixedIndex(of: buffer) {
+            return .readFixed(fd: fd, buffer: buffer.base, count: count, offset: offset, index: index)
         }
         return .read(fd: fd, buffer: buffer.base, count: count, offset: offset)
     }
@@ -306,10 +309,16 @@ public final class File: @unchecked Sendable {
     /// The write of `buffer`'s bytes from `start`: WRITE_FIXED for a slot of
     /// this loop's ``RegisteredBuffers``, a plain write otherwise.
     private func writeOperation(_ fd: Int32, _ buffer: IOBuffer, from start: Int, count: UInt32, offset: UInt64) -> Operation {
-        if buffer.slot != nil, case .uring(let ring) = descriptor.loop.io, let index = ring.fixedIndex(of: buffer) {
-            return .writeFixed(fd: fd, buffer: buffer.base + start, count: count, offset: offset, index: UInt16(index))
+        if let index = fixedIndex(of: buffer) {
+            return .writeFixed(fd: fd, buffer: buffer.base + start, count: count, offset: offset, index: index)
         }
         return .write(fd: fd, buffer: buffer.base + start, count: count, offset: offset)
+    }
+
+    /// `buffer`'s index in this loop's registered-buffer table, if it has one.
+    private func fixedIndex(of buffer: IOBuffer) -> UInt16? {
+        guard buffer.slot != nil, case .uring(let ring) = descriptor.loop.io, let index = ring.fixedIndex(of: buffer) else { return nil }
+        return UInt16(index)
     }
 
     /// Writes all of `buffer`'s valid bytes, looping over short writes; at

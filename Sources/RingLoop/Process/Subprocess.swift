@@ -186,30 +186,29 @@ final class Reaper: @unchecked Sendable {
     }
 
     /// Waits for the child's exit and reaps it: one IORING_OP_WAITID where
-    /// the kernel has it; pidfd readiness then a `WNOHANG` waitid otherwise.
+    /// the kernel has it; pidfd readiness then a `WNOHANG` waitid otherwise
+    /// (and on epoll, whose wait does that `waitid` itself).
     private nonisolated(nonsending) func reap() async throws -> Subprocess.Termination {
         precondition(MemoryLayout<siginfo_t>.size <= MemoryLayout<sockaddr_storage>.size
                      && MemoryLayout<siginfo_t>.alignment <= MemoryLayout<sockaddr_storage>.alignment)
-        var info = siginfo_t()
         let fd = pidfd.fileDescriptor
+        var exited: Int32 = 0, status: Int32 = 0
         while true {
-            var exited: Int32 = 0, status: Int32 = 0
-            if cu_siginfo_outcome(&info, &exited, &status) == 1 {
-                let result: Subprocess.Termination = exited != 0 ? .exited(status) : .signaled(status)
-                outcome = result
-                try? await pidfd.close()
-                return result
-            }
-            // Already gone (a wait that completed as readiness only)?
-            let rc = cu_waitid_pidfd(fd, &info)
-            if rc < 0 { throw IOError(operation: "waitid", errno: Errno(rc), fd: fd) }
-            if rc == 1 { continue }
-            info = try await pidfd.descriptor.perform("waitid", keepAlive: nil, { fd, scratch in
+            var info = try await pidfd.descriptor.perform("waitid", keepAlive: nil, { fd, scratch in
                 .waitid(pidfd: fd, info: scratch.siginfo)
             }, extract: { scratch, result in
                 result >= 0 ? UnsafeRawPointer(scratch.address).load(as: siginfo_t.self) : siginfo_t()
             })
+            if cu_siginfo_outcome(&info, &exited, &status) == 1 { break }
+            // Readiness only (a kernel without the opcode): reap it now.
+            let rc = cu_waitid_pidfd(fd, &info)
+            if rc < 0 { throw IOError(operation: "waitid", errno: Errno(rc), fd: fd) }
+            if cu_siginfo_outcome(&info, &exited, &status) == 1 { break }
         }
+        let result: Subprocess.Termination = exited != 0 ? .exited(status) : .signaled(status)
+        outcome = result
+        try? await pidfd.close()
+        return result
     }
 
     /// The Subprocess was dropped: reap in the background once the child exits.
