@@ -177,6 +177,33 @@ struct SocketTests {
         #expect(n == 0)
     }
 
+    @Test("addresses come from the socket: each end sees the other's, Unix peers are unnamed, nil after close", arguments: allBackends)
+    func addresses(backend: Backend) async throws {
+        let path = temporaryPath("sock")
+        try await onLoop(backend) { loop in
+            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+            let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+            let accepted = try await listener.accept()
+            #expect(accepted.remoteAddress != nil)
+            #expect(accepted.remoteAddress == client.localAddress)
+            #expect(client.remoteAddress == accepted.localAddress)
+            try await accepted.close()
+            #expect(accepted.remoteAddress == nil && accepted.localAddress == nil)
+            try await client.close()
+            try await listener.close()
+
+            let unixListener = try await SocketListener.bind(unixPath: path)
+            let unixClient = try await SocketStream.connect(unixPath: path)
+            let unixAccepted = try await unixListener.accept()
+            #expect(unixClient.remoteAddress == .unix(path: path))
+            #expect(unixAccepted.localAddress == .unix(path: path))
+            #expect(unixAccepted.remoteAddress == .unix(path: ""), "a client that did not bind is unnamed")
+            try await unixAccepted.close()
+            try await unixClient.close()
+            try await unixListener.close()
+        }
+    }
+
     @Test("sends that find the socket full wait for room; what follows them never overtakes them", arguments: allBackends)
     func sendsWaitForRoom(backend: Backend) async throws {
         let (sentInOrder, received) = try await onLoop(backend) { loop -> (Bool, [UInt8]) in

@@ -69,23 +69,37 @@ final class EpollBackend: @unchecked Sendable {
         /// by calling connect again.
         var connectStarted = false
     }
+    /// One per descriptor that has waited, so every idle connection pays
+    /// for one: it is kept to 32 bytes. The armed stream receive or accept
+    /// keeps only its token: its fd is the entry's index, and a socket is
+    /// either a connection (stream) or a listener (acceptor), never both.
+    /// Nor is it in `waiterFD`: whoever cancels it names the fd.
     private struct Interest {
         var generation: UInt32
-        var readers = Deque<Waiter>()
-        var writers = Deque<Waiter>()
-        /// The armed stream receive or accept (at most one each).
-        var stream: Waiter?
-        var acceptor: Waiter?
         var registered = false
         /// A FIFO, terminal or other file that readiness applies to: its
         /// reads and writes wait here instead of going to the thread pool.
         var pollableFile = false
-        var isEmpty: Bool { readers.isEmpty && writers.isEmpty && stream == nil && acceptor == nil }
+        /// `armed` is an accept, not a stream receive.
+        var armedIsAcceptor = false
+        var readers = Deque<Waiter>()
+        var writers = Deque<Waiter>()
+        /// Generation 0, which neither table hands out, marks "none": an
+        /// optional token would cost 8 more bytes.
+        var armedToken = OperationToken(rawValue: 0)
+        var armed: OperationToken? {
+            get { armedToken.rawValue == 0 ? nil : armedToken }
+            set { armedToken = newValue ?? OperationToken(rawValue: 0) }
+        }
+        var stream: OperationToken? { armedIsAcceptor ? nil : armed }
+        var acceptor: OperationToken? { armedIsAcceptor ? armed : nil }
     }
     /// Indexed by fd; grows to the highest fd seen.
     @exclusivity(unchecked) private var interests: [Interest?] = []
-    /// Where each waiting socket operation waits: token → fd.
+    /// Where each waiting single-shot operation waits: token → fd.
     @exclusivity(unchecked) private var waiterFD: [OperationToken: Int32] = [:]
+    /// Armed stream receives and accepts (not in `waiterFD`).
+    @exclusivity(unchecked) private var armedCount = 0
     /// Fds whose stream or acceptor stopped at its budget before EAGAIN: with
     /// edge triggering no new event would come, so the next poll resumes them.
     @exclusivity(unchecked) private var readyAgain: [Int32] = []
@@ -160,8 +174,10 @@ final class EpollBackend: @unchecked Sendable {
             attempt(Waiter(operation: operation, token: token), fd: pidfd, readable: true)
         case .send(let fd, _, _, _), .sendmsg(let fd, _, _), .connect(let fd, _, _):
             attempt(Waiter(operation: operation, token: token), fd: fd, readable: false)
-        case .receiveStream(let fd), .acceptStream(let fd):
-            arm(Waiter(operation: operation, token: token), fd: fd)
+        case .receiveStream(let fd):
+            arm(token, stream: true, fd: fd)
+        case .acceptStream(let fd):
+            arm(token, stream: false, fd: fd)
         case .shutdown(let fd, let how):
             immediate.append(Completion(token: token, result: Self.result(Glibc.shutdown(fd, how)), flags: 0))
         case .close(let fd):
@@ -271,13 +287,14 @@ final class EpollBackend: @unchecked Sendable {
 
     /// Arms a stream receive or accept, and serves it at once: what arrived
     /// while nothing was armed brought its edge already.
-    private func arm(_ waiter: Waiter, fd: Int32) {
+    private func arm(_ token: OperationToken, stream: Bool, fd: Int32) {
         var entry = interest(for: fd)
-        if case .receiveStream = waiter.operation { entry.stream = waiter } else { entry.acceptor = waiter }
-        waiterFD[waiter.token] = fd
+        if entry.armed == nil { armedCount += 1 }
+        entry.armed = token
+        entry.armedIsAcceptor = !stream
         store(entry, for: fd)
         registerOnce(fd: fd)
-        if case .receiveStream = waiter.operation { serveStream(fd: fd, untilDrained: true) } else { serveAcceptor(fd: fd) }
+        if stream { serveStream(fd: fd, untilDrained: true) } else { serveAcceptor(fd: fd) }
     }
 
     private func nextGenerationValue() -> UInt32 {
@@ -310,9 +327,13 @@ final class EpollBackend: @unchecked Sendable {
 
     /// Completes every waiter of `entry` with `result` and drops the entry.
     private func fail(_ entry: Interest, fd: Int32, result: Int32) {
-        for waiter in entry.readers + entry.writers + [entry.stream, entry.acceptor].compactMap({ $0 }) {
-            waiterFD[waiter.token] = nil
-            immediate.append(Completion(token: waiter.token, result: result, flags: 0))
+        for token in (entry.readers + entry.writers).map(\.token) {
+            waiterFD[token] = nil
+            immediate.append(Completion(token: token, result: result, flags: 0))
+        }
+        if let token = entry.armed {
+            armedCount -= 1
+            immediate.append(Completion(token: token, result: result, flags: 0))
         }
         store(nil, for: fd)
     }
@@ -345,8 +366,7 @@ final class EpollBackend: @unchecked Sendable {
     /// further edge: so `untilDrained` (on arming, when the state is unknown,
     /// and for events that report a hang-up) reads until EAGAIN or EOF.
     private func serveStream(fd: Int32, untilDrained: Bool = false) {
-        guard Int(fd) < interests.count, var entry = interests[Int(fd)], let waiter = entry.stream,
-              case .receiveStream = waiter.operation else { return }
+        guard Int(fd) < interests.count, var entry = interests[Int(fd)], let token = entry.stream else { return }
         for _ in 0..<Self.receiveBudget {
             guard let id = buffers.take() else {
                 // Out of buffers: end the stream receive, as io_uring does
@@ -356,7 +376,7 @@ final class EpollBackend: @unchecked Sendable {
             }
             let n = Glibc.recv(fd, buffers.pointer(id), buffers.size, Int32(MSG_DONTWAIT))
             if n > 0 {
-                immediate.append(Completion(token: waiter.token, result: Int32(n),
+                immediate.append(Completion(token: token, result: Int32(n),
                                             flags: CompletionFlag.more | CompletionFlag.buffer | UInt32(id) << CompletionFlag.bufferShift))
                 if n < buffers.size, !untilDrained { return }  // drained: the next bytes bring a new edge
                 continue
@@ -372,31 +392,31 @@ final class EpollBackend: @unchecked Sendable {
     }
 
     private func finishStream(_ entry: inout Interest, fd: Int32, result: Int32) {
-        guard let waiter = entry.stream else { return }
-        entry.stream = nil
+        guard let token = entry.stream else { return }
+        entry.armed = nil
+        armedCount -= 1
         interests[Int(fd)] = entry
-        waiterFD[waiter.token] = nil
-        immediate.append(Completion(token: waiter.token, result: result, flags: 0))
+        immediate.append(Completion(token: token, result: result, flags: 0))
     }
 
     /// Accepts until EAGAIN, an error, or the budget.
     private func serveAcceptor(fd: Int32) {
-        guard Int(fd) < interests.count, var entry = interests[Int(fd)], let waiter = entry.acceptor else { return }
+        guard Int(fd) < interests.count, var entry = interests[Int(fd)], let token = entry.acceptor else { return }
         let flags = Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         for _ in 0..<Self.acceptBudget {
             let accepted = cu_accept4(fd, nil, nil, flags)
             if accepted >= 0 {
-                immediate.append(Completion(token: waiter.token, result: accepted, flags: CompletionFlag.more))
+                immediate.append(Completion(token: token, result: accepted, flags: CompletionFlag.more))
                 continue
             }
             let error = errno
             if error == EAGAIN || error == EWOULDBLOCK { return }
             if error == EINTR { continue }
             // An error ends the stream, as it ends a multishot accept.
-            entry.acceptor = nil
+            entry.armed = nil
+            armedCount -= 1
             interests[Int(fd)] = entry
-            waiterFD[waiter.token] = nil
-            immediate.append(Completion(token: waiter.token, result: -error, flags: 0))
+            immediate.append(Completion(token: token, result: -error, flags: 0))
             return
         }
         readyAgain.append(fd)
@@ -447,11 +467,7 @@ final class EpollBackend: @unchecked Sendable {
             return 0
         }
         guard let fd = waiterFD[target], Int(fd) < interests.count, var entry = interests[Int(fd)] else { return -ENOENT }
-        if entry.stream?.token == target {
-            entry.stream = nil
-        } else if entry.acceptor?.token == target {
-            entry.acceptor = nil
-        } else if let i = entry.readers.firstIndex(where: { $0.token == target }) {
+        if let i = entry.readers.firstIndex(where: { $0.token == target }) {
             entry.readers.remove(at: i)
         } else if let i = entry.writers.firstIndex(where: { $0.token == target }) {
             entry.writers.remove(at: i)
@@ -466,6 +482,16 @@ final class EpollBackend: @unchecked Sendable {
 
     /// Cancels `token` if it still waits; its completion says `-ECANCELED`.
     func cancel(_ token: OperationToken) { _ = cancel(target: token) }
+
+    /// Cancels the stream receive or accept `token` armed on `fd`, if it
+    /// is still armed; its completion says `-ECANCELED`.
+    func cancelArmed(_ token: OperationToken, fd: Int32) {
+        guard Int(fd) < interests.count, var entry = interests[Int(fd)], entry.armed == token else { return }
+        entry.armed = nil
+        armedCount -= 1
+        interests[Int(fd)] = entry
+        immediate.append(Completion(token: token, result: -ECANCELED, flags: 0))
+    }
 
     /// `fd` is about to be closed: drop its registration and table entry.
     func willClose(fd: Int32) {
@@ -501,7 +527,7 @@ final class EpollBackend: @unchecked Sendable {
             let delta = next.deadline > now ? Int64(clamping: next.deadline - now) : 0
             wait = wait.map { min($0, delta) } ?? delta
         }
-        if wait != 0 || force || !waiterFD.isEmpty {
+        if wait != 0 || force || !waiterFD.isEmpty || armedCount > 0 {
             waitForEvents(timeout: wait)
         }
         expireTimeouts()

@@ -109,6 +109,17 @@ enum IOBackend {
         }
     }
 
+    /// Cancels a `.receiveStream` or `.acceptStream` armed on `fd`. The fd
+    /// spares the epoll backend a token → fd entry per armed operation,
+    /// which every idle connection would pay for.
+    @inline(__always)
+    func cancelArmed(_ token: OperationToken, fd: Int32) {
+        switch self {
+        case .uring(let b): b.cancel(token)
+        case .epoll(let b): b.cancelArmed(token, fd: fd)
+        }
+    }
+
     @inline(__always)
     /// `expected`: how many completions the loop expects soon (the receives
     /// the last batch brought); io_uring's batched wait holds out for them.

@@ -138,7 +138,7 @@ public final class SocketListener: @unchecked Sendable {
         let fd = pending.removeFirst()
         if pending.count == Self.pendingLimit / 2 { acceptor.start() }
         if !isUnix { try? Sockets.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY", path: nil) }
-        return SocketStream(fd: fd, remote: isUnix ? localAddress : Sockets.remoteAddress(fd), loop: loop)
+        return SocketStream(fd: fd, loop: loop)
     }
 
     /// The accepted connections, one at a time, until the listener is closed

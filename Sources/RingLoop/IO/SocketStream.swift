@@ -26,14 +26,11 @@ import Glibc
 public final class SocketStream: @unchecked Sendable {
     let transport: Transport
     let state: StreamState
-    /// The peer's address.
-    public let remoteAddress: SocketAddress?
 
     /// asyncio's default StreamReader limit: 64 KiB.
     public static let defaultLimit = 64 * 1024
 
-    init(fd: Int32, remote: SocketAddress?, loop: EventLoop, limit: Int = SocketStream.defaultLimit) {
-        remoteAddress = remote
+    init(fd: Int32, loop: EventLoop, limit: Int = SocketStream.defaultLimit) {
         transport = Transport(fd: fd, loop: loop)
         state = StreamState(loop: loop, transport: transport, limit: limit)
         transport.start(state)
@@ -52,8 +49,16 @@ public final class SocketStream: @unchecked Sendable {
     /// The raw descriptor, or -1 after ``close()``.
     public var fileDescriptor: Int32 { transport.fileDescriptor }
 
-    /// This end's address.
+    /// This end's address, read from the socket (`getsockname`); nil once
+    /// the stream is closed.
     public var localAddress: SocketAddress? { transport.localAddress }
+
+    /// The peer's address, read from the socket (`getpeername`) when asked:
+    /// nil once the stream is closed, `.unix(path: "")` for an unnamed
+    /// Unix-domain peer (a client that did not bind). Not stored, so an idle
+    /// connection does not pay for it, nor an accept for a `getpeername`;
+    /// keep it if you need it after closing.
+    public var remoteAddress: SocketAddress? { transport.remoteAddress }
 
     /// The longest line or separated record ``readLine()`` and ``readUntil(_:)``
     /// accept (asyncio's StreamReader limit); received bytes queue up to twice
@@ -93,7 +98,7 @@ public final class SocketStream: @unchecked Sendable {
     public nonisolated(nonsending) static func connect(to address: SocketAddress) async throws -> SocketStream {
         let loop = try EventLoop.running()
         let fd = try await Sockets.connect(to: address, loop: loop)
-        return SocketStream(fd: fd, remote: address, loop: loop)
+        return SocketStream(fd: fd, loop: loop)
     }
 
     // MARK: Reading

@@ -115,7 +115,7 @@ public final class Subprocess: @unchecked Sendable {
             throw IOError(operation: "pidfd_open", errno: Errno(pidfd), path: executable)
         }
         let reaper = Reaper(pidfd: File(wrapping: pidfd, path: "pidfd of \(executable)", loop: loop), loop: loop)
-        func stream(_ fd: Int32?) -> SocketStream? { fd.map { SocketStream(fd: $0, remote: nil, loop: loop) } }
+        func stream(_ fd: Int32?) -> SocketStream? { fd.map { SocketStream(fd: $0, loop: loop) } }
         return Subprocess(pid: pid, reaper: reaper, executable: executable,
                           stdin: stream(streams[0]), stdout: stream(streams[1]), stderr: stream(streams[2]))
     }

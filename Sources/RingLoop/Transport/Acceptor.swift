@@ -69,7 +69,7 @@ final class Acceptor: CompletionHandler, @unchecked Sendable {
     /// accept queue meanwhile.
     func pause() {
         wanted = false
-        if accepting { loop.io.cancel(loop.handlers.token(handlerID, kind: 1)) }
+        if accepting { loop.io.cancelArmed(loop.handlers.token(handlerID, kind: 1), fd: fd) }
     }
 
     private func arm() {
@@ -85,7 +85,7 @@ final class Acceptor: CompletionHandler, @unchecked Sendable {
         closing = true
         backoffTimer?.cancel()
         backoffTimer = nil
-        if accepting { loop.io.cancel(loop.handlers.token(handlerID, kind: 1)) }
+        if accepting { loop.io.cancelArmed(loop.handlers.token(handlerID, kind: 1), fd: fd) }
         finishIfIdle()
     }
 

@@ -55,20 +55,20 @@ public final class Server: @unchecked Sendable {
     private func accepted(_ fd: Int32) {
         if unixSocket == nil { try? Sockets.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY", path: nil) }
         let transport = Transport(fd: fd, loop: loop)
-        transport.serverSlot = transports.count
+        transport.serverSlot = Int32(transports.count)
         transports.append(transport)
-        transport.onClosed = { [weak self] transport in self?.removeTransport(transport) }
+        transport.server = self
         transport.start(factory())
     }
 
-    private func removeTransport(_ transport: Transport) {
-        let slot = transport.serverSlot
+    func removeTransport(_ transport: Transport) {
+        let slot = Int(transport.serverSlot)
         guard slot >= 0, slot < transports.count, transports[slot] === transport else { return }
         // O(1): move the last one into the hole.
         let last = transports.removeLast()
         if slot < transports.count {
             transports[slot] = last
-            last.serverSlot = slot
+            last.serverSlot = Int32(slot)
         }
         transport.serverSlot = -1
         wakeIfClosed()

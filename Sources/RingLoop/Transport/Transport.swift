@@ -31,6 +31,9 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     public let loop: EventLoop
     /// The socket, or -1 once closed.
     public private(set) var fileDescriptor: Int32
+    /// Where ``server`` keeps this transport in its list (O(1) removal).
+    /// Next to the fd: two 32-bit fields, no padding.
+    var serverSlot: Int32 = -1
 
     private var handlerID = HandlerID(slot: 0, generation: 0)
     var protocolObject: (any TransportProtocol)?
@@ -38,10 +41,10 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     private var sendScratch: UnsafeMutablePointer<SendScratch>?
     private var heldReceives: Deque<(id: UInt16, count: Int32)>?
     private var closeError: (any Error)?
-    /// Called once the transport is closed (a server's bookkeeping).
-    var onClosed: ((Transport) -> Void)?
-    /// Where a server keeps this transport in its list (for O(1) removal).
-    var serverSlot = -1
+    /// The server that accepted this transport, told when it closes. A
+    /// weak reference rather than a callback: 8 bytes in every transport
+    /// instead of 16, and no closure context per connection.
+    weak var server: Server?
 
     private var high = 64 * 1024
     private var low = 16 * 1024
@@ -366,7 +369,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         guard loop.isOnLoopThread else { loop.onLoopThread { [self] in pauseReading() }; return }
         guard readingWanted, state == .open else { return }
         readingWanted = false
-        if receiving { loop.io.cancel(loop.handlers.token(handlerID, kind: Self.receiveKind)) }
+        if receiving { loop.io.cancelArmed(loop.handlers.token(handlerID, kind: Self.receiveKind), fd: fileDescriptor) }
     }
 
     /// Resumes receiving after ``pauseReading()``: first what arrived in
@@ -440,7 +443,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     }
 
     private func stopReceiving() {
-        if receiving { loop.io.cancel(loop.handlers.token(handlerID, kind: Self.receiveKind)) }
+        if receiving { loop.io.cancelArmed(loop.handlers.token(handlerID, kind: Self.receiveKind), fd: fileDescriptor) }
         if waitingForBuffers { waitingForBuffers = false }
     }
 
@@ -475,8 +478,8 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
             let protocolObject = self.protocolObject
             self.protocolObject = nil
             protocolObject?.connectionLost(error)
-            onClosed?(self)
-            onClosed = nil
+            server?.removeTransport(self)
+            server = nil
         })
     }
 
