@@ -15,7 +15,11 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     /// The transport this object is the protocol of. Unowned: the stream
     /// holds both; the transport drops this object at `connectionLost`.
     unowned(unsafe) var transport: Transport
-    var inbound = ByteChain()
+    // The queue and the waiter slots are touched on every read. This object
+    // is confined to its loop's thread and takes waiters out before it
+    // resumes them, so the runtime's dynamic exclusivity checks are off for
+    // them (as for `Transport`'s send queue).
+    @exclusivity(unchecked) var inbound = ByteChain()
     /// Why the connection failed, until a caller has been told.
     var failure: (any Error)?
     /// asyncio's StreamReader limit: lines and separators longer than this
@@ -28,10 +32,10 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     /// object is per connection (see Docs/Transports.md).
     private var readerID: UInt32 = 0
     private var nextID: UInt32 = 0
-    private var readerTimer: TimerHandle?
-    private var drainWaiters: [(id: UInt32, continuation: UnsafeContinuation<Wake, Never>)] = []
-    private var lostWaiters: [UnsafeContinuation<Void, Never>] = []
-    private var reader: UnsafeContinuation<Wake, Never>?
+    @exclusivity(unchecked) private var readerTimer: TimerHandle?
+    @exclusivity(unchecked) private var drainWaiters: [(id: UInt32, continuation: UnsafeContinuation<Wake, Never>)] = []
+    @exclusivity(unchecked) private var lostWaiters: [UnsafeContinuation<Void, Never>] = []
+    @exclusivity(unchecked) private var reader: UnsafeContinuation<Wake, Never>?
 
     // The flags last, together: one object per connection, no padding
     // between them (see Docs/Transports.md, "Memory per idle connection").

@@ -37,9 +37,15 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
 
     private var handlerID = HandlerID(slot: 0, generation: 0)
     var protocolObject: (any TransportProtocol)?
-    private var sendQueue = SendQueue()
-    private var sendScratch: UnsafeMutablePointer<SendScratch>?
-    private var heldReceives: Deque<(id: UInt16, count: Int32)>?
+    // The containers below are mutated in place on every request. A
+    // transport is confined to its loop's thread and never calls out while
+    // one of them is being modified (callbacks get copies, waiters are
+    // taken out before they are resumed), so the runtime's dynamic
+    // exclusivity checks (a thread-local access set, about eight per echo)
+    // are turned off for them.
+    @exclusivity(unchecked) private var sendQueue = SendQueue()
+    @exclusivity(unchecked) private var sendScratch: UnsafeMutablePointer<SendScratch>?
+    @exclusivity(unchecked) private var heldReceives: Deque<(id: UInt16, count: Int32)>?
     private var closeError: (any Error)?
     /// The server that accepted this transport, told when it closes. A
     /// weak reference rather than a callback: 8 bytes in every transport
@@ -49,7 +55,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     private var high = 64 * 1024
     private var low = 16 * 1024
     /// Tasks waiting for every queued byte to have gone (``waitUntilSent()``).
-    private var sentWaiters: [UnsafeContinuation<Void, Never>] = []
+    @exclusivity(unchecked) private var sentWaiters: [UnsafeContinuation<Void, Never>] = []
 
     // The small fields last, together: one object per connection, no
     // padding between them (see Docs/Transports.md, "Memory per idle connection").
