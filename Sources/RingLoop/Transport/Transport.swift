@@ -132,9 +132,11 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// True while receiving is not paused.
     public var isReading: Bool { readingWanted && state == .open }
 
-    /// This end's address.
+    /// This end's address, read from the socket (`getsockname`); nil once
+    /// the transport is closed.
     public var localAddress: SocketAddress? { Sockets.localAddress(fileDescriptor) }
-    /// The peer's address.
+    /// The peer's address, read from the socket (`getpeername`) when asked;
+    /// nil once the transport is closed.
     public var remoteAddress: SocketAddress? { Sockets.remoteAddress(fileDescriptor) }
 
     // MARK: Writing
