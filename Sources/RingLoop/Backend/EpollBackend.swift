@@ -486,7 +486,7 @@ final class EpollBackend: @unchecked Sendable {
     /// Cancels the stream receive or accept `token` armed on `fd`, if it
     /// is still armed; its completion says `-ECANCELED`.
     func cancelArmed(_ token: OperationToken, fd: Int32) {
-        guard Int(fd) < interests.count, var entry = interests[Int(fd)], entry.armed == token else { return }
+        guard fd >= 0, Int(fd) < interests.count, var entry = interests[Int(fd)], entry.armed == token else { return }
         entry.armed = nil
         armedCount -= 1
         interests[Int(fd)] = entry

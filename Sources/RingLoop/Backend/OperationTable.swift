@@ -260,5 +260,4 @@ final class OperationBatch {
             continuation.resume()
         }
     }
-
 }

@@ -169,13 +169,10 @@ final class BlockingCall: @unchecked Sendable {
         self.keepAlive = keepAlive
     }
 
-    func run() -> Int32 {
-        withExtendedLifetime(keepAlive) { BlockingFileCall.perform(operation) }
-    }
-
-    /// ``run()`` on `fd` (the descriptor's number at the time of the call).
-    func run(fd: Int32) -> Int32 {
-        BlockingFileCall.perform(operation.replacingFD(fd))
+    /// Runs the call; with `fd`, on that descriptor number (the one the
+    /// descriptor holds at the time of the call) instead of the operation's.
+    func run(fd: Int32? = nil) -> Int32 {
+        withExtendedLifetime(keepAlive) { BlockingFileCall.perform(fd.map(operation.replacingFD) ?? operation) }
     }
 }
 

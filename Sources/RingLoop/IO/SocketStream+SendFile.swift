@@ -49,15 +49,16 @@ extension SocketStream {
                 if !splice || cu_range_cached(source, UInt64(position), UInt64(want)) == 1 {
                     var cursor = off_t(position)
                     let n = Glibc.sendfile(socket, source, &cursor, want)
+                    let error = n < 0 ? errno : 0
                     if n > 0 {
                         sent += n
                         position += Int64(n)
                     } else if n == 0 {
                         break  // the file ended
-                    } else if errno == EAGAIN {
+                    } else if error == EAGAIN {
                         try await waitForRoom(socket, file, "sendfile")
-                    } else if errno != EINTR {
-                        throw IOError(operation: "sendfile", errno: Errno(errno), fd: socket, path: file.path)
+                    } else if error != EINTR {
+                        throw IOError(operation: "sendfile", errno: Errno(error), fd: socket, path: file.path)
                     }
                     continue
                 }
