@@ -272,18 +272,25 @@ struct FileTests {
     func badArguments(backend: Backend) async throws {
         let path = temporaryPath("args")
         defer { unlink(path) }
-        let codes = try await onLoop(backend) { _ -> [IOError.Code] in
+        let (codes, closedText) = try await onLoop(backend) { _ -> ([IOError.Code], String) in
             var codes: [IOError.Code] = []
+            var closedText = ""
             do { _ = try IOBuffer(capacity: -1) } catch let e as IOError { codes.append(e.code) }
             try await writeFile(path, [1])
             let file = try await File.open(path)
             do { _ = try await file.read(into: IOBuffer(capacity: 1), at: -5) } catch let e as IOError { codes.append(e.code) }
             try await file.close()
-            do { _ = try await file.read(into: IOBuffer(capacity: 1)) } catch let e as IOError { codes.append(e.code) }
+            do { _ = try await file.read(into: IOBuffer(capacity: 1)) } catch let e as IOError {
+                codes.append(e.code)
+                closedText = e.description
+            }
             try await file.close()  // idempotent
-            return codes
+            return (codes, closedText)
         }
         #expect(codes == [IOError.Code.invalidArgument, .invalidArgument, .closed])
+        // Closed before the call: the message names the file and does not
+        // claim the close raced an operation in flight.
+        #expect(closedText.contains(path) && closedText.contains("closed") && !closedText.contains("in flight"), "\(closedText)")
     }
 
     @Test("sync, dataSync and stat work", arguments: allBackends)

@@ -58,8 +58,9 @@ final class Descriptor {
 
     var isClosed: Bool { fd < 0 || closing }
 
-    func closedError(_ operation: String) -> IOError {
-        IOError(operation: operation, errno: Errno(EBADF), path: label, detail: IOError.closedDetail)
+    func closedError(_ operation: String, inFlight: Bool = false) -> IOError {
+        IOError(operation: operation, errno: Errno(EBADF), path: label,
+                detail: IOError.closedDetail + (inFlight ? " while the operation was in flight" : ""))
     }
 
     /// Starts an operation on this descriptor: checks the thread (first: this
@@ -117,7 +118,7 @@ final class Descriptor {
         let results = try await loop.performBatch(name, count: count, fd: fd, keepAlive: keepAlive, track: track) { index, scratch in
             prepare(fd, index, scratch)
         }
-        if closing, results.contains(-ECANCELED) { throw closedError(String(describing: name)) }
+        if closing, results.contains(-ECANCELED) { throw closedError(String(describing: name), inFlight: true) }
         if Task.isCancelled, results.contains(-ECANCELED) { throw CancellationError() }
         return results
     }
@@ -144,7 +145,7 @@ final class Descriptor {
         })
         if raw >= 0 { return value }
         if raw == -ECANCELED {
-            if closing { throw closedError(String(describing: name)) }
+            if closing { throw closedError(String(describing: name), inFlight: true) }
             if Task.isCancelled { throw CancellationError() }
             if let timeout {
                 throw IOError(operation: String(describing: name), errno: Errno(ETIMEDOUT), fd: fd, path: label,

@@ -25,7 +25,8 @@ public struct IOError: Error, Equatable, Sendable, CustomStringConvertible {
         case tooManyOpenFiles       // EMFILE, ENFILE
         case badFileDescriptor      // EBADF (for example writing to a read-only fd)
         case invalidArgument        // EINVAL
-        /// The descriptor was closed while the operation was in flight.
+        /// The descriptor, stream or listener was closed: before the call, or
+        /// while the operation was in flight (the detail says which).
         case closed
         /// Host name resolution failed (`getaddrinfo`).
         case nameResolution
@@ -70,7 +71,8 @@ public struct IOError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    static let closedDetail = "the descriptor was closed while the operation was in flight"
+    /// Starts the detail of every `.closed` error; ``code`` matches on it.
+    static let closedDetail = "the descriptor was closed"
 
     public var description: String {
         var subject: [String] = []
