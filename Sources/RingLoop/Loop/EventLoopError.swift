@@ -44,8 +44,12 @@ public enum EventLoopError: Error, Equatable, Sendable, CustomStringConvertible 
         case .closeWhileRunning: "Cannot close a running event loop."
         case .stoppedBeforeCompletion: "The event loop stopped before the operation completed."
         case .wrongThread(let operation):
-            "\(operation) was called from a thread other than the event loop's; use callSoonThreadsafe."
-        case .noRunningLoop: "No event loop is running on this thread."
+            "\(operation) was called from a thread other than the event loop's. A `Task { }` or `Task.detached` "
+                + "runs on Swift's global executor: start the task with `loop.spawn { }` (or "
+                + "`Task(executorPreference: loop)`), or hand the call over with `loop.submit` or `callSoonThreadsafe`."
+        case .noRunningLoop:
+            "No event loop is running on this thread. Call this inside `EventLoop.run { }` or a task started with "
+                + "`loop.spawn { }`; a `Task { }` or `Task.detached` runs on Swift's global executor, not on the loop."
         case .backendUnavailable(let backend, let reason): "The \(backend) backend is unavailable: \(reason)."
         case .usedAfterFork(let operation):
             "\(operation): this event loop was made before fork(); a child process must make its own loop."
