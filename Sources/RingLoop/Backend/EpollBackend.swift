@@ -179,10 +179,10 @@ final class EpollBackend: @unchecked Sendable {
         case .acceptStream(let fd):
             arm(token, stream: false, fd: fd)
         case .shutdown(let fd, let how):
-            immediate.append(Completion(token: token, result: Self.result(Glibc.shutdown(fd, how)), flags: 0))
+            immediate.append(Completion(token: token, result: kernelResult(Glibc.shutdown(fd, how)), flags: 0))
         case .close(let fd):
             forget(fd: fd)
-            immediate.append(Completion(token: token, result: Self.result(Glibc.close(fd)), flags: 0))
+            immediate.append(Completion(token: token, result: kernelResult(Glibc.close(fd)), flags: 0))
         case .read(let fd, _, _, _), .write(let fd, _, _, _):
             if Int(fd) < interests.count, interests[Int(fd)]?.pollableFile == true {
                 if case .read = operation {
@@ -207,56 +207,6 @@ final class EpollBackend: @unchecked Sendable {
         store(entry, for: fd)
     }
 
-    private static func result(_ rc: Int32) -> Int32 { rc < 0 ? -errno : rc }
-    private static func result(_ rc: Int) -> Int32 { rc < 0 ? -errno : Int32(truncatingIfNeeded: rc) }
-
-    /// Performs a socket operation without blocking. `nil` means "not ready".
-    private static func perform(_ waiter: inout Waiter) -> Int32? {
-        let rc: Int32
-        switch waiter.operation {
-        case .recv(let fd, let buffer, let count, let flags):
-            rc = result(Glibc.recv(fd, buffer, Int(count), flags | Int32(MSG_DONTWAIT)))
-        case .send(let fd, let buffer, let count, let flags):
-            rc = result(Glibc.send(fd, buffer, Int(count), flags | Int32(MSG_DONTWAIT)))
-        case .recvmsg(let fd, let message, let flags):
-            rc = result(Glibc.recvmsg(fd, message, Int32(bitPattern: flags) | Int32(MSG_DONTWAIT)))
-        case .sendmsg(let fd, let message, let flags):
-            rc = result(Glibc.sendmsg(fd, message, Int32(bitPattern: flags) | Int32(MSG_DONTWAIT)))
-        case .accept(let fd, let address, let length, let flags):
-            rc = result(cu_accept4(fd, address, length, flags))
-        case .poll(let fd, let events):
-            var descriptor = pollfd(fd: fd, events: Int16(truncatingIfNeeded: events), revents: 0)
-            let ready = Glibc.poll(&descriptor, 1, 0)
-            if ready < 0 { return -errno }
-            return ready == 0 ? nil : Int32(descriptor.revents)
-        case .waitid(let pidfd, let info):
-            let reaped = cu_waitid_pidfd(pidfd, info)
-            return reaped == 0 ? nil : min(reaped, 0)
-        case .read, .write:
-            // A pollable file (non-blocking): the same call the pool makes.
-            rc = BlockingFileCall.perform(waiter.operation)
-        case .connect(let fd, let address, let length):
-            if waiter.connectStarted {
-                var error: Int32 = 0
-                var size = socklen_t(MemoryLayout<Int32>.size)
-                if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0 { return -errno }
-                return error == 0 ? 0 : -error
-            }
-            rc = result(Glibc.connect(fd, address, length))
-            // Only EINPROGRESS means "under way". EAGAIN from a Unix-domain
-            // connect means the listener's backlog is full: a failure, which
-            // the caller may retry, not a connection in progress.
-            if rc == -EINPROGRESS {
-                waiter.connectStarted = true
-                return nil
-            }
-            return rc
-        default:
-            preconditionFailure("EpollBackend.perform: \(waiter.operation.name) is not a one-shot socket operation")
-        }
-        return rc == -EAGAIN || rc == -EWOULDBLOCK ? nil : rc
-    }
-
     private func interest(for fd: Int32) -> Interest {
         if Int(fd) < interests.count, let existing = interests[Int(fd)] { return existing }
         return Interest(generation: nextGenerationValue())
@@ -275,7 +225,7 @@ final class EpollBackend: @unchecked Sendable {
         var entry = interest(for: fd)
         // Keep FIFO order: if others already wait in this direction, queue behind them.
         let queued = readable ? !entry.readers.isEmpty : !entry.writers.isEmpty
-        if !queued, let rc = Self.perform(&waiter) {
+        if !queued, let rc = NonblockingCall.perform(waiter.operation, connectStarted: &waiter.connectStarted) {
             immediate.append(Completion(token: waiter.token, result: rc, flags: 0))
             return
         }
@@ -590,7 +540,7 @@ final class EpollBackend: @unchecked Sendable {
     private func drain(fd: Int32, readers: Bool) {
         guard Int(fd) < interests.count, var entry = interests[Int(fd)] else { return }
         while var waiter = readers ? entry.readers.first : entry.writers.first {
-            guard let rc = Self.perform(&waiter) else {
+            guard let rc = NonblockingCall.perform(waiter.operation, connectStarted: &waiter.connectStarted) else {
                 // Keep the connectStarted state that perform may have set.
                 if readers { entry.readers[entry.readers.startIndex] = waiter } else { entry.writers[entry.writers.startIndex] = waiter }
                 break

@@ -9,32 +9,6 @@ import Glibc
 /// first thread that runs the loop (see ``attach()``), so a loop may be built on
 /// one thread and run on another.
 final class URingBackend {
-    /// Ring set-up attempts, strongest first (DESIGN.md "Ring setup"), each
-    /// with the newest flag it needs: SINGLE_ISSUER|DEFER_TASKRUN (6.1),
-    /// COOP_TASKRUN (5.19), SUBMIT_ALL (5.18), none (5.11, the EXT_ARG wait).
-    /// Every step also asks for CQSIZE (5.5).
-    static let setupCascade: [(name: String, flags: UInt32)] = [
-        ("SINGLE_ISSUER|DEFER_TASKRUN",
-         CU_SETUP_SINGLE_ISSUER | CU_SETUP_DEFER_TASKRUN | CU_SETUP_TASKRUN_FLAG | CU_SETUP_R_DISABLED | CU_SETUP_SUBMIT_ALL),
-        ("COOP_TASKRUN", CU_SETUP_COOP_TASKRUN | CU_SETUP_TASKRUN_FLAG | CU_SETUP_SUBMIT_ALL),
-        ("SUBMIT_ALL", CU_SETUP_SUBMIT_ALL),
-        ("none", 0),
-    ]
-
-    /// Opcodes RingLoop submits; a kernel lacking any of them makes `.auto` fall back.
-    static let requiredOpcodes: [(UInt32, String)] = [
-        (IORING_OP_NOP.rawValue, "NOP"), (IORING_OP_TIMEOUT.rawValue, "TIMEOUT"),
-        (IORING_OP_ASYNC_CANCEL.rawValue, "ASYNC_CANCEL"), (IORING_OP_READ.rawValue, "READ"),
-        (IORING_OP_WRITE.rawValue, "WRITE"), (IORING_OP_READV.rawValue, "READV"),
-        (IORING_OP_WRITEV.rawValue, "WRITEV"), (IORING_OP_RECV.rawValue, "RECV"),
-        (IORING_OP_SEND.rawValue, "SEND"), (IORING_OP_RECVMSG.rawValue, "RECVMSG"),
-        (IORING_OP_SENDMSG.rawValue, "SENDMSG"), (IORING_OP_ACCEPT.rawValue, "ACCEPT"),
-        (IORING_OP_CONNECT.rawValue, "CONNECT"), (IORING_OP_SHUTDOWN.rawValue, "SHUTDOWN"),
-        (IORING_OP_CLOSE.rawValue, "CLOSE"), (IORING_OP_OPENAT.rawValue, "OPENAT"),
-        (IORING_OP_STATX.rawValue, "STATX"), (IORING_OP_FSYNC.rawValue, "FSYNC"),
-        (IORING_OP_LINK_TIMEOUT.rawValue, "LINK_TIMEOUT"),
-    ]
-
     /// Whether the kernel does a multishot operation: learnt from the first
     /// one's completion (a kernel without it fails the SQE with EINVAL).
     enum Support { case unknown, supported, unsupported }
@@ -65,9 +39,9 @@ final class URingBackend {
     @exclusivity(unchecked) private var closed = false
     @exclusivity(unchecked) private var shuttingDown = false
     @exclusivity(unchecked) private var droppedSeen: UInt32 = 0
-    @exclusivity(unchecked) private var ringFDRegistered = false
+    @exclusivity(unchecked) private(set) var ringFDRegistered = false
     /// Batched waits are asked for and the kernel has them.
-    private let batchWaits: Bool
+    let batchWaits: Bool
     /// Sends written to the SQ since the last enter.
     @exclusivity(unchecked) private var sendsSubmitted = 0
     let options: URingOptions
@@ -180,32 +154,11 @@ final class URingBackend {
         if enabled { becomeIssuer() }
     }
 
-    /// Checks the opcodes RingLoop cannot do without; returns which of the
-    /// optional ones (file-system calls) the kernel has.
-    private static func checkOpcodes(_ ring: UnsafeMutablePointer<io_uring>) throws(BackendSetupError) -> Set<UInt32> {
-        guard let probe = io_uring_get_probe_ring(ring) else {
-            throw BackendSetupError(operation: "io_uring_register(PROBE)", errno: Errno(ENOSYS))
-        }
-        defer { io_uring_free_probe(probe) }
-        for (op, name) in requiredOpcodes where io_uring_opcode_supported(probe, Int32(op)) == 0 {
-            throw BackendSetupError(operation: "io_uring probe", errno: Errno(ENOSYS), detail: "kernel lacks IORING_OP_\(name)")
-        }
-        return Set(optionalOpcodes.filter { io_uring_opcode_supported(probe, Int32($0)) != 0 })
-    }
-
-    /// Opcodes used when the kernel has them (probed at set-up). Without a
-    /// file-system one, that call runs on the loop's thread pool instead;
-    /// without WAITID, a child's exit is awaited as pidfd readiness.
-    static let optionalOpcodes: [UInt32] = [
-        IORING_OP_UNLINKAT.rawValue, IORING_OP_RENAMEAT.rawValue, IORING_OP_MKDIRAT.rawValue,
-        IORING_OP_FALLOCATE.rawValue, UInt32(CU_OP_FTRUNCATE), UInt32(CU_OP_WAITID),
-    ]
-
     /// The optional opcodes this kernel has.
     private(set) var supportedOptionalOpcodes: Set<UInt32> = []
 
     /// The fixed-file table, with the `fixed-files` option.
-    @exclusivity(unchecked) private var fixedFiles: FixedFileTable?
+    @exclusivity(unchecked) private(set) var fixedFiles: FixedFileTable?
 
     /// `fd` is about to be closed (or its number was reused): its fixed-file
     /// slot must let go first, or the table's reference would keep the
@@ -648,27 +601,5 @@ final class URingBackend {
             LeakedForSafety.keep(memory: UnsafeMutableRawPointer(wakeBuffer))
             LeakedForSafety.keep(buffers)
         }
-    }
-
-    /// For logs and reports: ring size, accepted set-up, probed features.
-    var summary: String {
-        var features = ["NODROP", "EXT_ARG"]
-        features.append(buffers.isKernelRing ? "buffer ring \(buffers.count)×\(buffers.size) B"
-                        : "pooled receives (\(bufferRingUnavailable ?? "no buffer ring"))")
-        func name(_ support: Support) -> String {
-            switch support {
-            case .unknown: "untried"
-            case .supported: "yes"
-            case .unsupported: "no"
-            }
-        }
-        features.append("multishot recv \(name(multishotReceive))")
-        features.append("multishot accept \(name(multishotAccept))")
-        if ringFDRegistered { features.append("registered ring fd") }
-        features.append("waitid \(supportedOptionalOpcodes.contains(UInt32(CU_OP_WAITID)) ? "yes" : "no (pidfd poll)")")
-        if options.pollFirst { features.append("POLL_FIRST receives") }
-        if let fixedFiles { features.append("fixed files (\(fixedFiles.size) slots)") }
-        if batchWaits { features.append("batched waits up to \(options.batchWaitMicroseconds) µs") }
-        return "io_uring (\(entries) entries, setup \(setupName); \(features.joined(separator: ", ")))"
     }
 }

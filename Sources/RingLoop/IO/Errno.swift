@@ -46,3 +46,9 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
         EHOSTDOWN: "EHOSTDOWN", ESHUTDOWN: "ESHUTDOWN", ENODATA: "ENODATA",
     ]
 }
+
+/// A libc return value in the style of io_uring's completions, so the
+/// backends that call libc report results the same way: the value when it
+/// is not negative, `-errno` when the call failed.
+@inline(__always) func kernelResult(_ rc: Int32) -> Int32 { rc < 0 ? -errno : rc }
+@inline(__always) func kernelResult(_ rc: Int) -> Int32 { rc < 0 ? -errno : Int32(truncatingIfNeeded: rc) }
