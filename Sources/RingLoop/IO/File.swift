@@ -145,8 +145,7 @@ public final class File: @unchecked Sendable {
     }
 
     /// The read done at once from the page cache (`preadv2` with
-    /// `RWF_NOWAIT`), as stream sends try the socket first: no SQE, no pool
-    /// hop, no suspension. nil when the data is not cached (the caller takes
+    /// `RWF_NOWAIT`): no SQE, no pool hop, no suspension. nil when the data is not cached (the caller takes
     /// the SQE or pool path), when this iteration's budget of inline reads is
     /// spent (so one task cannot keep the loop to itself), for positional-less
     /// reads, and for files where it cannot help.
