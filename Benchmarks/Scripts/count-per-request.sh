@@ -62,13 +62,15 @@ run() {  # name, command with PORT placeholder
     done
     if [ $ready = 0 ]; then echo "| $name | (did not listen on port $port within 15 s) |"; kill $server 2>/dev/null; return; fi
     # The client's window starts after every connection's first echo and a
-    # 0.5 s warm-up; perf starts counting 0.7 s in and stops 0.2 s before the
-    # window ends, and its ops are scaled to the same span by the rate.
+    # 0.5 s warm-up, and outlasts perf's count by 1.5 s: attaching uprobes
+    # delays perf's own timer by a few hundred ms, and a window that reached
+    # the client's exit would count the connections' teardown as echo work.
+    # perf's ops are the client's rate times perf's span.
     taskset -c 0 "$client" echo --port "$port" --server-pid "$server" --connections "$connections" --size "$size" \
-        --duration "$seconds" --warmup 0.5 > /tmp/count-client.json &
+        --duration "$(python3 -c "print($seconds + 1.5)")" --warmup 0.5 > /tmp/count-client.json &
     local load=$!
     sleep 0.8
-    local window=$(python3 -c "print(max(0.2, $seconds - 0.5))")
+    local window=$seconds
     perf stat -x, -e "$events" -p "$server" -o /tmp/count-perf.csv -- sleep "$window" 2>/dev/null
     wait $load
     kill $server; wait $server 2>/dev/null || true
@@ -90,13 +92,15 @@ def per(key):
 cells = [per("swift_task_enqueue"), per("swift_task_switch"), per("swift_continuation_resume"),
          per("swift_task_addCancellationHandler"), per("malloc"), per("sys_enter"), per("sys_enter_io_uring_enter"),
          per("sys_enter_sendto"), per("sys_enter_recvfrom"), per("sys_enter_epoll_wait") + per("sys_enter_epoll_pwait2")]
-print("| " + name + " | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {client['server_cpu_ns_per_op']/1000:.2f} |")
+text = [f"{c:.3f}" for c in cells]
+text[4] += f" ({counts.get('malloc', 0.0):.0f})"   # the raw count: 0.000 could hide a few
+print("| " + name + " | " + " | ".join(text) + f" | {client['server_cpu_ns_per_op']/1000:.2f} |")
 PY
 }
 
 echo "Per echo, $connections connections × $size B, $(date -u +%Y-%m-%dT%H:%MZ), $(uname -r):"
 echo
-echo "| server | swift_task_enqueue | swift_task_switch | continuation_resume | addCancellationHandler | malloc | syscalls | io_uring_enter | sendto | recvfrom | epoll_wait | server CPU µs |"
+echo "| server | swift_task_enqueue | swift_task_switch | continuation_resume | addCancellationHandler | malloc (count) | syscalls | io_uring_enter | sendto | recvfrom | epoll_wait | server CPU µs |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for backend in uring epoll; do
     for api in stream protocol; do
