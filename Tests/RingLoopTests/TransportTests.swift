@@ -281,6 +281,33 @@ struct TransportTests {
         #expect(waited, "the test must really run out of buffers")
     }
 
+    @Test("a closed transport's errors say it was closed and name no stale descriptor", arguments: allBackends)
+    func closedTransportErrors(backend: Backend) async throws {
+        let (writeError, limitsError) = try await onLoop(backend) { loop -> (IOError?, IOError?) in
+            let server = try await loop.createServer(host: "127.0.0.1", port: 0) { RecordingProtocol() }
+            let (transport, _) = try await loop.createConnection(host: "127.0.0.1", port: server.localAddresses[0].port!) {
+                RecordingProtocol()
+            }
+            transport.close()
+            try await loop.sleep(for: .milliseconds(20))  // let the close finish: the fd is gone
+            var writeError: IOError?
+            var limitsError: IOError?
+            do { try transport.write([1, 2, 3]) } catch let error as IOError { writeError = error }
+            do { try transport.setWriteBufferLimits(high: 10, low: 20) } catch let error as IOError { limitsError = error }
+            server.close()
+            server.closeClients()
+            await server.waitClosed()
+            return (writeError, limitsError)
+        }
+        let write = try #require(writeError)
+        let limits = try #require(limitsError)
+        #expect(write.code == .closed, "\(write)")
+        #expect(limits.code == .invalidArgument, "\(limits)")
+        for error in [write, limits] {
+            #expect(!error.description.contains("fd -1"), "\(error)")
+        }
+    }
+
     @Test("flow control: pauseWriting at the high-water mark, resumeWriting after the drain, bytes in order",
           arguments: allBackends)
     func flowControl(backend: Backend) async throws {

@@ -76,7 +76,7 @@ public struct IOError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         var subject: [String] = []
-        if let fd { subject.append("fd \(fd)") }
+        if let fd, fd >= 0 { subject.append("fd \(fd)") }  // -1: already closed, says nothing
         if let path { subject.append(path) }
         var text = operation + (subject.isEmpty ? "" : "(\(subject.joined(separator: ", ")))")
         if let errno { text += ": \(errno)" }
