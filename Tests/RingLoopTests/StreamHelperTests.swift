@@ -68,8 +68,8 @@ struct StreamHelperTests {
 
     @Test("EOF before readExactly or readUntil completes: IncompleteReadError with the partial bytes", arguments: allBackends)
     func incompleteReads(backend: Backend) async throws {
-        let (exact, until) = try await onLoop(backend) { _ -> (IncompleteReadError?, IncompleteReadError?) in
-            var exact: IncompleteReadError?, until: IncompleteReadError?
+        let (exact, until, huge) = try await onLoop(backend) { _ -> (IncompleteReadError?, IncompleteReadError?, IncompleteReadError?) in
+            var exact: IncompleteReadError?, until: IncompleteReadError?, huge: IncompleteReadError?
             do {
                 let (client, server, close) = try await connectedPair()
                 try await server.writeAll(Array("12345".utf8))
@@ -84,10 +84,21 @@ struct StreamHelperTests {
                 do { _ = try await client.readUntil(Array("\r\n".utf8)) } catch let error as IncompleteReadError { until = error }
                 try await close()
             }
-            return (exact, until)
+            // A count far beyond memory is bad input only if it allocates
+            // up front: it must wait for bytes like any other count.
+            do {
+                let (client, server, close) = try await connectedPair()
+                try await server.writeAll(Array("12345".utf8))
+                try await server.shutdown(.write)
+                do { _ = try await client.readExactly(Int.max) } catch let error as IncompleteReadError { huge = error }
+                try await close()
+            }
+            return (exact, until, huge)
         }
         #expect(exact?.partial == Array("12345".utf8))
         #expect(exact?.expected == 8)
+        #expect(huge?.partial == Array("12345".utf8))
+        #expect(huge?.expected == Int.max)
         #expect(until?.partial == Array("no separator".utf8))
         #expect(until?.expected == nil)
     }

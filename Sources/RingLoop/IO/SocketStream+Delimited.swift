@@ -101,7 +101,9 @@ extension SocketStream {
             throw IOError(operation: "readExactly", errno: Errno(EINVAL), fd: fileDescriptor, detail: "count must not be negative, got \(count)")
         }
         var result: [UInt8] = []
-        result.reserveCapacity(count)
+        // What is queued now, at most: a huge count must not reserve memory
+        // for bytes that may never come (the array grows as they do).
+        result.reserveCapacity(Swift.min(count, Swift.max(state.inbound.count, limit)))
         while result.count < count {
             if state.inbound.isEmpty {
                 try state.throwFailure()
