@@ -76,6 +76,30 @@ struct FileTests {
         #expect(userSpace == data)
     }
 
+    @Test("copyFile refuses to copy a file onto itself (same path, hard link, symlink) and replaces a longer destination",
+          arguments: allBackends)
+    func copyFileSameFileAndOverwrite(backend: Backend) async throws {
+        let source = temporaryPath("self"), link = temporaryPath("hardlink"), symlinkPath = temporaryPath("symlink")
+        let longer = temporaryPath("longer")
+        defer { unlink(source); unlink(link); unlink(symlinkPath); unlink(longer) }
+        let data = pattern(100_000, seed: 9)
+        let (codes, afterwards, replaced) = try await onLoop(backend) { _ -> ([IOError.Code], [UInt8], [UInt8]) in
+            try await writeFile(source, data)
+            Glibc.link(source, link)
+            Glibc.symlink(source, symlinkPath)
+            var codes: [IOError.Code] = []
+            for destination in [source, link, symlinkPath] {
+                do { try await copyFile(from: source, to: destination) } catch let error as IOError { codes.append(error.code) }
+            }
+            try await writeFile(longer, [UInt8](repeating: 0xEE, count: 300_000))
+            try await copyFile(from: source, to: longer)
+            return (codes, try await readFile(source), try await readFile(longer))
+        }
+        #expect(codes == [.invalidArgument, .invalidArgument, .invalidArgument])
+        #expect(afterwards == data, "the source is intact")
+        #expect(replaced == data, "a longer destination is cut to the source's length")
+    }
+
     @Test("cached reads are done inline (RWF_NOWAIT); a cold page takes the SQE or pool path and returns the right bytes",
           arguments: allBackends)
     func inlineReadsAndColdFallback(backend: Backend) async throws {

@@ -63,12 +63,19 @@ nonisolated(nonsending) func copyFile(from source: String, to destination: Strin
     let input = try await File.open(source)
     let output: File
     do {
-        output = try await File.open(destination, .write(create: true, truncate: true))
+        // Not truncated at open: if both names lead to one file (the same
+        // path, a hard link, a symlink), truncating would destroy the source.
+        output = try await File.open(destination, .write(create: true, truncate: false))
     } catch {
         try? await input.close()
         throw error
     }
     do {
+        if sameFile(input.fileDescriptor, output.fileDescriptor) {
+            throw IOError(operation: "copyFile", errno: Errno(EINVAL), path: destination,
+                          detail: "the destination is the source file (\(source)); nothing was copied")
+        }
+        try await output.truncate(to: 0)
         let size = try await input.size
         if inKernel, try await copyInKernel(input, output, size: size, loop: try EventLoop.running()) {
             try await input.close()
@@ -102,6 +109,13 @@ nonisolated(nonsending) func copyFile(from source: String, to destination: Strin
         try? await output.close()
         throw error
     }
+}
+
+/// Whether two descriptors name one file (device and inode), as `cp` checks.
+private func sameFile(_ a: Int32, _ b: Int32) -> Bool {
+    var first = stat(), second = stat()
+    guard fstat(a, &first) == 0, fstat(b, &second) == 0 else { return false }
+    return first.st_dev == second.st_dev && first.st_ino == second.st_ino
 }
 
 /// `copy_file_range` in 64 MiB calls on the pool; false when the kernel will
