@@ -184,7 +184,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         try loop.requireLoopThread("Transport.write")
         guard state == .open, !writeEOFWanted else {
             throw IOError(operation: "write", errno: Errno(EPIPE), fd: fileDescriptor,
-                          detail: writeEOFWanted && state == .open ? "writeEOF() was called" : IOError.closedDetail)
+                          detail: writeEOFWanted && state == .open ? "the write side is shut down (writeEOF() or shutdown(.write))" : IOError.closedDetail)
         }
     }
 
