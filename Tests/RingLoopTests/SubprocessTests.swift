@@ -48,6 +48,31 @@ struct SubprocessTests {
         #expect(zombieChildren() == 0)
     }
 
+    @Test("a cancelled wait (withTimeout) ends at once, the child runs on, a later wait gets its outcome",
+          arguments: allBackends)
+    func cancelledWait(backend: Backend) async throws {
+        let (timedOut, elapsed, runningAfter, outcome) = try await onLoop(backend) { loop -> (Bool, Duration, Bool, Subprocess.Termination) in
+            let sleeper = try await Subprocess.spawn("sleep", arguments: ["30"])
+            let start = ContinuousClock.now
+            var timedOut = false
+            do { _ = try await withTimeout(.milliseconds(50)) { try await sleeper.wait() } } catch is TimeoutError { timedOut = true }
+            let elapsed = ContinuousClock.now - start
+            let runningAfter = sleeper.termination == nil && Glibc.kill(sleeper.pid, 0) == 0
+            // Two waiters at once; cancelling one leaves the other waiting.
+            let first = loop.spawn { try await sleeper.wait() }
+            let second = loop.spawn { try await sleeper.wait() }
+            try await loop.sleep(for: .milliseconds(20))
+            first.cancel()
+            _ = await first.result
+            try sleeper.kill()
+            return (timedOut, elapsed, runningAfter, try await second.value)
+        }
+        #expect(timedOut)
+        #expect(elapsed < .seconds(10), "the wait ended with its timeout, not with the child (\(elapsed))")
+        #expect(runningAfter, "cancelling a wait leaves the child running")
+        #expect(outcome == .signaled(SIGKILL))
+    }
+
     @Test("pipes both ways: communicate feeds stdin and collects stdout and stderr", arguments: allBackends)
     func pipesBothWays(backend: Backend) async throws {
         let (out, err, status) = try await onLoop(backend) { _ -> ([UInt8], [UInt8], Subprocess.Termination) in

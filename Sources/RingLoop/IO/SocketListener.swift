@@ -125,7 +125,9 @@ public final class SocketListener: @unchecked Sendable {
             let id = nextID
             await withTaskCancellationHandler {
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                    waiter = (id, continuation)
+                    // A cancel that ran the handler before this waiter
+                    // existed has set the flag: do not wait for it.
+                    if Task.isCancelled { continuation.resume() } else { waiter = (id, continuation) }
                 }
             } onCancel: { [loop, self] in
                 loop.onLoopThread {

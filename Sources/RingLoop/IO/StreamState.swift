@@ -154,7 +154,10 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
         let id = nextID
         readerID = id
         return await withTaskCancellationHandler {
-            await withUnsafeContinuation { reader = $0 }
+            // A cancel from another thread that lands just before the handler
+            // is installed runs the handler at once, before there is a reader
+            // to wake: the flag is set by then, so look at it here.
+            await withUnsafeContinuation { if Task.isCancelled { $0.resume(returning: .cancelled) } else { reader = $0 } }
         } onCancel: {
             self.cancelReader(id)
         }
@@ -210,7 +213,8 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
             let id = nextID
             let wake = await withTaskCancellationHandler {
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
-                    drainWaiters.append((id, continuation))
+                    // Cancelled before the handler was installed: see park().
+                    if Task.isCancelled { continuation.resume(returning: .cancelled) } else { drainWaiters.append((id, continuation)) }
                 }
             } onCancel: { [loop, self] in
                 loop.onLoopThread {

@@ -171,18 +171,55 @@ final class Reaper: @unchecked Sendable {
     /// still be reaped there.
     let loop: EventLoop
     var outcome: Subprocess.Termination?
-    private var waiting: LoopTask<Subprocess.Termination>?
+    /// A loop task is reaping the child (one at a time, for every waiter).
+    private var reaping = false
+    /// Callers of ``wait()`` until the reap ends; each leaves on its own
+    /// cancellation without stopping the reap for the others.
+    private var waiters: [(id: UInt64, continuation: UnsafeContinuation<Subprocess.Termination, any Error>)] = []
+    private var nextWaiterID: UInt64 = 0
 
     init(pidfd: File, loop: EventLoop) {
         self.pidfd = pidfd
         self.loop = loop
     }
 
+    /// The outcome, once the child has exited. Cancelling a wait (a
+    /// `withTimeout`, a cancelled task) ends that wait with
+    /// `CancellationError`; the child runs on and a later wait still gets its
+    /// outcome.
     nonisolated(nonsending) func wait() async throws -> Subprocess.Termination {
+        try loop.requireLoopThread("Subprocess.wait")
         if let outcome { return outcome }
-        let task = waiting ?? loop.spawn(name: "subprocess wait") { [self] in try await reap() }
-        waiting = task
-        return try await task.value
+        try Task.checkCancellation()
+        startReaping()
+        nextWaiterID &+= 1
+        let id = nextWaiterID
+        return try await withTaskCancellationHandler {
+            // A cancel that ran the handler before this waiter existed has
+            // set the flag: do not wait for it.
+            try await withUnsafeThrowingContinuation {
+                if Task.isCancelled { $0.resume(throwing: CancellationError()) } else { waiters.append((id, $0)) }
+            }
+        } onCancel: { [loop, self] in
+            loop.onLoopThread {
+                guard let index = self.waiters.firstIndex(where: { $0.id == id }) else { return }
+                self.waiters.remove(at: index).continuation.resume(throwing: CancellationError())
+            }
+        }
+    }
+
+    /// Starts the one reap, unless it runs already; its end resumes every waiter.
+    private func startReaping() {
+        guard outcome == nil, !reaping else { return }
+        reaping = true
+        _ = loop.spawn(name: "subprocess reaper") { [self] in
+            let result: Result<Subprocess.Termination, any Error>
+            do { result = .success(try await reap()) } catch { result = .failure(error) }
+            reaping = false
+            let resumed = waiters
+            waiters = []
+            for waiter in resumed { waiter.continuation.resume(with: result) }
+        }
     }
 
     /// Waits for the child's exit and reaps it: one IORING_OP_WAITID where
@@ -213,10 +250,8 @@ final class Reaper: @unchecked Sendable {
 
     /// The Subprocess was dropped: reap in the background once the child exits.
     func reapWhenDone() {
-        guard outcome == nil, waiting == nil else { return }
-        _ = loop.onLoopThread { [self] in
-            waiting = loop.spawn(name: "subprocess reaper") { [self] in try await reap() }
-        }
+        guard outcome == nil else { return }
+        _ = loop.onLoopThread { [self] in startReaping() }
     }
 
     func sendSignal(_ signal: Int32, executable: String) throws {
