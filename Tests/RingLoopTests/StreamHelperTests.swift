@@ -166,6 +166,34 @@ struct StreamHelperTests {
         #expect(reported == ["serve handler failed"], "the thrown error went to the exception handler")
     }
 
+    @Test("a cancelled waitClosed (withTimeout) returns early; the handler runs on until a later waitClosed cancels it",
+          arguments: allBackends)
+    func waitClosedIsCancellable(backend: Backend) async throws {
+        let (early, stillRunning, cancelledEarly, remaining) = try await onLoop(backend) { loop -> (Duration, Int, Bool, Int) in
+            let stuckCancelled = Flag()
+            let server = try await loop.serve(host: "127.0.0.1", port: 0) { stream in
+                _ = try await stream.readLine()
+                do { try await loop.sleep(for: .seconds(60)) } catch { stuckCancelled.set(); throw error }
+            }
+            let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
+            try await client.writeAll(Array("stuck\n".utf8))
+            try await waitUntil(loop) { server.connectionCount == 1 }
+            server.close()
+            let start = LoopInstant.now
+            try await withTimeout(.milliseconds(50)) { await server.waitClosed() }
+            let early = LoopInstant.now - start
+            let stillRunning = server.connectionCount
+            let cancelledBefore = stuckCancelled.isSet
+            await server.waitClosed(deadline: .zero)
+            try await client.close()
+            return (early, stillRunning, cancelledBefore, server.connectionCount)
+        }
+        #expect(early < .seconds(5), "the wait ended with its task's cancellation (\(early))")
+        #expect(stillRunning == 1, "cancelling the wait does not touch the handlers")
+        #expect(!cancelledEarly, "the handler ran on until the second waitClosed's deadline")
+        #expect(remaining == 0)
+    }
+
     @Test("sendFile: 64 MiB after queued bytes, checked byte for byte", arguments: allBackends)
     func sendFile(backend: Backend) async throws {
         let path = temporaryPath("sendfile")

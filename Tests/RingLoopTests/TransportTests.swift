@@ -281,6 +281,29 @@ struct TransportTests {
         #expect(waited, "the test must really run out of buffers")
     }
 
+    @Test("a cancelled Server.waitClosed (withTimeout) returns early while a connection stays open", arguments: allBackends)
+    func serverWaitClosedIsCancellable(backend: Backend) async throws {
+        let (waited, openDuring, openAfter) = try await onLoop(backend) { loop -> (Duration, Int, Int) in
+            let server = try await loop.createServer(host: "127.0.0.1", port: 0) { RecordingProtocol() }
+            let (client, _) = try await loop.createConnection(host: "127.0.0.1", port: server.localAddresses[0].port!) {
+                RecordingProtocol()
+            }
+            try await waitUntil(loop) { server.connectionCount == 1 }
+            server.close()
+            let start = LoopInstant.now
+            try await withTimeout(.milliseconds(50)) { await server.waitClosed() }
+            let waited = LoopInstant.now - start
+            let openDuring = server.connectionCount
+            client.close()
+            server.closeClients()
+            await server.waitClosed()
+            return (waited, openDuring, server.connectionCount)
+        }
+        #expect(waited < .seconds(5), "the wait ended with its task's cancellation (\(waited))")
+        #expect(openDuring == 1, "cancelling the wait leaves the connection alone")
+        #expect(openAfter == 0)
+    }
+
     @Test("a closed transport's errors say it was closed and name no stale descriptor", arguments: allBackends)
     func closedTransportErrors(backend: Backend) async throws {
         let (writeError, limitsError) = try await onLoop(backend) { loop -> (IOError?, IOError?) in

@@ -31,13 +31,22 @@ public final class StreamServer: @unchecked Sendable {
     private var acceptTask: LoopTask<Void>?
     private var listenerClose: LoopTask<Void>?
     private var closing = false
-    private var idleWaiters: [UnsafeContinuation<Void, Never>] = []
+    /// The accept loop and the listener's close have finished.
+    private var acceptEnded = false
+    private var listenerClosed = false
+    /// Callers of ``waitClosed(deadline:)``, woken at each change to look again.
+    private var closeWaiters: [(id: UInt64, continuation: UnsafeContinuation<Void, Never>)] = []
+    private var nextWaiterID: UInt64 = 0
 
     init(listener: SocketListener, loop: EventLoop, handler: @escaping (SocketStream) async throws -> Void) {
         self.listener = listener
         self.loop = loop
         self.handler = handler
         acceptTask = loop.spawn(name: "serve accept loop") { [self] in
+            defer {
+                acceptEnded = true
+                wakeCloseWaiters()
+            }
             for try await stream in listener.connections { start(stream) }
         }
     }
@@ -54,23 +63,49 @@ public final class StreamServer: @unchecked Sendable {
         guard !closing else { return }
         closing = true
         acceptTask?.cancel()
-        listenerClose = loop.spawn(name: "serve listener close") { [listener] in try await listener.close() }
+        listenerClose = loop.spawn(name: "serve listener close") { [self, listener] in
+            defer {
+                listenerClosed = true
+                wakeCloseWaiters()
+            }
+            try await listener.close()
+        }
     }
 
     /// Waits until the listener is closed and every handler has ended. With
     /// a `deadline`, handlers still running when it passes are cancelled (and
     /// then awaited: their streams close as they unwind). Call ``close()``
     /// first, or this waits for as long as the server serves.
+    ///
+    /// Cancelling the waiting task (a `withTimeout`, say) ends the wait
+    /// early; the server and its handlers carry on.
     public nonisolated(nonsending) func waitClosed(deadline: Duration? = nil) async {
         let timer = try? deadline.map { delay in
             try loop.callLater(delay) { [self] in for task in handlers.values { task.cancel() } }
         }
         defer { timer?.cancel() }
-        if let acceptTask { _ = await acceptTask.result }
-        while !handlers.isEmpty {
-            await withUnsafeContinuation { idleWaiters.append($0) }
+        while !(acceptEnded && handlers.isEmpty && (listenerClose == nil || listenerClosed)), !Task.isCancelled {
+            await waitForChange()
         }
-        if let listenerClose { _ = await listenerClose.result }
+    }
+
+    /// Suspends until a handler ends, the accept loop ends, the listener
+    /// closes, or the task is cancelled.
+    private nonisolated(nonsending) func waitForChange() async {
+        nextWaiterID &+= 1
+        let id = nextWaiterID
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                // A cancel that ran the handler before this waiter existed
+                // has set the flag: do not wait for it.
+                if Task.isCancelled { continuation.resume() } else { closeWaiters.append((id, continuation)) }
+            }
+        } onCancel: { [loop, self] in
+            loop.onLoopThread {
+                guard let index = self.closeWaiters.firstIndex(where: { $0.id == id }) else { return }
+                self.closeWaiters.remove(at: index).continuation.resume()
+            }
+        }
     }
 
     /// Serves until ``close()`` is called, or the calling task is cancelled
@@ -103,14 +138,14 @@ public final class StreamServer: @unchecked Sendable {
 
     private func finished(_ id: UInt64) {
         handlers[id] = nil
-        wakeIfIdle()
+        wakeCloseWaiters()
     }
 
-    private func wakeIfIdle() {
-        guard handlers.isEmpty else { return }
-        let waiters = idleWaiters
-        idleWaiters = []
-        for waiter in waiters { waiter.resume() }
+    /// Each waiter looks again at what it waits for.
+    private func wakeCloseWaiters() {
+        let waiters = closeWaiters
+        closeWaiters = []
+        for waiter in waiters { waiter.continuation.resume() }
     }
 }
 

@@ -21,7 +21,8 @@ public final class Server: @unchecked Sendable {
     private let factory: () -> any TransportProtocol
     private var transports: [Transport] = []
     private var listenerClosed = false
-    private var waiters: [UnsafeContinuation<Void, Never>] = []
+    /// Callers of ``waitClosed()``, by id so a cancelled one can leave.
+    private var waiters: [(id: UInt64, continuation: UnsafeContinuation<Void, Never>)] = []
     private let unixSocket: UnixSocketFile?
 
     init(listener fd: Int32, address: SocketAddress, loop: EventLoop, unixSocket: UnixSocketFile?,
@@ -103,12 +104,27 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Waits until the server is closed and every connection it accepted is
-    /// closed (asyncio's `wait_closed`).
+    /// closed (asyncio's `wait_closed`). Cancelling the waiting task ends the
+    /// wait early; the server and its connections carry on.
     public nonisolated(nonsending) func waitClosed() async {
         guard loop.isOnLoopThread else { return }
         if listenerClosed, transports.isEmpty { return }
-        await withUnsafeContinuation { waiters.append($0) }
+        nextWaiterID &+= 1
+        let id = nextWaiterID
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                // A cancel that ran the handler before this waiter existed
+                // has set the flag: do not wait for it.
+                if Task.isCancelled { continuation.resume() } else { waiters.append((id, continuation)) }
+            }
+        } onCancel: { [loop, self] in
+            loop.onLoopThread {
+                guard let index = self.waiters.firstIndex(where: { $0.id == id }) else { return }
+                self.waiters.remove(at: index).continuation.resume()
+            }
+        }
     }
+    private var nextWaiterID: UInt64 = 0
 
     /// Serves until ``close()`` is called; cancelling the calling task closes
     /// the server (asyncio's `serve_forever`). Returns once the listening
@@ -137,7 +153,7 @@ public final class Server: @unchecked Sendable {
         guard listenerClosed, transports.isEmpty, !waiters.isEmpty else { return }
         let list = waiters
         waiters = []
-        for waiter in list { waiter.resume() }
+        for waiter in list { waiter.continuation.resume() }
     }
 }
 
