@@ -75,7 +75,7 @@ struct TeardownTests {
                     // The first `busy` occupy every worker; the rest queue behind them.
                     _ = loop.spawn(name: "offload \(i)") {
                         defer { ended.withLock { $0 += 1 } }
-                        try await loop.offload { usleep(i < busy ? 200_000 : 1_000) }
+                        _ = try await loop.offload { usleep(i < busy ? 200_000 : 1_000) }
                     }
                 }
                 try await loop.sleep(for: .milliseconds(20))
@@ -100,7 +100,7 @@ struct TeardownTests {
                 for i in 0..<4 {
                     _ = loop.spawn(name: "offload \(i)") {
                         defer { ended.withLock { $0 += 1 } }
-                        try await loop.offload { usleep(i == 0 ? 200_000 : 1_000) }
+                        _ = try await loop.offload { usleep(i == 0 ? 200_000 : 1_000) }
                     }
                 }
                 try await loop.sleep(for: .milliseconds(20))

@@ -35,13 +35,13 @@ public final class StreamServer: @unchecked Sendable {
     private var acceptEnded = false
     private var listenerClosed = false
     /// Callers of ``waitClosed(deadline:)``, woken at each change to look again.
-    private var closeWaiters: [(id: UInt64, continuation: UnsafeContinuation<Void, Never>)] = []
-    private var nextWaiterID: UInt64 = 0
+    private let closeWaiters: Waiters<Void>
 
     init(listener: SocketListener, loop: EventLoop, handler: @escaping (SocketStream) async throws -> Void) {
         self.listener = listener
         self.loop = loop
         self.handler = handler
+        closeWaiters = Waiters(loop: loop)
         acceptTask = loop.spawn(name: "serve accept loop") { [self] in
             defer {
                 acceptEnded = true
@@ -84,27 +84,10 @@ public final class StreamServer: @unchecked Sendable {
             try loop.callLater(delay) { [self] in for task in handlers.values { task.cancel() } }
         }
         defer { timer?.cancel() }
+        // Woken when a handler ends, the accept loop ends or the listener
+        // closes, to look again; or cancelled.
         while !(acceptEnded && handlers.isEmpty && (listenerClose == nil || listenerClosed)), !Task.isCancelled {
-            await waitForChange()
-        }
-    }
-
-    /// Suspends until a handler ends, the accept loop ends, the listener
-    /// closes, or the task is cancelled.
-    private nonisolated(nonsending) func waitForChange() async {
-        nextWaiterID &+= 1
-        let id = nextWaiterID
-        await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                // A cancel that ran the handler before this waiter existed
-                // has set the flag: do not wait for it.
-                if Task.isCancelled { continuation.resume() } else { closeWaiters.append((id, continuation)) }
-            }
-        } onCancel: { [loop, self] in
-            loop.onLoopThread {
-                guard let index = self.closeWaiters.firstIndex(where: { $0.id == id }) else { return }
-                self.closeWaiters.remove(at: index).continuation.resume()
-            }
+            await closeWaiters.wait(cancelled: ())
         }
     }
 
@@ -142,11 +125,7 @@ public final class StreamServer: @unchecked Sendable {
     }
 
     /// Each waiter looks again at what it waits for.
-    private func wakeCloseWaiters() {
-        let waiters = closeWaiters
-        closeWaiters = []
-        for waiter in waiters { waiter.continuation.resume() }
-    }
+    private func wakeCloseWaiters() { closeWaiters.resumeAll(()) }
 }
 
 extension EventLoop {

@@ -175,12 +175,12 @@ final class Reaper: @unchecked Sendable {
     private var reaping = false
     /// Callers of ``wait()`` until the reap ends; each leaves on its own
     /// cancellation without stopping the reap for the others.
-    private var waiters: [(id: UInt64, continuation: UnsafeContinuation<Subprocess.Termination, any Error>)] = []
-    private var nextWaiterID: UInt64 = 0
+    private let waiters: Waiters<Result<Subprocess.Termination, any Error>>
 
     init(pidfd: File, loop: EventLoop) {
         self.pidfd = pidfd
         self.loop = loop
+        waiters = Waiters(loop: loop)
     }
 
     /// The outcome, once the child has exited. Cancelling a wait (a
@@ -192,20 +192,7 @@ final class Reaper: @unchecked Sendable {
         if let outcome { return outcome }
         try Task.checkCancellation()
         startReaping()
-        nextWaiterID &+= 1
-        let id = nextWaiterID
-        return try await withTaskCancellationHandler {
-            // A cancel that ran the handler before this waiter existed has
-            // set the flag: do not wait for it.
-            try await withUnsafeThrowingContinuation {
-                if Task.isCancelled { $0.resume(throwing: CancellationError()) } else { waiters.append((id, $0)) }
-            }
-        } onCancel: { [loop, self] in
-            loop.onLoopThread {
-                guard let index = self.waiters.firstIndex(where: { $0.id == id }) else { return }
-                self.waiters.remove(at: index).continuation.resume(throwing: CancellationError())
-            }
-        }
+        return try await waiters.wait(cancelled: .failure(CancellationError())).get()
     }
 
     /// Starts the one reap, unless it runs already; its end resumes every waiter.
@@ -216,9 +203,7 @@ final class Reaper: @unchecked Sendable {
             let result: Result<Subprocess.Termination, any Error>
             do { result = .success(try await reap()) } catch { result = .failure(error) }
             reaping = false
-            let resumed = waiters
-            waiters = []
-            for waiter in resumed { waiter.continuation.resume(with: result) }
+            waiters.resumeAll(result)
         }
     }
 

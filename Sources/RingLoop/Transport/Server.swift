@@ -21,8 +21,8 @@ public final class Server: @unchecked Sendable {
     private let factory: () -> any TransportProtocol
     private var transports: [Transport] = []
     private var listenerClosed = false
-    /// Callers of ``waitClosed()``, by id so a cancelled one can leave.
-    private var waiters: [(id: UInt64, continuation: UnsafeContinuation<Void, Never>)] = []
+    /// Callers of ``waitClosed()``.
+    private let closeWaiters: Waiters<Void>
     private let unixSocket: UnixSocketFile?
 
     init(listener fd: Int32, address: SocketAddress, loop: EventLoop, unixSocket: UnixSocketFile?,
@@ -31,6 +31,7 @@ public final class Server: @unchecked Sendable {
         self.localAddresses = [address]
         self.factory = factory
         self.unixSocket = unixSocket
+        closeWaiters = Waiters(loop: loop)
         acceptor = Acceptor(fd: fd, loop: loop, label: address.description)
         // Weak: the acceptor lives in the loop's handler table and may
         // outlive a server that was dropped without close().
@@ -109,22 +110,8 @@ public final class Server: @unchecked Sendable {
     public nonisolated(nonsending) func waitClosed() async {
         guard loop.isOnLoopThread else { return }
         if listenerClosed, transports.isEmpty { return }
-        nextWaiterID &+= 1
-        let id = nextWaiterID
-        await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                // A cancel that ran the handler before this waiter existed
-                // has set the flag: do not wait for it.
-                if Task.isCancelled { continuation.resume() } else { waiters.append((id, continuation)) }
-            }
-        } onCancel: { [loop, self] in
-            loop.onLoopThread {
-                guard let index = self.waiters.firstIndex(where: { $0.id == id }) else { return }
-                self.waiters.remove(at: index).continuation.resume()
-            }
-        }
+        await closeWaiters.wait(cancelled: ())
     }
-    private var nextWaiterID: UInt64 = 0
 
     /// Serves until ``close()`` is called; cancelling the calling task closes
     /// the server (asyncio's `serve_forever`). Returns once the listening
@@ -150,10 +137,8 @@ public final class Server: @unchecked Sendable {
             serveWaiters = []
             for waiter in list { waiter.resume() }
         }
-        guard listenerClosed, transports.isEmpty, !waiters.isEmpty else { return }
-        let list = waiters
-        waiters = []
-        for waiter in list { waiter.continuation.resume() }
+        guard listenerClosed, transports.isEmpty else { return }
+        closeWaiters.resumeAll(())
     }
 }
 

@@ -1,0 +1,43 @@
+/// Tasks suspended on the loop until something they wait for happens, each
+/// free to leave on its own cancellation: what `waitClosed` on both servers
+/// and `Subprocess.wait` are built on.
+///
+/// Loop-thread only, except the cancellation handler, which hops to the loop.
+/// (A stream's drain waiters keep their own list: one per connection, where
+/// an object each would cost idle memory.)
+final class Waiters<Value: Sendable>: @unchecked Sendable {
+    private let loop: EventLoop
+    private var list: [(id: UInt64, continuation: UnsafeContinuation<Value, Never>)] = []
+    private var nextID: UInt64 = 0
+
+    init(loop: EventLoop) { self.loop = loop }
+
+    var isEmpty: Bool { list.isEmpty }
+
+    /// Suspends until ``resumeAll(_:)`` and returns its value; returns
+    /// `cancelled` instead once the task is cancelled.
+    nonisolated(nonsending) func wait(cancelled: Value) async -> Value {
+        nextID &+= 1
+        let id = nextID
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { continuation in
+                // A cancel that ran the handler before this waiter existed has
+                // set the flag: do not wait for it.
+                if Task.isCancelled { continuation.resume(returning: cancelled) } else { list.append((id, continuation)) }
+            }
+        } onCancel: { [loop, self] in
+            loop.onLoopThread {
+                guard let index = self.list.firstIndex(where: { $0.id == id }) else { return }
+                self.list.remove(at: index).continuation.resume(returning: cancelled)
+            }
+        }
+    }
+
+    /// Resumes every waiter with `value`.
+    func resumeAll(_ value: Value) {
+        guard !list.isEmpty else { return }
+        let resumed = list
+        list = []
+        for waiter in resumed { waiter.continuation.resume(returning: value) }
+    }
+}
