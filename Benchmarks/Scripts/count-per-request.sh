@@ -51,7 +51,7 @@ events=$(IFS=,; echo "${probes[*]},raw_syscalls:sys_enter,syscalls:sys_enter_io_
 
 run() {  # name, command with PORT placeholder
     local name=$1; shift
-    local port=$((20000 + RANDOM % 30000))
+    local port=$((20000 + RANDOM % 12000))   # below the ephemeral range (32768 and up)
     local args=("${@//PORT/$port}")
     taskset -c 1 "${args[@]}" >/dev/null 2>&1 &
     local server=$!
