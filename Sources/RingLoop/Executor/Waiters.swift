@@ -1,6 +1,6 @@
 /// Tasks suspended on the loop until something they wait for happens, each
-/// free to leave on its own cancellation: what `waitClosed` on both servers
-/// and `Subprocess.wait` are built on.
+/// free to leave on its own cancellation: what a listener's `accept`,
+/// `waitClosed` on both servers and `Subprocess.wait` are built on.
 ///
 /// Loop-thread only, except the cancellation handler, which hops to the loop.
 /// (A stream's drain waiters keep their own list: one per connection, where

@@ -28,8 +28,8 @@ public final class SocketListener: @unchecked Sendable {
     private let isUnix: Bool
     private let unixSocket: UnixSocketFile?
     private var pending = Deque<Int32>()
-    private var waiter: (id: UInt64, continuation: UnsafeContinuation<Void, Never>)?
-    private var nextID: UInt64 = 0
+    /// The task in ``accept()`` (one at a time), woken to look again.
+    private let acceptWaiters: Waiters<Void>
     private var closeWaiters: [UnsafeContinuation<Void, Never>] = []
     private var closed = false
 
@@ -42,6 +42,7 @@ public final class SocketListener: @unchecked Sendable {
         self.loop = loop
         isUnix = address.family == AF_UNIX
         self.unixSocket = unixSocket
+        acceptWaiters = Waiters(loop: loop)
         acceptor = Acceptor(fd: fd, loop: loop, label: address.description)
         // Weak: the acceptor lives in the loop's handler table and may outlive
         // a listener that was dropped without close().
@@ -100,10 +101,7 @@ public final class SocketListener: @unchecked Sendable {
     private func accepted(_ fd: Int32) {
         pending.append(fd)
         if pending.count >= Self.pendingLimit { acceptor.pause() }
-        if let waiter {
-            self.waiter = nil
-            waiter.continuation.resume()
-        }
+        acceptWaiters.resumeAll(())
     }
 
     /// Waits for the next connection.
@@ -117,25 +115,13 @@ public final class SocketListener: @unchecked Sendable {
                 throw IOError(operation: "accept", errno: Errno(EBADF), path: localAddress.description, detail: IOError.closedDetail)
             }
             try Task.checkCancellation()
-            if waiter != nil {
+            if !acceptWaiters.isEmpty {
                 throw IOError(operation: "accept", errno: Errno(EBUSY), path: localAddress.description,
                               detail: "another task is already accepting on this listener; use one (or its connections sequence)")
             }
-            nextID &+= 1
-            let id = nextID
-            await withTaskCancellationHandler {
-                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                    // A cancel that ran the handler before this waiter
-                    // existed has set the flag: do not wait for it.
-                    if Task.isCancelled { continuation.resume() } else { waiter = (id, continuation) }
-                }
-            } onCancel: { [loop, self] in
-                loop.onLoopThread {
-                    guard let waiter = self.waiter, waiter.id == id else { return }
-                    self.waiter = nil
-                    waiter.continuation.resume()
-                }
-            }
+            // Woken by a connection, the close, or cancellation; the loop
+            // looks again at which.
+            await acceptWaiters.wait(cancelled: ())
         }
         let fd = pending.removeFirst()
         if pending.count == Self.pendingLimit / 2 { acceptor.start() }
@@ -174,10 +160,7 @@ public final class SocketListener: @unchecked Sendable {
         try loop.requireLoopThread("close")
         closed = true
         acceptor.close()
-        if let waiter {
-            self.waiter = nil
-            waiter.continuation.resume()
-        }
+        acceptWaiters.resumeAll(())
         if !acceptor.isClosed { await withUnsafeContinuation { closeWaiters.append($0) } }
     }
 
@@ -185,10 +168,7 @@ public final class SocketListener: @unchecked Sendable {
         closed = true
         while let fd = pending.popFirst() { Glibc.close(fd) }
         unixSocket?.remove()
-        if let waiter {
-            self.waiter = nil
-            waiter.continuation.resume()
-        }
+        acceptWaiters.resumeAll(())
         let waiters = closeWaiters
         closeWaiters = []
         for waiter in waiters { waiter.resume() }
