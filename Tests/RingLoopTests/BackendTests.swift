@@ -156,4 +156,42 @@ struct BackendTests {
         }
         #expect(backend == .epoll)
     }
+
+    @Test("after a burst of receives, an idle loop with no timer sleeps instead of spinning through batch waits", arguments: allBackends)
+    func idleAfterBurst(backend: Backend) async throws {
+        let group = try LoopGroup(threads: 1, backend: backend)
+        defer { group.shutdown() }
+        let loop = group.loops[0]
+        // 16 connections echo one message each, all in the same iterations,
+        // so the last receive batches before going idle hold many receives
+        // (what io_uring's batched wait then expects again).
+        let (server, clients) = try await loop.submit { () -> (UnsafeSendable<Server>, UnsafeSendable<[RecordingProtocol]>) in
+            let server = try await loop.createServer(host: "127.0.0.1", port: 0) {
+                let echo = RecordingProtocol()
+                echo.echo = true
+                return echo
+            }
+            var clients: [RecordingProtocol] = []
+            for _ in 0..<16 {
+                clients.append(try await loop.createConnection(host: "127.0.0.1", port: server.localAddresses[0].port!) { RecordingProtocol() }.1)
+            }
+            for client in clients { try client.transport!.write([UInt8](repeating: 7, count: 100)) }
+            try await waitUntil(loop) { clients.allSatisfy { $0.received.count == 100 } }
+            return (UnsafeSendable(server), UnsafeSendable(clients))
+        }
+        // Idle, with no timer on the loop: it should block in one wait. The
+        // counts are read on the loop's thread; each read wakes it once or twice.
+        let before = try await loop.submit { loop.iterations }
+        // On a thread of its own: Swift's global executor would open a timerfd
+        // of its own for a Task.sleep, and the test counts descriptors.
+        try await onNewThread { usleep(300_000) }
+        let after = try await loop.submit { loop.iterations }
+        #expect(after - before < 100, "the idle loop ran \(after - before) iterations in 300 ms")
+        try await loop.submit {
+            for client in clients.value { client.transport?.close() }
+            server.value.close()
+            try await waitUntil(loop) { server.value.connectionCount == 0 && clients.value.allSatisfy { $0.lostCount == 1 } }
+            await server.value.waitClosed()
+        }
+    }
 }

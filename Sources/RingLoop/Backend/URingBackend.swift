@@ -485,6 +485,15 @@ final class URingBackend {
                 rc = cu_submit_and_wait_batch(ring, wanted, &ts, options.batchWaitMicroseconds)
             } else {
                 rc = cu_submit_and_wait_batch(ring, wanted, nil, options.batchWaitMicroseconds)
+                // With no overall timeout the kernel ends the wait when the
+                // batch time runs out, with ETIME even if nothing completed.
+                // Nothing did: the load is gone, so wait for the first
+                // completion as asked. (Returning would make an idle loop
+                // spin through batch-time waits for as long as `expected`
+                // stays from the last busy batch.)
+                if rc == -ETIME, io_uring_cq_ready(ring) == 0 {
+                    rc = io_uring_submit_and_wait(ring, 1)
+                }
             }
         } else if let timeout {
             var ts = __kernel_timespec(tv_sec: timeout / 1_000_000_000, tv_nsec: timeout % 1_000_000_000)
