@@ -232,6 +232,42 @@ struct SocketTests {
         #expect(received == Array(pattern(16, seed: 7)))
     }
 
+    @Test("abort() against a peer that does not read: the waiting write and read fail, close returns at once, the peer sees the end", arguments: allBackends)
+    func abortStream(backend: Backend) async throws {
+        let (writeError, readError, peerSaw) = try await onLoop(backend) { loop -> (IOError.Code?, IOError.Code?, Int) in
+            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+            let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+            let peer = try await listener.accept()
+            // Far more than the socket buffers hold: the write waits for room.
+            let writer = loop.spawn { try await stream.writeAll(pattern(8 << 20, seed: 3)) }
+            let reader = loop.spawn { try await stream.read(upTo: 100) }
+            try await loop.sleep(for: .milliseconds(50))
+            #expect(stream.writeBufferSize > 0, "the write is waiting on a full queue")
+            stream.abort()
+            stream.abort()   // idempotent
+            let writeError = ioErrorCode(await writer.result)
+            let readError = ioErrorCode(await reader.result)
+            // The queue is dropped, so close does not wait for the peer to read.
+            try await withTimeout(.seconds(2)) { try await stream.close() }
+            #expect(stream.fileDescriptor < 0)
+            // The peer reads what arrived before the abort, then the end.
+            var total = 0
+            do {
+                while true {
+                    let chunk = try await peer.read(upTo: 1 << 20)
+                    if chunk.isEmpty { break }
+                    total += chunk.count
+                }
+            } catch let error as IOError where error.code == .connectionReset {}
+            try await peer.close()
+            try await listener.close()
+            return (writeError, readError, total)
+        }
+        #expect(writeError == .closed)
+        #expect(readError == .closed)
+        #expect(peerSaw < 8 << 20, "the unsent part was dropped")
+    }
+
     @Test("UDP round trip", arguments: allBackends)
     func udp(backend: Backend) async throws {
         let (reply, from) = try await onLoop(backend) { loop -> ([UInt8], Bool) in
@@ -360,4 +396,10 @@ struct ListenerOptionTests {
         #expect(same)
         #expect(counts[0] > 0 && counts[1] > 0, "accepted per listener: \(counts)")
     }
+}
+
+/// The code of the IOError a task ended with, nil if it succeeded or threw something else.
+func ioErrorCode<T>(_ result: Result<T, any Error>) -> IOError.Code? {
+    guard case .failure(let error) = result else { return nil }
+    return (error as? IOError)?.code
 }

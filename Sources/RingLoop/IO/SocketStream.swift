@@ -292,6 +292,24 @@ public final class SocketStream: @unchecked Sendable {
         }
     }
 
+    /// Closes the connection at once, dropping whatever is queued and not yet
+    /// sent: asyncio's `transport.abort()`. For a peer that has stopped
+    /// reading, where ``close()`` would wait for the queue to drain.
+    ///
+    /// A read or write waiting on the stream, and any later one, throws
+    /// ``IOError`` (`.closed`); ``close()`` afterwards returns at once.
+    /// Idempotent; safe from any thread.
+    ///
+    /// ```swift
+    /// if client.writeBufferSize > 1 << 20 { client.abort() }   // too far behind
+    /// ```
+    public func abort() {
+        loop.onLoopThread { [state, transport] in
+            state.wakeForClose()
+            transport.abort()
+        }
+    }
+
     /// `TCP_NODELAY`: send small writes at once instead of coalescing them.
     public func setNoDelay(_ on: Bool) throws(IOError) {
         try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, on ? 1 : 0, "TCP_NODELAY")
