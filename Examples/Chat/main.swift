@@ -43,16 +43,54 @@ while let flag = arguments.popFirst() {
 }
 guard let port else { fail(usage) }
 
+/// One connected client: its stream, and the lines on their way to it.
+///
+/// A task per client writes its lines in order. Lines queue here without
+/// waiting, so a client that reads slowly holds up nobody else; one that
+/// falls more than `maxBacklog` bytes behind is cut off, as Redis does with
+/// its pub/sub clients, instead of letting the server's memory grow without
+/// bound.
+final class Member: @unchecked Sendable {
+    static let maxBacklog = 1 << 20
+    let stream: SocketStream
+    private let outbox: AsyncStream<[UInt8]>.Continuation
+    /// Bytes in the outbox, not yet handed to the stream.
+    private var waiting = 0
+    private(set) var writer: LoopTask<Void>?
+
+    init(_ stream: SocketStream, on loop: EventLoop) {
+        self.stream = stream
+        let (lines, outbox) = AsyncStream.makeStream(of: [UInt8].self)
+        self.outbox = outbox
+        writer = loop.spawn { [self] in
+            for await line in lines {
+                waiting -= line.count
+                do { try await stream.writeAll(line) } catch { break }
+            }
+            try? await stream.close()
+        }
+    }
+
+    /// Queues `line`, or cuts the client off if it is too far behind.
+    func send(_ line: [UInt8]) {
+        guard waiting + stream.writeBufferSize + line.count <= Self.maxBacklog else {
+            stream.abort()   // its reading task ends with `.closed`
+            return
+        }
+        waiting += line.count
+        outbox.yield(line)
+    }
+
+    /// No more lines: the writer sends what is queued, then closes the stream.
+    func finish() { outbox.finish() }
+}
+
 /// The connected clients, by identity. Touched only on the loop's thread.
 final class Room: @unchecked Sendable {
-    var clients: [ObjectIdentifier: SocketStream] = [:]
+    var members: [ObjectIdentifier: Member] = [:]
 
-    /// Sends `line` to everyone but `sender`. Each send is queued at once, in
-    /// order; a client that reads slowly holds up only its own task.
-    func broadcast(_ line: [UInt8], from sender: ObjectIdentifier, on loop: EventLoop) {
-        for (id, client) in clients where id != sender {
-            loop.spawn { try? await client.writeAll(line) }
-        }
+    func broadcast(_ line: [UInt8], from sender: ObjectIdentifier) {
+        for (id, member) in members where id != sender { member.send(line) }
     }
 }
 
@@ -62,14 +100,18 @@ do {
         let room = Room()
         let server = try await loop.serve(host: "0.0.0.0", port: port) { stream in
             let id = ObjectIdentifier(stream)
-            room.clients[id] = stream
-            defer { room.clients[id] = nil }
+            let member = Member(stream, on: loop)
+            room.members[id] = member
+            defer {
+                room.members[id] = nil
+                member.finish()
+            }
             do {
                 for try await line in stream.lines {
-                    room.broadcast(Array((line + "\n").utf8), from: id, on: loop)
+                    room.broadcast(Array((line + "\n").utf8), from: id)
                 }
             } catch let error as IOError where error.code == .closed {
-                // Closed by the shutdown below: not an error.
+                // Closed by the shutdown below, or cut off for falling behind.
             }
         }
         for signal in [SIGTERM, SIGINT] {
@@ -78,12 +120,23 @@ do {
         say("Chat listening on \(server.localAddress) with the \(loop.backend) backend")
 
         try await server.serveForever()   // returns once a signal closed the server
+        // Each client gets what it was sent, then the goodbye, then the close.
+        // A client that has stopped reading would hold its writer forever, so
+        // after 1.5 s whatever is left is cut off.
+        let members = Array(room.members.values)
         let goodbye = Array("server closing\n".utf8)
-        for client in room.clients.values {
-            try? await client.writeAll(goodbye)
-            try? await client.close()
+        for member in members {
+            member.send(goodbye)
+            member.finish()
         }
-        await server.waitClosed(deadline: .seconds(1))
+        do {
+            try await withTimeout(.milliseconds(1500)) {
+                for member in members { _ = await member.writer?.result }
+            }
+        } catch {
+            for member in members { member.stream.abort() }
+        }
+        await server.waitClosed(deadline: .milliseconds(300))
     }
 } catch {
     say("Chat: \(error)", to: 2)

@@ -36,6 +36,72 @@ struct ExampleTests {
         #expect(throws: (any Error).self, "no longer accepting") { _ = try BlockingClient(port: port) }
     }
 
+    @Test("Chat cuts off a client that stops reading, keeps serving the others, and still exits within 2 s of SIGTERM",
+          arguments: allBackends)
+    func chatSlowClient(backend: Backend) throws {
+        let server = try Child(["Chat", "--port", "0", "--backend", backend.rawValue])
+        defer { server.stop() }
+        let port = try #require(listeningPort(try server.waitForOutput(containing: "listening")))
+        let stalled = try BlockingClient(port: port, receiveBuffer: 4096)   // never reads
+        let reader = try BlockingClient(port: port)
+        let talker = try BlockingClient(port: port)
+        defer { [stalled, reader, talker].forEach { $0.close() } }
+        usleep(100_000)   // every client is in the room
+
+        // 32 MiB of numbered lines: far more than the 1 MiB a client may fall
+        // behind plus what the kernel buffers for the stalled one.
+        let lines = 32 * 1024
+        @Sendable func line(_ i: Int) -> String { "\(i) " + String(repeating: "x", count: 1018 - String(i).count) }
+        let readerResult = Locked<(count: Int, inOrder: Bool, goodbye: Bool)>((0, true, false))
+        let readerHandle = UnsafeSendable(reader)
+        let join = try onNewThreadSync {
+            var count = 0, inOrder = true
+            while let got = try? readerHandle.value.readLine() {
+                if got == "server closing" { readerResult.withLock { $0.goodbye = true }; return }
+                if got != line(count) { inOrder = false }
+                count += 1
+                readerResult.withLock { $0 = (count, inOrder, false) }
+            }
+        }
+        // The talker keeps within 256 lines of the reader, as a chat's
+        // readers do: only the stalled client falls behind.
+        func send(_ range: Range<Int>) throws {
+            for start in stride(from: range.lowerBound, to: range.upperBound, by: 128) {
+                var waited = 0
+                while readerResult.withLock({ $0.count }) < start - 256 {
+                    waited += 1
+                    if waited > 10_000 { throw IOError(operation: "chat test", errno: nil, detail: "the reader stopped at line \(readerResult.withLock { $0.count })") }
+                    usleep(1_000)
+                }
+                try talker.send((start..<start + 128).map { line($0) + "\n" }.joined())
+            }
+        }
+        try send(0..<lines)
+        // The stalled client was cut off: it reads what the kernel held for
+        // it, then the end, far short of everything sent.
+        var stalledBytes = 0
+        while let chunk = try? stalled.readSome(), !chunk.isEmpty { stalledBytes += chunk.count }
+        #expect(stalledBytes < lines * 1024 / 2, "the stalled client got \(stalledBytes) bytes before its connection ended")
+
+        // A second client that does not read, still in the room at SIGTERM,
+        // must not hold the shutdown up.
+        let stalledAtExit = try BlockingClient(port: port, receiveBuffer: 4096)
+        defer { stalledAtExit.close() }
+        usleep(100_000)
+        try send(lines..<lines + 2048)
+        usleep(200_000)
+        let start = ContinuousClock.now
+        kill(server.pid, SIGTERM)
+        let (status, output) = try server.finish(limit: .seconds(5))
+        #expect(status == 0, "\(output)")
+        #expect(ContinuousClock.now - start < .seconds(2))
+        join()
+        let result = readerResult.withLock { $0 }
+        #expect(result.count == lines + 2048, "the reader got every line")
+        #expect(result.inOrder)
+        #expect(result.goodbye)
+    }
+
     @Test("HTTPHello answers keep-alive, pipelined and closing requests on 2 loops, and stops on SIGINT", arguments: allBackends)
     func httpHello(backend: Backend) throws {
         let server = try Child(["HTTPHello", "--port", "0", "--threads", "2", "--backend", backend.rawValue])
@@ -70,8 +136,9 @@ final class BlockingClient {
     let fd: Int32
     private var buffered: [UInt8] = []
 
-    init(port: Int) throws {
+    init(port: Int, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4) }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         guard try SocketAddress(ip: "127.0.0.1", port: port).withSockAddr({ connect(fd, $0, $1) }) == 0 else {
@@ -94,12 +161,24 @@ final class BlockingClient {
                 buffered.removeFirst(newline + 1)
                 return line
             }
-            guard try fill() else { return buffered.isEmpty ? nil : String(decoding: buffered, as: UTF8.self) }
+            guard try fill() else {
+                // EOF: what is left is a last, unterminated line.
+                defer { buffered = [] }
+                return buffered.isEmpty ? nil : String(decoding: buffered, as: UTF8.self)
+            }
         }
     }
 
     func readToEnd() throws -> [UInt8] {
         while try fill() {}
+        defer { buffered = [] }
+        return buffered
+    }
+
+    /// The next bytes as they come: empty at EOF. Throws on a reset.
+    func readSome() throws -> [UInt8] {
+        if !buffered.isEmpty { defer { buffered = [] }; return buffered }
+        _ = try fill()
         defer { buffered = [] }
         return buffered
     }
