@@ -95,10 +95,11 @@ struct SignalAndGroupTests {
         #expect(disposition(SIGINT) == 1)
     }
 
-    @Test("a 4-loop group: round-robin, one SO_REUSEPORT listener per loop, echo, clean shutdown")
-    func loopGroupEcho() async throws {
+    @Test("a 4-loop group: round-robin, one SO_REUSEPORT listener per loop, echo, clean shutdown", arguments: allBackends)
+    func loopGroupEcho(backend: Backend) async throws {
         let before = ResourceCheck.enabled ? openDescriptorCount() : 0
-        let group = try LoopGroup(threads: 4, backend: allBackends[0])
+        let group = try LoopGroup(threads: 4, backend: backend)
+        #expect(group.loops.allSatisfy { $0.backend == backend })
         #expect(Set(group.loops.map(ObjectIdentifier.init)).count == 4)
         #expect((0..<8).map { _ in ObjectIdentifier(group.next()) } == (group.loops + group.loops).map(ObjectIdentifier.init))
         let threads = try await group.onEach { _ in currentThreadID }
@@ -119,7 +120,7 @@ struct SignalAndGroupTests {
             })
         }
         // Clients on a loop of their own.
-        let replies = try await onLoop(allBackends[0]) { _ -> [String] in
+        let replies = try await onLoop(backend) { _ -> [String] in
             var replies: [String] = []
             for i in 0..<40 {
                 let client = try await SocketStream.connect(host: "127.0.0.1", port: port)
@@ -144,5 +145,29 @@ struct SignalAndGroupTests {
         #expect(group.loops.allSatisfy { $0.isClosed })
         if ResourceCheck.enabled { #expect(openDescriptorCount() == before) }
         #expect(throws: EventLoopError.self) { _ = try LoopGroup(threads: 0) }
+    }
+
+    @Test("a group dropped without shutdown() closes its loops and their descriptors", arguments: allBackends)
+    func loopGroupDropped(backend: Backend) async throws {
+        // The suite's resource check counts the descriptors afterwards.
+        var loops: [EventLoop] = []
+        do {
+            let group = try LoopGroup(threads: 2, backend: backend)
+            loops = group.loops
+            #expect(try await group.next().submit { 7 } == 7)
+            #expect(!loops.contains { $0.isClosed })
+        }
+        #expect(loops.allSatisfy { $0.isClosed }, "the group's deinit stopped and closed every loop")
+    }
+
+    @Test("shutdown() from one of the group's own loops stops every loop", arguments: allBackends)
+    func loopGroupShutdownFromInside(backend: Backend) async throws {
+        let group = try LoopGroup(threads: 2, backend: backend)
+        try await group.loops[0].submit { group.shutdown() }
+        #expect(group.loops[1].isClosed, "the other loop was stopped and joined")
+        // The calling loop stops once the task step returns; its thread is
+        // detached, so wait for its close without a join.
+        for _ in 0..<200 where !group.loops[0].isClosed { usleep(5_000) }
+        #expect(group.loops[0].isClosed)
     }
 }

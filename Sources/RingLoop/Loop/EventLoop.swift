@@ -42,7 +42,8 @@ public final class EventLoop: @unchecked Sendable {
     /// into one (asyncio's `clock_resolution`, the kernel's 50 µs default
     /// timer slack). epoll's wait already has the kernel's slack; io_uring's
     /// wait has none, so the loop adds this much to it. Zero wakes at each
-    /// deadline exactly. Set it on the loop's thread.
+    /// deadline exactly; a negative value counts as zero. Set it on the
+    /// loop's thread.
     public var timerSlack: Duration = .microseconds(50) {
         didSet { timerSlackNanoseconds = Int64(clamping: max(.zero, timerSlack).clampedNanoseconds) }
     }

@@ -22,6 +22,9 @@ import Synchronization
 ///
 /// Every loop of a group uses the same backend: `.auto` is resolved once, by
 /// the first loop, and the others are made with what it chose.
+///
+/// Keep the group for as long as its loops are in use: a group that is
+/// dropped shuts down, as if ``shutdown()`` had been called.
 public final class LoopGroup: Sendable {
     /// The group's loops, in the order ``next()`` hands them out.
     public let loops: [EventLoop]
@@ -81,16 +84,28 @@ public final class LoopGroup: Sendable {
     }
 
     /// Stops every loop and waits for its thread: each loop closes on its own
-    /// thread (spawned tasks cancelled, connections aborted). Idempotent;
-    /// from any thread but the group's own.
+    /// thread (spawned tasks cancelled, connections aborted). Idempotent and
+    /// safe from any thread. Called from one of the group's own loops, it
+    /// waits for the others; that loop stops once the current callback or
+    /// task step returns, and its thread is detached rather than joined.
     public func shutdown() {
         let threads = self.threads.withLock { threads in
             defer { threads = [] }
             return threads
         }
         for loop in loops { try? loop.callSoonThreadsafe { loop.stop() } }
-        for thread in threads { pthread_join(thread, nil) }
+        let me = pthread_self()
+        for thread in threads {
+            // Joining the calling thread would fail with EDEADLK and leave the
+            // thread's stack behind; detached, it frees itself when it ends.
+            if pthread_equal(thread, me) != 0 { pthread_detach(thread) } else { pthread_join(thread, nil) }
+        }
     }
+
+    /// A group dropped without ``shutdown()`` shuts down: its threads would
+    /// otherwise run, and hold their rings and descriptors, for the life of
+    /// the process with nothing left to reach them.
+    deinit { shutdown() }
 }
 
 extension EventLoop {
