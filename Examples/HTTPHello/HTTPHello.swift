@@ -35,31 +35,86 @@ enum HTTPHello {
         group.shutdown()
     }
 
+    /// A request the server refuses, with the status it answers before
+    /// closing the connection.
+    enum Refusal: Error {
+        /// Not HTTP/1.x, or a malformed or conflicting `Content-Length`.
+        case badRequest
+        /// A body larger than ``RequestHead/maxBody``.
+        case tooLarge
+        /// A `Transfer-Encoding` (chunked bodies are not implemented here).
+        case notImplemented
+
+        var response: [UInt8] {
+            let status = switch self {
+            case .badRequest: "400 Bad Request"
+            case .tooLarge: "413 Content Too Large"
+            case .notImplemented: "501 Not Implemented"
+            }
+            return Array("HTTP/1.1 \(status)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
+        }
+    }
+
     /// One request head's facts that decide what happens next, read from the
     /// bytes without building strings (this runs once per request).
     struct RequestHead {
+        /// The largest body read (and thrown away); a larger one gets 413, as
+        /// nginx's default `client_max_body_size` does.
+        static let maxBody = 1 << 20
+
         var contentLength = 0
         var keepAlive = true
 
-        /// Parses the request line and headers; nil for something that is not HTTP/1.x.
-        init?(_ head: [UInt8]) {
+        /// Parses the request line and headers. Whatever a client sends, this
+        /// throws a ``Refusal`` rather than trusting it: a `Content-Length`
+        /// must be digits only (an overflowing one is refused, not trapped on).
+        init(_ head: [UInt8]) throws(Refusal) {
             let lines = head.split(separator: 0x0A, omittingEmptySubsequences: true)   // "\n"; each line keeps its "\r"
-            guard let requestLine = lines.first else { return nil }
+            guard let requestLine = lines.first else { throw .badRequest }
             let version = Array("HTTP/1.".utf8)
             let words = requestLine.split(separator: 0x20)
-            guard words.count == 3, words[2].starts(with: version) else { return nil }
+            guard words.count == 3, words[2].starts(with: version) else { throw .badRequest }
             keepAlive = words[2].dropFirst(version.count).first == UInt8(ascii: "1")
+            var lengthSeen = false
             for line in lines.dropFirst() {
                 guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
                 let name = line[line.startIndex..<colon]
-                let value = line[(colon + 1)...].drop { $0 == 0x20 }.prefix { $0 != 0x0D }
+                let value = Self.trimmed(line[(colon + 1)...])
                 if Self.equalsIgnoringCase(name, "content-length") {
-                    contentLength = value.reduce(0) { $0 * 10 + Int($1 &- 0x30) }
+                    let length = try Self.length(value)
+                    // Two different lengths are how requests get smuggled.
+                    if lengthSeen && length != contentLength { throw .badRequest }
+                    lengthSeen = true
+                    contentLength = length
+                } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
+                    throw .notImplemented
                 } else if Self.equalsIgnoringCase(name, "connection") {
                     if Self.containsIgnoringCase(value, "close") { keepAlive = false }
                     if Self.containsIgnoringCase(value, "keep-alive") { keepAlive = true }
                 }
             }
+        }
+
+        /// A `Content-Length` value: digits only, at most ``maxBody``.
+        private static func length(_ digits: ArraySlice<UInt8>) throws(Refusal) -> Int {
+            guard !digits.isEmpty, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { throw .badRequest }
+            var length = 0
+            for digit in digits {
+                let (times10, overflow) = length.multipliedReportingOverflow(by: 10)
+                let (sum, overflow2) = times10.addingReportingOverflow(Int(digit - 0x30))
+                if overflow || overflow2 { throw .tooLarge }
+                length = sum
+            }
+            guard length <= maxBody else { throw .tooLarge }
+            return length
+        }
+
+        /// The value without the spaces and tabs around it, or the line's "\r".
+        private static func trimmed(_ value: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+            let blank: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+            var value = value.drop(while: blank)
+            while let last = value.last, blank(last) { value = value.dropLast() }
+            return value
         }
 
         private static func lower(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
@@ -84,7 +139,6 @@ enum HTTPHello {
     static let body = Array("Hello, World!".utf8)
     static let header = Array("HTTP/1.1 200 OK\r\nServer: RingLoop\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
     static let closingHeader = Array("HTTP/1.1 200 OK\r\nServer: RingLoop\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
-    static let badRequest = Array("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
 
     static func handle(_ stream: SocketStream) async throws {
         let replyBody = IOBuffer(body)
@@ -98,11 +152,14 @@ enum HTTPHello {
             } catch is IncompleteReadError {
                 return   // the client closed between requests
             } catch is LimitOverrunError {
-                try await stream.writeAll(badRequest)
+                try await stream.writeAll(Refusal.badRequest.response)   // a head over 64 KiB
                 return
             }
-            guard let request = RequestHead(head) else {
-                try await stream.writeAll(badRequest)
+            let request: RequestHead
+            do {
+                request = try RequestHead(head)
+            } catch {
+                try await stream.writeAll(error.response)
                 return
             }
             if request.contentLength > 0 { _ = try await stream.readExactly(request.contentLength) }

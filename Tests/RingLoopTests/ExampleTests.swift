@@ -123,6 +123,35 @@ struct ExampleTests {
     }
 }
 
+    @Test("HTTPHello refuses what it must not trust (an overflowing, malformed or conflicting Content-Length, a large body, chunked) and stays up",
+          arguments: allBackends)
+    func httpHelloRefusals(backend: Backend) throws {
+        let server = try Child(["HTTPHello", "--port", "0", "--backend", backend.rawValue])
+        defer { server.stop() }
+        let port = try #require(listeningPort(try server.waitForOutput(containing: "listening")))
+        let cases: [(request: String, status: String)] = [
+            ("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", "413"),
+            ("POST / HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", "413"),
+            ("POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", "400"),
+            ("POST / HTTP/1.1\r\nContent-Length: 5x\r\n\r\nhello", "400"),
+            ("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", "400"),
+            ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "501"),
+            ("NOT HTTP\r\n\r\n", "400"),
+            ("POST / HTTP/1.1\r\nContent-Length: \t5 \r\nConnection: close\r\n\r\nhello", "200"),
+        ]
+        for (request, status) in cases {
+            let client = try BlockingClient(port: port)
+            defer { client.close() }
+            try client.send(request)
+            let reply = String(decoding: try client.readToEnd(), as: UTF8.self)
+            #expect(reply.hasPrefix("HTTP/1.1 \(status) "), "\(request.debugDescription) got \(reply.debugDescription)")
+        }
+        #expect(kill(server.pid, 0) == 0, "the server is still up")
+        kill(server.pid, SIGTERM)
+        let (status, output) = try server.finish(limit: .seconds(5))
+        #expect(status == 0, "\(output)")
+    }
+
 /// The port in a "... listening on ADDRESS:PORT ..." line.
 func listeningPort(_ line: String) -> Int? {
     line.split(separator: " ").lazy.compactMap { word -> Int? in
