@@ -9,6 +9,10 @@ import RingLoop
 // On SIGTERM or SIGINT it stops accepting, sends "server closing" to every
 // client, closes them and exits with status 0.
 //
+// Lines are limited to 64 KiB (asyncio's default stream limit): a client that
+// sends a longer one is told so and disconnected. A client more than 1 MiB
+// behind on its lines is cut off.
+//
 // Built on serve (a task per connection), lines and addSignalHandler.
 
 let usage = "usage: Chat --port PORT [--backend auto|uring|epoll]"
@@ -112,6 +116,12 @@ do {
                 }
             } catch let error as IOError where error.code == .closed {
                 // Closed by the shutdown below, or cut off for falling behind.
+            } catch let error as LimitOverrunError {
+                // Said straight away, not through the outbox: the stream
+                // closes (sending what is queued) as soon as this returns.
+                try? await withTimeout(.seconds(1)) {
+                    try await stream.writeAll(Array("line too long: the limit is \(error.limit) bytes\n".utf8))
+                }
             }
         }
         for signal in [SIGTERM, SIGINT] {

@@ -23,6 +23,15 @@ struct ExampleTests {
         #expect(try clients[0].readLine() == "and \r back", "lines go out unchanged")
         #expect(try clients[1].readLine() == "and \r back")
         #expect(clients[2].pending() == 0, "the sender does not get its own line")
+        let talkative = try BlockingClient(port: port)
+        defer { talkative.close() }
+        usleep(100_000)
+        try talkative.send(String(repeating: "y", count: 70_000) + "\n")
+        #expect(try talkative.readLine() == "line too long: the limit is 65536 bytes")
+        #expect(try talkative.readLine() == nil, "then it is disconnected")
+        try clients[0].send("still here\n")
+        #expect(try clients[1].readLine() == "still here", "the others are not affected")
+        #expect(try clients[2].readLine() == "still here")
 
         let start = ContinuousClock.now
         kill(server.pid, SIGTERM)

@@ -66,6 +66,31 @@ struct StreamHelperTests {
         #expect(recovered == 70_001)
     }
 
+    @Test("setLimit raises the limit: the same long line then reads whole, and receiving paused at twice the old limit resumes",
+          arguments: allBackends)
+    func raisedLimit(backend: Backend) async throws {
+        let (overrun, line, badLimit) = try await onLoop(backend) { loop -> (Bool, Int, IOError.Code?) in
+            let (client, server, close) = try await connectedPair()
+            // 300 KB without a newline: more than twice the default limit, so
+            // receiving pauses with the rest still in the kernel.
+            let writer = loop.spawn { try await server.writeAll([UInt8](repeating: 0x62, count: 300_000) + [0x0A]) }
+            var overrun = false
+            do { _ = try await client.readLine() } catch is LimitOverrunError { overrun = true }
+            try await loop.sleep(for: .milliseconds(50))   // the queue passes 128 KiB: receiving pauses
+            try client.setLimit(1 << 20)
+            #expect(client.limit == 1 << 20)
+            let line = try await withTimeout(.seconds(5)) { try await client.readLine() }
+            try await writer.value
+            var badLimit: IOError.Code?
+            do { try client.setLimit(0) } catch let error as IOError { badLimit = error.code }
+            try await close()
+            return (overrun, line?.count ?? -1, badLimit)
+        }
+        #expect(overrun, "the default 64 KiB limit refuses the line")
+        #expect(line == 300_000)
+        #expect(badLimit == .invalidArgument)
+    }
+
     @Test("EOF before readExactly or readUntil completes: IncompleteReadError with the partial bytes", arguments: allBackends)
     func incompleteReads(backend: Backend) async throws {
         let (exact, until, huge) = try await onLoop(backend) { _ -> (IncompleteReadError?, IncompleteReadError?, IncompleteReadError?) in

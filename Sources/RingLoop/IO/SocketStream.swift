@@ -65,6 +65,27 @@ public final class SocketStream: @unchecked Sendable {
     /// this before receiving pauses.
     public var limit: Int { state.limit }
 
+    /// Changes ``limit``: asyncio's `limit=` argument of `start_server` and
+    /// `open_connection`, set on the stream.
+    ///
+    /// ```swift
+    /// let server = try await loop.serve(host: "0.0.0.0", port: 7000) { stream in
+    ///     try stream.setLimit(1 << 20)          // lines up to 1 MiB
+    ///     for try await line in stream.lines { print(line) }
+    /// }
+    /// ```
+    ///
+    /// - Throws: ``IOError`` (EINVAL) for a limit below one byte;
+    ///   ``EventLoopError/wrongThread(operation:)`` off the loop thread.
+    public func setLimit(_ limit: Int) throws {
+        try loop.requireLoopThread("setLimit")
+        guard limit >= 1 else {
+            throw IOError(operation: "setLimit", errno: Errno(EINVAL), fd: fileDescriptor, path: remoteAddress?.description,
+                          detail: "the limit must be at least 1 byte, got \(limit)")
+        }
+        state.setLimit(limit)
+    }
+
     // MARK: Connecting
 
     /// Resolves `host` (on the thread pool, unless it is a numeric address)

@@ -24,7 +24,7 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     var failure: (any Error)?
     /// asyncio's StreamReader limit: lines and separators longer than this
     /// are an error; the queue pauses receiving at twice it.
-    let limit: Int
+    private(set) var limit: Int
 
     // One waiting reader at a time; waiting writers and closers in lists.
     /// Wait ids tell a late cancel or timer from the current wait. 32 bits:
@@ -99,6 +99,12 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
         let drains = drainWaiters
         drainWaiters = []
         for waiter in drains { waiter.continuation.resume(returning: .ready) }
+    }
+
+    /// A new limit; receiving resumes if the queue is now under it.
+    func setLimit(_ newLimit: Int) {
+        limit = newLimit
+        consumed(0)
     }
 
     // MARK: Reading
