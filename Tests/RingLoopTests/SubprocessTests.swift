@@ -133,6 +133,33 @@ struct SubprocessTests {
         #expect(error?.operation == "posix_spawn")
     }
 
+    @Test("bad working directories and environment names are IOErrors naming what is wrong", arguments: allBackends)
+    func badDirectoryAndEnvironment(backend: Backend) async throws {
+        let errors = try await onLoop(backend) { _ -> [IOError?] in
+            func attempt(_ body: () async throws -> Subprocess) async -> IOError? {
+                do {
+                    let child = try await body()
+                    _ = try? await child.wait()
+                    return nil
+                } catch { return error as? IOError }
+            }
+            return [
+                await attempt { try await Subprocess.spawn("/bin/true", workingDirectory: "/ringloop-no-such-dir", stdout: .pipe) },
+                await attempt { try await Subprocess.spawn("/bin/true", workingDirectory: "/proc/self/status") },
+                await attempt { try await Subprocess.spawn("/bin/true", environment: ["A=B": "c"]) },
+                await attempt { try await Subprocess.spawn("/bin/true", environment: ["": "c"]) },
+            ]
+        }
+        #expect(errors[0]?.code == .noSuchFile)
+        #expect(errors[0]?.path == "/ringloop-no-such-dir", "the directory is named, not the executable")
+        #expect(errors[0]?.description.contains("working directory of /bin/true") == true)
+        #expect(errors[1]?.errno == Errno(ENOTDIR))
+        #expect(errors[1]?.path == "/proc/self/status")
+        #expect(errors[2]?.code == .invalidArgument)
+        #expect(errors[2]?.description.contains("\"A=B\"") == true)
+        #expect(errors[3]?.code == .invalidArgument)
+    }
+
     @Test("a kernel without IORING_OP_WAITID: exits are awaited as pidfd readiness", arguments: uringOnly)
     func waitWithoutWaitidOpcode(backend: Backend) async throws {
         let (three, killed) = try await onLoop(backend) { loop -> (Subprocess.Termination, Subprocess.Termination) in

@@ -91,6 +91,12 @@ public final class Subprocess: @unchecked Sendable {
         where text.utf8.contains(0) {
             throw IOError(operation: "posix_spawn", errno: Errno(EINVAL), path: executable, detail: "an argument contains a NUL byte")
         }
+        // "A=B" → "c" would reach the child as A="B=c": refuse it, as
+        // CPython's os.posix_spawn does.
+        if let name = environment?.keys.first(where: { $0.isEmpty || $0.contains("=") }) {
+            throw IOError(operation: "posix_spawn", errno: Errno(EINVAL), path: executable,
+                          detail: "the environment variable name \"\(name)\" is empty or contains \"=\"")
+        }
         var launch = try Launch()
         defer { launch.closeChildEnds() }
         let streams: [Int32?]
@@ -326,8 +332,24 @@ private struct Launch: ~Copyable {
         } else {
             posix_spawnp(&pid, executable, &actions, &attributes, argv, environ)
         }
-        guard rc == 0 else { throw IOError(operation: "posix_spawn", errno: Errno(rc), path: executable) }
+        guard rc == 0 else {
+            // The chdir runs in the child before the exec and fails with the
+            // same errnos a missing executable would: say which it was.
+            if let workingDirectory, [ENOENT, ENOTDIR, EACCES].contains(rc), let problem = Self.directoryProblem(workingDirectory) {
+                throw IOError(operation: "posix_spawn", errno: Errno(problem), path: workingDirectory,
+                              detail: "cannot use it as the working directory of \(executable)")
+            }
+            throw IOError(operation: "posix_spawn", errno: Errno(rc), path: executable)
+        }
         return pid
+    }
+
+    /// Why `path` cannot be a working directory (an errno), or nil if it can.
+    private static func directoryProblem(_ path: String) -> Int32? {
+        var info = stat()
+        if stat(path, &info) != 0 { return errno }
+        if info.st_mode & S_IFMT != S_IFDIR { return ENOTDIR }
+        return access(path, X_OK) != 0 ? errno : nil
     }
 
     mutating func closeParentEnds() {
