@@ -268,7 +268,7 @@ struct SocketTests {
         #expect(peerSaw < 8 << 20, "the unsent part was dropped")
     }
 
-    @Test("UDP round trip", arguments: allBackends)
+    @Test("UDP round trip; a failed send names its destination", arguments: allBackends)
     func udp(backend: Backend) async throws {
         let (reply, from) = try await onLoop(backend) { loop -> ([UInt8], Bool) in
             let server = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
@@ -281,6 +281,13 @@ struct SocketTests {
             try await client.send(IOBuffer(Array("ping".utf8)), to: server.localAddress)
             let buffer = try IOBuffer(capacity: 1500)
             let from = try await client.receive(into: buffer)
+            // A failed send names where it was going.
+            var failures: [IOError] = []
+            for (bytes, destination) in [(1, try SocketAddress(ip: "::1", port: 9)), (70_000, server.localAddress)] {
+                do { try await client.send(IOBuffer([UInt8](repeating: 1, count: bytes)), to: destination) } catch let error as IOError { failures.append(error) }
+            }
+            #expect(failures.map(\.errno) == [Errno(EAFNOSUPPORT), Errno(EMSGSIZE)])
+            #expect(failures.map(\.path) == ["[::1]:9", server.localAddress.description])
             try await client.close()
             try await server.close()
             return (buffer.bytes, from == server.localAddress)

@@ -39,9 +39,24 @@ public final class UDPSocket: @unchecked Sendable {
 
     /// Sends `buffer`'s valid bytes as one datagram to `address` (`sendmsg`).
     @discardableResult
+    ///
+    /// - Throws: ``IOError`` naming the destination (`EMSGSIZE` for more than
+    ///   a datagram holds, `EAFNOSUPPORT` for an address of another family).
     public nonisolated(nonsending) func send(_ buffer: IOBuffer, to address: SocketAddress) async throws -> Int {
         try address.validate()
-        return try await descriptor.perform("sendmsg", keepAlive: buffer) { fd, scratch in
+        do {
+            return try await sendMessage(buffer, to: address)
+        } catch var error as IOError {
+            // The destination says more about a failed send than this
+            // socket's own address, which the descriptor's label holds.
+            error.path = address.description
+            error.detail = (error.detail.map { "\($0); " } ?? "") + "sent from \(localAddress)"
+            throw error
+        }
+    }
+
+    private nonisolated(nonsending) func sendMessage(_ buffer: IOBuffer, to address: SocketAddress) async throws -> Int {
+        try await descriptor.perform("sendmsg", keepAlive: buffer) { fd, scratch in
             let length = address.write(to: scratch.address)
             scratch.iov.pointee = iovec(iov_base: buffer.base, iov_len: buffer.count)
             var message = msghdr()
