@@ -54,7 +54,8 @@ func serveOnGroup(host: String, port: Int, threads: Int, backend: Backend?, prot
     keep.append(server)
     for loop in group.loops.dropFirst() { keep.append(try await loop.submit { try await listen(loop, first.port ?? port) }.1) }
     say("EchoServer listening on \(first) with the \(group.loops[0].backend) backend (\(protocolAPI ? "protocol" : "stream") API, \(threads) loops)")
-    return withExtendedLifetime(keep) { () -> Never in
+    // The group too: a LoopGroup that is dropped shuts its loops down.
+    return withExtendedLifetime((group, keep)) { () -> Never in
         while true { pause() }
     }
 }
