@@ -13,7 +13,8 @@ import RingLoop
 // sends a longer one is told so and disconnected. A client more than 1 MiB
 // behind on its lines is cut off.
 //
-// Built on serve (a task per connection), lines and addSignalHandler.
+// Built on serve (a task per connection), the stream's lines (as bytes:
+// byteLines) and addSignalHandler.
 
 let usage = "usage: Chat --port PORT [--backend auto|uring|epoll]"
 
@@ -111,8 +112,10 @@ do {
                 member.finish()
             }
             do {
-                for try await line in stream.lines {
-                    room.broadcast(Array((line + "\n").utf8), from: id)
+                // The lines as bytes: a line that is not UTF-8 passes on
+                // unchanged too (`lines` would repair it into a String).
+                for try await line in stream.byteLines {
+                    room.broadcast(line + [0x0A], from: id)
                 }
             } catch let error as IOError where error.code == .closed {
                 // Closed by the shutdown below, or cut off for falling behind.

@@ -184,7 +184,7 @@ struct BackendTests {
         let before = try await loop.submit { loop.iterations }
         // On a thread of its own: Swift's global executor would open a timerfd
         // of its own for a Task.sleep, and the test counts descriptors.
-        try await onNewThread { usleep(300_000) }
+        _ = try await onNewThread { usleep(300_000) }
         let after = try await loop.submit { loop.iterations }
         #expect(after - before < 100, "the idle loop ran \(after - before) iterations in 300 ms")
         try await loop.submit {

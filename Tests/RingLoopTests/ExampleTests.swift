@@ -23,6 +23,9 @@ struct ExampleTests {
         #expect(try clients[0].readLine() == "and \r back", "lines go out unchanged")
         #expect(try clients[1].readLine() == "and \r back")
         #expect(clients[2].pending() == 0, "the sender does not get its own line")
+        try clients[1].send(bytes: [0xE9, 0xFF, 0x41, 0x0D, 0x0A])   // not UTF-8
+        #expect(try clients[0].readLineBytes() == [0xE9, 0xFF, 0x41, 0x0D], "bytes go out unchanged, UTF-8 or not")
+        #expect(try clients[2].readLineBytes() == [0xE9, 0xFF, 0x41, 0x0D])
         let talkative = try BlockingClient(port: port)
         defer { talkative.close() }
         usleep(100_000)
@@ -57,9 +60,9 @@ struct ExampleTests {
         defer { [stalled, reader, talker].forEach { $0.close() } }
         usleep(100_000)   // every client is in the room
 
-        // 32 MiB of numbered lines: far more than the 1 MiB a client may fall
+        // 16 MiB of numbered lines: far more than the 1 MiB a client may fall
         // behind plus what the kernel buffers for the stalled one.
-        let lines = 32 * 1024
+        let lines = 16 * 1024
         @Sendable func line(_ i: Int) -> String { "\(i) " + String(repeating: "x", count: 1018 - String(i).count) }
         let readerResult = Locked<(count: Int, inOrder: Bool, goodbye: Bool)>((0, true, false))
         let readerHandle = UnsafeSendable(reader)
@@ -186,23 +189,29 @@ final class BlockingClient {
         }
     }
 
-    func send(_ text: String) throws {
-        let bytes = Array(text.utf8)
+    func send(_ text: String) throws { try send(bytes: Array(text.utf8)) }
+
+    func send(bytes: [UInt8]) throws {
         guard bytes.withUnsafeBytes({ Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else { throw Errno(errno) }
     }
 
     /// The next `\n`-terminated line without the `\n`; nil at EOF.
     func readLine() throws -> String? {
+        try readLineBytes().map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// ``readLine()`` as bytes.
+    func readLineBytes() throws -> [UInt8]? {
         while true {
             if let newline = buffered.firstIndex(of: 0x0A) {
-                let line = String(decoding: buffered[..<newline], as: UTF8.self)
+                let line = Array(buffered[..<newline])
                 buffered.removeFirst(newline + 1)
                 return line
             }
             guard try fill() else {
                 // EOF: what is left is a last, unterminated line.
                 defer { buffered = [] }
-                return buffered.isEmpty ? nil : String(decoding: buffered, as: UTF8.self)
+                return buffered.isEmpty ? nil : buffered
             }
         }
     }

@@ -147,6 +147,23 @@ struct StreamHelperTests {
         #expect(got == (0..<100).map { "line \($0)" })
     }
 
+    @Test("byteLines and readLineBytes give lines exactly as sent, not UTF-8 included; lines repairs them", arguments: allBackends)
+    func byteLines(backend: Backend) async throws {
+        let (bytes, text) = try await onLoop(backend) { _ -> ([[UInt8]], String?) in
+            let (client, server, close) = try await connectedPair()
+            try await server.writeAll([0x61, 0xE9, 0x0A, 0xFF, 0xFE, 0x0D, 0x0A, 0x80, 0x0A, 0x7A])
+            try await server.shutdown(.write)
+            var bytes: [[UInt8]] = []
+            bytes.append(try await client.readLineBytes() ?? [])
+            let text = try await client.readLine()
+            for try await line in client.byteLines { bytes.append(line) }
+            try await close()
+            return (bytes, text)
+        }
+        #expect(bytes == [[0x61, 0xE9], [0x80], [0x7A]], "the last line comes without a terminator")
+        #expect(text == "\u{FFFD}\u{FFFD}\r")
+    }
+
     @Test("serve: a task per connection; close stops accepting; waitClosed cancels a stuck handler at the deadline", arguments: allBackends)
     func serveGracefulClose(backend: Backend) async throws {
         let (echoed, refused, stuckCancelled, waited, reported) = try await onLoop(backend) { loop -> (String?, Bool, Bool, Duration, [String]) in

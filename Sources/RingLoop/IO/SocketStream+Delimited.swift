@@ -74,19 +74,31 @@ extension SocketStream {
     /// - Throws: ``LimitOverrunError`` for a line longer than ``limit`` (the
     ///   bytes stay queued); ``IOError`` for a failed connection; `CancellationError`.
     public nonisolated(nonsending) func readLine() async throws -> String? {
-        try loop.requireLoopThread("readLine")
+        try await readLineBytes(operation: "readLine").map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Reads one line as ``readLine()`` does, as bytes: exactly what was sent
+    /// before the `\n`, whether or not it is UTF-8.
+    ///
+    /// - Throws: as ``readLine()``.
+    public nonisolated(nonsending) func readLineBytes() async throws -> [UInt8]? {
+        try await readLineBytes(operation: "readLineBytes")
+    }
+
+    private nonisolated(nonsending) func readLineBytes(operation: String) async throws -> [UInt8]? {
+        try loop.requireLoopThread(operation)
         let newline: [UInt8] = [0x0A]
-        guard let end = try await scan(for: newline, operation: "readLine") else {
+        guard let end = try await scan(for: newline, operation: operation) else {
             let rest = take(state.inbound.count)
             if rest.isEmpty {
                 try state.throwFailure()
                 return nil
             }
-            return String(decoding: rest, as: UTF8.self)
+            return rest
         }
         var line = take(end)
         line.removeLast()
-        return String(decoding: line, as: UTF8.self)
+        return line
     }
 
     /// Reads exactly `count` bytes: asyncio's `readexactly`. `count` may be
@@ -136,6 +148,27 @@ extension SocketStream {
         public struct AsyncIterator: AsyncIteratorProtocol {
             let stream: SocketStream
             public mutating func next() async throws -> String? { try await stream.readLine() }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: stream) }
+    }
+
+    /// The stream's lines as bytes, as ``readLineBytes()`` returns them: what
+    /// a relay uses to pass lines on unchanged, even when they are not UTF-8.
+    ///
+    /// ```swift
+    /// for try await line in stream.byteLines { try await peer.writeAll(line + [0x0A]) }
+    /// ```
+    public var byteLines: ByteLines { ByteLines(stream: self) }
+
+    /// An `AsyncSequence` of the lines of a stream, as bytes.
+    public struct ByteLines: AsyncSequence, Sendable {
+        public typealias Element = [UInt8]
+        let stream: SocketStream
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let stream: SocketStream
+            public mutating func next() async throws -> [UInt8]? { try await stream.readLineBytes() }
         }
 
         public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: stream) }

@@ -38,10 +38,10 @@ public final class UDPSocket: @unchecked Sendable {
     }
 
     /// Sends `buffer`'s valid bytes as one datagram to `address` (`sendmsg`).
-    @discardableResult
     ///
     /// - Throws: ``IOError`` naming the destination (`EMSGSIZE` for more than
     ///   a datagram holds, `EAFNOSUPPORT` for an address of another family).
+    @discardableResult
     public nonisolated(nonsending) func send(_ buffer: IOBuffer, to address: SocketAddress) async throws -> Int {
         try address.validate()
         do {
