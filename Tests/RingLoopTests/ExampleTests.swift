@@ -10,9 +10,8 @@ import Testing
 struct ExampleTests {
     @Test("Chat relays each line to every other client and says goodbye on SIGTERM", arguments: allBackends)
     func chat(backend: Backend) throws {
-        let server = try Child(["Chat", "--port", "0", "--backend", backend.rawValue])
+        let (server, port) = try startListening(["Chat", "--port", "0", "--backend", backend.rawValue])
         defer { server.stop() }
-        let port = try #require(listeningPort(try server.waitForOutput(containing: "listening")))
         let clients = try (0..<3).map { _ in try BlockingClient(port: port) }
         defer { clients.forEach { $0.close() } }
         usleep(100_000)   // every client is in the room
@@ -51,9 +50,8 @@ struct ExampleTests {
     @Test("Chat cuts off a client that stops reading, keeps serving the others, and still exits within 2 s of SIGTERM",
           arguments: allBackends)
     func chatSlowClient(backend: Backend) throws {
-        let server = try Child(["Chat", "--port", "0", "--backend", backend.rawValue])
+        let (server, port) = try startListening(["Chat", "--port", "0", "--backend", backend.rawValue])
         defer { server.stop() }
-        let port = try #require(listeningPort(try server.waitForOutput(containing: "listening")))
         let stalled = try BlockingClient(port: port, receiveBuffer: 4096)   // never reads
         let reader = try BlockingClient(port: port)
         let talker = try BlockingClient(port: port)
@@ -138,9 +136,8 @@ struct ExampleTests {
     @Test("HTTPHello refuses what it must not trust (an overflowing, malformed or conflicting Content-Length, a large body, chunked) and stays up",
           arguments: allBackends)
     func httpHelloRefusals(backend: Backend) throws {
-        let server = try Child(["HTTPHello", "--port", "0", "--backend", backend.rawValue])
+        let (server, port) = try startListening(["HTTPHello", "--port", "0", "--backend", backend.rawValue])
         defer { server.stop() }
-        let port = try #require(listeningPort(try server.waitForOutput(containing: "listening")))
         let cases: [(request: String, status: String)] = [
             ("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", "413"),
             ("POST / HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", "413"),
@@ -163,6 +160,18 @@ struct ExampleTests {
         let (status, output) = try server.finish(limit: .seconds(5))
         #expect(status == 0, "\(output)")
     }
+
+/// Starts an example and waits for its "listening" line: the child and its
+/// port. A child that never says where it listens is stopped.
+func startListening(_ arguments: [String]) throws -> (child: Child, port: Int) {
+    let child = try Child(arguments)
+    do {
+        return (child, try #require(listeningPort(try child.waitForOutput(containing: "listening"))))
+    } catch {
+        child.stop()
+        throw error
+    }
+}
 
 /// The port in a "... listening on ADDRESS:PORT ..." line.
 func listeningPort(_ line: String) -> Int? {

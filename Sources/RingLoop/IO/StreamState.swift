@@ -104,7 +104,7 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     /// A new limit; receiving resumes if the queue is now under it.
     func setLimit(_ newLimit: Int) {
         limit = newLimit
-        consumed(0)
+        resumeReceivingIfUnderLimit()
     }
 
     // MARK: Reading
@@ -113,6 +113,10 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     /// is back under the limit.
     func consumed(_ n: Int) {
         inbound.consume(n, pool: loop.blocks)
+        resumeReceivingIfUnderLimit()
+    }
+
+    private func resumeReceivingIfUnderLimit() {
         if receivingPaused, inbound.count <= limit {
             receivingPaused = false
             transport.resumeReading()
