@@ -44,12 +44,15 @@ enum HTTPHello {
         case tooLarge
         /// A `Transfer-Encoding` (chunked bodies are not implemented here).
         case notImplemented
+        /// A request head longer than the stream's 64 KiB limit.
+        case headTooLarge
 
         var response: [UInt8] {
             let status = switch self {
             case .badRequest: "400 Bad Request"
             case .tooLarge: "413 Content Too Large"
             case .notImplemented: "501 Not Implemented"
+            case .headTooLarge: "431 Request Header Fields Too Large"
             }
             return Array("HTTP/1.1 \(status)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
         }
@@ -64,6 +67,12 @@ enum HTTPHello {
 
         var contentLength = 0
         var keepAlive = true
+        /// A HEAD request: the reply's headers say what GET would send, and
+        /// no body follows them (a body would be read as the next reply).
+        var isHead = false
+        /// `Expect: 100-continue`: the client (curl, for bodies over 1 KiB)
+        /// holds the body back until an interim "100 Continue" says to send it.
+        var expectsContinue = false
 
         /// Parses the request line and headers. Whatever a client sends, this
         /// throws a ``Refusal`` rather than trusting it: a `Content-Length`
@@ -75,6 +84,7 @@ enum HTTPHello {
             let words = requestLine.split(separator: 0x20)
             guard words.count == 3, words[2].starts(with: version) else { throw .badRequest }
             keepAlive = words[2].dropFirst(version.count).first == UInt8(ascii: "1")
+            isHead = words[0].elementsEqual("HEAD".utf8)
             var lengthSeen = false
             for line in lines.dropFirst() {
                 guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
@@ -88,6 +98,8 @@ enum HTTPHello {
                     contentLength = length
                 } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
                     throw .notImplemented
+                } else if Self.equalsIgnoringCase(name, "expect") {
+                    expectsContinue = Self.equalsIgnoringCase(value, "100-continue")
                 } else if Self.equalsIgnoringCase(name, "connection") {
                     if Self.containsIgnoringCase(value, "close") { keepAlive = false }
                     if Self.containsIgnoringCase(value, "keep-alive") { keepAlive = true }
@@ -139,6 +151,7 @@ enum HTTPHello {
     static let body = Array("Hello, World!".utf8)
     static let header = Array("HTTP/1.1 200 OK\r\nServer: RingLoop\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
     static let closingHeader = Array("HTTP/1.1 200 OK\r\nServer: RingLoop\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+    static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     static func handle(_ stream: SocketStream) async throws {
         let replyBody = IOBuffer(body)
@@ -152,7 +165,7 @@ enum HTTPHello {
             } catch is IncompleteReadError {
                 return   // the client closed between requests
             } catch is LimitOverrunError {
-                try await stream.writeAll(Refusal.badRequest.response)   // a head over 64 KiB
+                try await stream.writeAll(Refusal.headTooLarge.response)
                 return
             }
             let request: RequestHead
@@ -162,8 +175,12 @@ enum HTTPHello {
                 try await stream.writeAll(error.response)
                 return
             }
-            if request.contentLength > 0 { _ = try await stream.readExactly(request.contentLength) }
-            try await stream.write(contentsOf: [request.keepAlive ? replyHeader : replyClosing, replyBody])
+            if request.contentLength > 0 {
+                if request.expectsContinue { try await stream.writeAll(continueLine) }
+                _ = try await stream.readExactly(request.contentLength)
+            }
+            let replyHead = request.keepAlive ? replyHeader : replyClosing
+            try await stream.write(contentsOf: request.isHead ? [replyHead] : [replyHead, replyBody])
             if !request.keepAlive { return }
         }
     }

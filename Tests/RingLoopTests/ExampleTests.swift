@@ -146,6 +146,7 @@ struct ExampleTests {
             ("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", "400"),
             ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "501"),
             ("NOT HTTP\r\n\r\n", "400"),
+            ("GET / HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 70_000) + "\r\n\r\n", "431"),
             ("POST / HTTP/1.1\r\nContent-Length: \t5 \r\nConnection: close\r\n\r\nhello", "200"),
         ]
         for (request, status) in cases {
@@ -155,11 +156,31 @@ struct ExampleTests {
             let reply = String(decoding: try client.readToEnd(), as: UTF8.self)
             #expect(reply.hasPrefix("HTTP/1.1 \(status) "), "\(request.debugDescription) got \(reply.debugDescription)")
         }
+        // HEAD: the headers alone, so the pipelined GET's reply is the next thing read.
+        let head = try BlockingClient(port: port)
+        defer { head.close() }
+        try head.send("HEAD / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        let replies = String(decoding: try head.readToEnd(), as: UTF8.self)
+        #expect(occurrences(of: "Hello, World!", in: replies) == 1, "one body, for the GET: \(replies.debugDescription)")
+        #expect(occurrences(of: "HTTP/1.1 200 OK", in: replies) == 2, "\(replies.debugDescription)")
+        // Expect: 100-continue gets its interim reply before the body is sent.
+        let expecting = try BlockingClient(port: port)
+        defer { expecting.close() }
+        try expecting.send("POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        #expect(try expecting.readLine() == "HTTP/1.1 100 Continue\r")
+        try expecting.send("hello")
+        let final = String(decoding: try expecting.readToEnd(), as: UTF8.self)
+        #expect(final.hasPrefix("\r\nHTTP/1.1 200 OK"), "\(final.debugDescription)")
         #expect(kill(server.pid, 0) == 0, "the server is still up")
         kill(server.pid, SIGTERM)
         let (status, output) = try server.finish(limit: .seconds(5))
         #expect(status == 0, "\(output)")
     }
+
+/// How many times `word` occurs in `text`, without overlaps.
+func occurrences(of word: String, in text: String) -> Int {
+    text.split(separator: word, omittingEmptySubsequences: false).count - 1
+}
 
 /// Starts an example and waits for its "listening" line: the child and its
 /// port. A child that never says where it listens is stopped.
