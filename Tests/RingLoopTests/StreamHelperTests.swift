@@ -208,6 +208,59 @@ struct StreamHelperTests {
         #expect(reported == ["serve handler failed"], "the thrown error went to the exception handler")
     }
 
+    @Test("serve: a client that resets its own connection is no error report; a reset on another connection is",
+          arguments: allBackends)
+    func servePeerResetIsNotReported(backend: Backend) async throws {
+        let (ended, reported) = try await onLoop(backend) { loop -> ([IOError.Code?], [String]) in
+            let reports = Box<[String]>([])
+            loop.setExceptionHandler { _, context in reports.value.append("\(context.error.map { "\($0)" } ?? context.message)") }
+            let ended = Box<[IOError.Code?]>([])
+            // A stand-in upstream that resets whoever connects to it.
+            let upstream = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+            loop.spawn {
+                let connection = try await upstream.accept()
+                try connection.setLinger(seconds: 0)
+                try await connection.close()
+            }
+            let server = try await loop.serve(host: "127.0.0.1", port: 0) { stream in
+                do {
+                    if try await stream.readLine() == "upstream" {
+                        let other = try await SocketStream.connect(host: "127.0.0.1", port: upstream.localAddress.port!)
+                        do { _ = try await other.read(upTo: 10) } catch { try? await other.close(); throw error }
+                        try await other.close()
+                    } else {
+                        for try await _ in stream.lines {}
+                    }
+                    ended.value.append(nil)
+                } catch let error as IOError {
+                    ended.value.append(error.code)
+                    throw error
+                }
+            }
+            let port = server.localAddress.port!
+            // The client's own reset: SO_LINGER 0, then close, mid-read.
+            let leaving = try await SocketStream.connect(host: "127.0.0.1", port: port)
+            try await leaving.writeAll(Array("hello\n".utf8))
+            try await waitUntil(loop) { server.connectionCount == 1 }
+            try leaving.setLinger(seconds: 0)
+            try await leaving.close()
+            try await waitUntil(loop) { server.connectionCount == 0 }
+            // The handler's upstream resets: that error is the handler's to report.
+            let asking = try await SocketStream.connect(host: "127.0.0.1", port: port)
+            try await asking.writeAll(Array("upstream\n".utf8))
+            _ = try await asking.readToEnd()
+            try await waitUntil(loop) { server.connectionCount == 0 }
+            try await asking.close()
+            server.close()
+            await server.waitClosed()
+            try await upstream.close()
+            return (ended.value, reports.value)
+        }
+        #expect(ended == [.connectionReset, .connectionReset], "both handlers ended on a reset")
+        #expect(reported.count == 1, "\(reported)")
+        #expect(reported.first?.contains("ECONNRESET") == true, "only the upstream's reset was reported: \(reported)")
+    }
+
     @Test("a cancelled waitClosed (withTimeout) returns early; the handler runs on until a later waitClosed cancels it",
           arguments: allBackends)
     func waitClosedIsCancellable(backend: Backend) async throws {

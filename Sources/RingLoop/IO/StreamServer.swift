@@ -16,7 +16,11 @@ import Glibc
 ///
 /// Each handler runs as a task on the loop. When it returns or throws, its
 /// stream is closed. An error it throws (other than `CancellationError`)
-/// goes to the loop's exception handler with source `.task("serve handler")`.
+/// goes to the loop's exception handler with source `.task("serve handler")`,
+/// except its own connection's peer leaving: ECONNRESET, EPIPE or
+/// ECONNABORTED on the served stream is how clients such as load tools
+/// hang up, not a server fault, so it is logged at debug level only (asyncio's
+/// transports ignore the same three errors).
 ///
 /// Use it on its loop's thread.
 public final class StreamServer: @unchecked Sendable {
@@ -106,11 +110,14 @@ public final class StreamServer: @unchecked Sendable {
         nextID &+= 1
         let id = nextID
         let handler = self.handler
+        let fd = stream.fileDescriptor
         handlers[id] = loop.spawn(name: "serve handler") { [self] in
             defer { finished(id) }
             do {
                 try await handler(stream)
             } catch is CancellationError {
+            } catch let error as IOError where error.fd == fd && Self.peerLeft.contains(error.errno?.rawValue ?? 0) {
+                loop.logger.debug("serve handler ended: the peer left", metadata: ["error": "\(error)"])
             } catch {
                 loop.callExceptionHandler(ExceptionContext(message: "serve handler failed", error: error, source: .task("serve handler")))
             }
@@ -118,6 +125,9 @@ public final class StreamServer: @unchecked Sendable {
         }
         // The task starts once this job yields, so it is registered before it can finish.
     }
+
+    /// The errnos that mean the served connection's peer went away.
+    private static let peerLeft: Set<Int32> = [ECONNRESET, EPIPE, ECONNABORTED]
 
     private func finished(_ id: UInt64) {
         handlers[id] = nil
