@@ -19,6 +19,8 @@ public struct ReceiveBufferConfiguration: Sendable, Equatable {
     /// Bytes per buffer: a multiple of 64, 64...1 MiB.
     public var size: Int
 
+    /// `count` buffers of `size` bytes; checked when the loop is made (an
+    /// out-of-range value is an ``EventLoopError/invalidArgument(_:)``).
     public init(count: Int, size: Int) {
         self.count = count
         self.size = size

@@ -44,6 +44,12 @@ public struct IOError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Extra words, for failures an errno does not describe.
     public var detail: String?
 
+    /// An error for `operation`, with what is known of its cause and subject.
+    ///
+    /// ```swift
+    /// throw IOError(operation: "open", errno: Errno(ENOENT), path: "/etc/missing")
+    /// // open(/etc/missing): ENOENT (No such file or directory)
+    /// ```
     public init(operation: String, errno: Errno?, fd: Int32? = nil, path: String? = nil, detail: String? = nil) {
         self.operation = operation
         self.errno = errno

@@ -34,6 +34,8 @@ public struct ExceptionContext: @unchecked Sendable, CustomStringConvertible {
     /// The callback, timer or task it came from.
     public var source: Source
 
+    /// A context to pass to ``EventLoop/callExceptionHandler(_:)``, for
+    /// errors of your own that should go where the loop's go.
     public init(message: String, error: (any Error)? = nil, source: Source = .loop) {
         self.message = message
         self.error = error

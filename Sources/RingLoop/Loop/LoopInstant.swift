@@ -14,6 +14,8 @@ public struct LoopInstant: Comparable, Hashable, Sendable, CustomStringConvertib
     /// Nanoseconds since an arbitrary, fixed point (boot, on Linux).
     public var nanoseconds: UInt64
 
+    /// The instant `nanoseconds` after the clock's fixed point (compare
+    /// ``now``'s ``nanoseconds``).
     @inlinable
     public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
 
@@ -33,6 +35,7 @@ public struct LoopInstant: Comparable, Hashable, Sendable, CustomStringConvertib
         return LoopInstant(nanoseconds: lhs.nanoseconds > magnitude ? lhs.nanoseconds - magnitude : 0)
     }
 
+    /// Moves the instant back by `duration`, clamping as `+` does.
     public static func - (lhs: LoopInstant, rhs: Duration) -> LoopInstant { lhs + (.zero - rhs) }
 
     /// The signed distance from `rhs` to `lhs`.

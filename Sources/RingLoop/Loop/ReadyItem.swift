@@ -1,7 +1,9 @@
 /// Where a callback was scheduled from: kept in debug mode so slow-callback
 /// warnings and exception contexts can name it.
 public struct CallSite: Sendable, CustomStringConvertible {
+    /// The source file of the scheduling call (`#fileID`).
     public var file: StaticString
+    /// Its line.
     public var line: UInt
     public var description: String { "\(file):\(line)" }
 }

@@ -41,10 +41,16 @@ public protocol TransportProtocol: AnyObject {
     func resumeWriting() throws
 }
 
+/// The defaults: a protocol implements only the callbacks it needs.
 extension TransportProtocol {
+    /// Does nothing.
     public func connectionMade(_ transport: Transport) throws {}
+    /// Returns `false`: the transport closes when the peer does.
     public func eofReceived() throws -> Bool { false }
+    /// Does nothing.
     public func connectionLost(_ error: (any Error)?) {}
+    /// Does nothing: writes keep queueing past the high-water mark.
     public func pauseWriting() throws {}
+    /// Does nothing.
     public func resumeWriting() throws {}
 }
