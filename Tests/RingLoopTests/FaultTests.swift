@@ -246,7 +246,7 @@ struct FaultTests {
         #expect(errors["zero-capacity stream read"]?.code == .invalidArgument)
     }
 
-    @Test("readToEnd(limit:) stops at the limit; shutdown(.read) and (.both) behave", arguments: allBackends)
+    @Test("readToEnd(limit:) stops at the limit and refuses a negative one; shutdown(.read) and (.both) behave", arguments: allBackends)
     func readLimitsAndShutdown(backend: Backend) async throws {
         let (limited, afterShutdownRead, peerSawEOF) = try await onLoop(backend) { _ -> (Int, [UInt8], [UInt8]) in
             let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
@@ -254,6 +254,8 @@ struct FaultTests {
             let server = try await listener.accept()
             try await server.writeAll([UInt8](repeating: 5, count: 10_000))
             let limited = try await client.readToEnd(limit: 4_096)
+            #expect(try await client.readToEnd(limit: 0).isEmpty)
+            await #expect(throws: IOError.self) { try await client.readToEnd(limit: -1) }
             try await client.shutdown(.read)
             let afterShutdownRead = try await client.read(upTo: 100_000).filter { $0 != 5 }
             try await client.shutdown(.both)

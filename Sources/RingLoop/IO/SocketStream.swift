@@ -193,7 +193,12 @@ public final class SocketStream: @unchecked Sendable {
     }
 
     /// Reads until the peer closes its side, or `limit` bytes.
+    ///
+    /// - Throws: ``IOError`` (`.invalidArgument`) for a negative `limit`.
     public nonisolated(nonsending) func readToEnd(limit: Int = .max) async throws -> [UInt8] {
+        guard limit >= 0 else {
+            throw IOError(operation: "readToEnd", errno: Errno(EINVAL), fd: fileDescriptor, detail: "limit must not be negative, got \(limit)")
+        }
         var result: [UInt8] = []
         while result.count < limit {
             let chunk = try await read(upTo: Swift.min(64 * 1024, limit - result.count))
