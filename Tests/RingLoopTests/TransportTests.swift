@@ -12,6 +12,8 @@ final class RecordingProtocol: TransportProtocol, @unchecked Sendable {
     var echo = false
     var keepOpenOnEOF = false
     var throwOnData = false
+    var pauseReadingOnData = false
+    var dataCalls = 0
     var pauses = 0, resumes = 0
     var lostCount = 0
     var onLost: (() -> Void)?
@@ -22,6 +24,8 @@ final class RecordingProtocol: TransportProtocol, @unchecked Sendable {
     }
     func dataReceived(_ bytes: UnsafeRawBufferPointer) throws {
         if events.last != "data" { events.append("data") }
+        dataCalls += 1
+        if pauseReadingOnData { transport?.pauseReading() }
         if throwOnData { throw IOError(operation: "test", errno: nil, detail: "thrown by dataReceived") }
         received += bytes
         if echo { try transport?.write(bytes) }
@@ -94,6 +98,43 @@ struct TransportTests {
         #expect(received == Array("hello".utf8))
         #expect(lostNil)
         #expect(openDescriptorCount() == before)
+    }
+
+    @Test("pauseReading: no dataReceived until resumeReading, then the held bytes in order, eof and lost once",
+          arguments: allBackends)
+    func pauseAndResumeReading(backend: Backend) async throws {
+        // On io_uring, each way of receiving holds bytes differently while paused.
+        for (name, options) in backend == .uring ? uringVariants : [("epoll", URingOptions())] {
+            let (callsWhilePaused, readingWhilePaused, events, received) = try await onLoop(backend, uring: options) {
+                loop -> (Int, Bool, [String], [UInt8]) in
+                let recorder = RecordingProtocol()
+                recorder.pauseReadingOnData = true
+                let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddresses[0].port!)
+                try await client.writeAll(Array("first;".utf8))
+                try await waitUntil(loop) { recorder.dataCalls == 1 }
+                for part in ["second;", "third;"] {   // separate segments, each arriving while paused
+                    try await client.writeAll(Array(part.utf8))
+                    try await loop.sleep(for: .milliseconds(5))
+                }
+                try await client.shutdown(.write)
+                try await loop.sleep(for: .milliseconds(20))
+                let callsWhilePaused = recorder.dataCalls
+                let transport = try #require(recorder.transport)
+                let readingWhilePaused = transport.isReading
+                recorder.pauseReadingOnData = false
+                transport.resumeReading()
+                try await waitUntil(loop) { recorder.lostCount > 0 }
+                try await client.close()
+                server.close()
+                await server.waitClosed()
+                return (callsWhilePaused, readingWhilePaused, recorder.events, recorder.received)
+            }
+            #expect(callsWhilePaused == 1, "\(name): no dataReceived while paused")
+            #expect(!readingWhilePaused, "\(name)")
+            #expect(String(decoding: received, as: UTF8.self) == "first;second;third;", "\(name)")
+            #expect(events == ["made", "data", "eof", "lost"], "\(name)")
+        }
     }
 
     @Test("callback order when the peer resets: lost carries connectionReset", arguments: allBackends)
