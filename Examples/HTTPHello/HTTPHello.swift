@@ -83,7 +83,8 @@ enum HTTPHello {
             let version = Array("HTTP/1.".utf8)
             let words = requestLine.split(separator: 0x20)
             guard words.count == 3, words[2].starts(with: version) else { throw .badRequest }
-            keepAlive = words[2].dropFirst(version.count).first == UInt8(ascii: "1")
+            let isHTTP11 = words[2].dropFirst(version.count).first == UInt8(ascii: "1")
+            keepAlive = isHTTP11
             isHead = words[0].elementsEqual("HEAD".utf8)
             var lengthSeen = false
             for line in lines.dropFirst() {
@@ -99,7 +100,8 @@ enum HTTPHello {
                 } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
                     throw .notImplemented
                 } else if Self.equalsIgnoringCase(name, "expect") {
-                    expectsContinue = Self.equalsIgnoringCase(value, "100-continue")
+                    // Never to an HTTP/1.0 client, which does not know 1xx replies.
+                    expectsContinue = isHTTP11 && Self.equalsIgnoringCase(value, "100-continue")
                 } else if Self.equalsIgnoringCase(name, "connection") {
                     if Self.containsIgnoringCase(value, "close") { keepAlive = false }
                     if Self.containsIgnoringCase(value, "keep-alive") { keepAlive = true }

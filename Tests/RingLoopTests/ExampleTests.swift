@@ -133,7 +133,7 @@ struct ExampleTests {
     }
 }
 
-    @Test("HTTPHello refuses what it must not trust (an overflowing, malformed or conflicting Content-Length, a large body, chunked) and stays up",
+    @Test("HTTPHello refuses what it must not trust (an overflowing, malformed or conflicting Content-Length, a large body, chunked, a huge head) and stays up; HEAD gets no body; Expect: 100-continue gets its interim reply",
           arguments: allBackends)
     func httpHelloRefusals(backend: Backend) throws {
         let (server, port) = try startListening(["HTTPHello", "--port", "0", "--backend", backend.rawValue])
@@ -171,6 +171,12 @@ struct ExampleTests {
         try expecting.send("hello")
         let final = String(decoding: try expecting.readToEnd(), as: UTF8.self)
         #expect(final.hasPrefix("\r\nHTTP/1.1 200 OK"), "\(final.debugDescription)")
+        // Not to HTTP/1.0, which has no interim replies: the body is read at once.
+        let old = try BlockingClient(port: port)
+        defer { old.close() }
+        try old.send("POST / HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello")
+        let reply = String(decoding: try old.readToEnd(), as: UTF8.self)
+        #expect(reply.hasPrefix("HTTP/1.1 200 OK") && !reply.contains("100 Continue"), "\(reply.debugDescription)")
         #expect(kill(server.pid, 0) == 0, "the server is still up")
         kill(server.pid, SIGTERM)
         let (status, output) = try server.finish(limit: .seconds(5))
