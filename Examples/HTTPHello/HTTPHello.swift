@@ -67,6 +67,9 @@ enum HTTPHello {
 
         var contentLength = 0
         var keepAlive = true
+        /// HTTP/1.1 (persistent unless told otherwise); HTTP/1.0 keeps the
+        /// connection only when asked to, and then must be told it was kept.
+        var isHTTP11 = true
         /// A HEAD request: the reply's headers say what GET would send, and
         /// no body follows them (a body would be read as the next reply).
         var isHead = false
@@ -83,7 +86,7 @@ enum HTTPHello {
             let version = Array("HTTP/1.".utf8)
             let words = requestLine.split(separator: 0x20)
             guard words.count == 3, words[2].starts(with: version) else { throw .badRequest }
-            let isHTTP11 = words[2].dropFirst(version.count).first == UInt8(ascii: "1")
+            isHTTP11 = words[2].dropFirst(version.count).first == UInt8(ascii: "1")
             keepAlive = isHTTP11
             isHead = words[0].elementsEqual("HEAD".utf8)
             var lengthSeen = false
@@ -153,12 +156,16 @@ enum HTTPHello {
     static let body = Array("Hello, World!".utf8)
     static let header = Array("HTTP/1.1 200 OK\r\nServer: RingLoop\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
     static let closingHeader = Array("HTTP/1.1 200 OK\r\nServer: RingLoop\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+    /// For HTTP/1.0 keep-alive (ApacheBench's `-k`): without the header the
+    /// client takes the reply as the last and waits for a close.
+    static let keepAliveHeader = Array("HTTP/1.1 200 OK\r\nServer: RingLoop\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\nConnection: keep-alive\r\n\r\n".utf8)
     static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     static func handle(_ stream: SocketStream) async throws {
         let replyBody = IOBuffer(body)
         let replyHeader = IOBuffer(header)
         let replyClosing = IOBuffer(closingHeader)
+        let replyKeepAlive = IOBuffer(keepAliveHeader)
         let endOfHead = Array("\r\n\r\n".utf8)
         while true {
             let head: [UInt8]
@@ -181,7 +188,7 @@ enum HTTPHello {
                 if request.expectsContinue { try await stream.writeAll(continueLine) }
                 _ = try await stream.readExactly(request.contentLength)
             }
-            let replyHead = request.keepAlive ? replyHeader : replyClosing
+            let replyHead = !request.keepAlive ? replyClosing : request.isHTTP11 ? replyHeader : replyKeepAlive
             try await stream.write(contentsOf: request.isHead ? [replyHead] : [replyHead, replyBody])
             if !request.keepAlive { return }
         }

@@ -3,9 +3,11 @@ import RingLoop
 
 // The smallest HTTP/1.1 server worth benchmarking: every request gets
 // "200 OK" and the body "Hello, World!". Keep-alive and pipelining work;
-// "Connection: close" and HTTP/1.0 without keep-alive close after the reply;
-// HEAD gets the headers alone; "Expect: 100-continue" gets its interim reply
-// before the body is read. Lines end in CRLF (a bare LF is not accepted).
+// "Connection: close" and HTTP/1.0 without keep-alive close after the reply
+// (HTTP/1.0 with "Connection: keep-alive" is answered with that header, so
+// the client knows the connection stays); HEAD gets the headers alone;
+// "Expect: 100-continue" gets its interim reply before the body is read.
+// Lines end in CRLF (a bare LF is not accepted).
 //
 //   swift run -c release HTTPHello --port 8080 [--threads N] [--backend auto|uring|epoll]
 //

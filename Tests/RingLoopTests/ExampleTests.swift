@@ -171,6 +171,16 @@ struct ExampleTests {
         try expecting.send("hello")
         let final = String(decoding: try expecting.readToEnd(), as: UTF8.self)
         #expect(final.hasPrefix("\r\nHTTP/1.1 200 OK"), "\(final.debugDescription)")
+        // HTTP/1.0 keep-alive (ApacheBench -k): the reply says the connection stays, and it does.
+        let keeping = try BlockingClient(port: port)
+        for _ in 0..<2 {
+            try keeping.send("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+            var head: [String] = []
+            while let line = try keeping.readLine(), line != "\r" { head.append(line) }
+            #expect(head.contains("Connection: keep-alive\r"), "\(head)")
+            #expect(try keeping.readBytes(13) == Array("Hello, World!".utf8))
+        }
+        keeping.close()   // before the SIGTERM below, which would wait for it
         // Not to HTTP/1.0, which has no interim replies: the body is read at once.
         let old = try BlockingClient(port: port)
         defer { old.close() }
@@ -274,6 +284,13 @@ final class BlockingClient {
     }
 
     /// Reads more; false at EOF.
+    /// The next `count` bytes; fewer only at EOF.
+    func readBytes(_ count: Int) throws -> [UInt8] {
+        while buffered.count < count, try fill() {}
+        defer { buffered.removeFirst(Swift.min(count, buffered.count)) }
+        return Array(buffered.prefix(count))
+    }
+
     private func fill() throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 4096)
         let n = recv(fd, &chunk, chunk.count, 0)
