@@ -47,6 +47,40 @@ struct SignalAndGroupTests {
         #expect(restored == 1, "SIG_IGN is back after removeSignalHandler")
     }
 
+    @Test("a signal goes to every loop with a handler for it; one loop removing its own leaves the other's",
+          arguments: allBackends)
+    func signalOnEveryLoop(backend: Backend) async throws {
+        let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
+        let previous = signal(SIGUSR1, ignore)
+        defer { signal(SIGUSR1, previous) }
+        let group = try LoopGroup(threads: 2, backend: backend)
+        defer { group.shutdown() }
+        let counts = [Box(0), Box(0)]   // each touched on its own loop only
+        for (index, loop) in group.loops.enumerated() {
+            try await loop.submit { try loop.addSignalHandler(SIGUSR1) { counts[index].value += 1 } }
+        }
+        func waitForCount(_ index: Int, _ expected: Int) async throws {
+            let loop = group.loops[index]
+            try await loop.submit { try await waitUntil(loop) { counts[index].value >= expected } }
+        }
+        kill(getpid(), SIGUSR1)
+        try await waitForCount(0, 1)
+        try await waitForCount(1, 1)
+
+        #expect(try await group.loops[0].submit { group.loops[0].removeSignalHandler(SIGUSR1) })
+        #expect(disposition(SIGUSR1) != 1, "the other loop's handler is still installed")
+        kill(getpid(), SIGUSR1)
+        try await waitForCount(1, 2)
+        let first = try await group.loops[0].submit {
+            try await group.loops[0].sleep(for: .milliseconds(30))
+            return counts[0].value
+        }
+        #expect(first == 1, "the loop that removed its handler is not told")
+
+        #expect(try await group.loops[1].submit { group.loops[1].removeSignalHandler(SIGUSR1) })
+        #expect(disposition(SIGUSR1) == 1, "SIG_IGN is back once no loop has a handler")
+    }
+
     @Test("SIGKILL, SIGSTOP, crash signals and out-of-range numbers are rejected by name", arguments: allBackends)
     func badSignals(backend: Backend) async throws {
         let errors = try await onLoop(backend) { loop -> [EventLoopError] in

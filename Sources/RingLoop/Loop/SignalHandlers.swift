@@ -1,29 +1,37 @@
 import CUring
 import Glibc
 
-/// Where each signal number is forwarded: the write end of one loop's signal
-/// pipe, or -1. The C handler reads it in signal context, so it is memory
-/// that never moves, read and written with lock-free atomics, and the
-/// handler calls `write(2)` only, which is async-signal-safe.
+/// Where each signal number is forwarded: the write ends of the signal pipes
+/// of every loop with a handler for it (libuv's behaviour: each watcher of a
+/// signal is told). The C handler reads them in signal context, so they live
+/// in memory that never moves, read and written with lock-free atomics, and
+/// the handler calls `write(2)` only, which is async-signal-safe.
 enum SignalRouting {
     static let slots = 65  // 1...64: the standard and real-time signals on Linux
+    /// Loops that can hold a handler for one signal at once.
+    static let loopsPerSignal = 16
 
+    /// `loopsPerSignal` pipe write ends per signal number; -1 marks a free place.
     nonisolated(unsafe) static let targets: UnsafeMutablePointer<Int32> = {
-        let targets = UnsafeMutablePointer<Int32>.allocate(capacity: slots)
-        targets.initialize(repeating: -1, count: slots)
+        let targets = UnsafeMutablePointer<Int32>.allocate(capacity: slots * loopsPerSignal)
+        targets.initialize(repeating: -1, count: slots * loopsPerSignal)
         return targets
     }()
 
-    /// The dispositions replaced, restored when the last handler goes.
+    /// The dispositions replaced, restored when a signal's last handler goes.
+    /// Its lock also serialises every change to ``targets``.
     static let previous = Locked<[Int32: sigaction]>([:])
 
     static let handler: @convention(c) (Int32) -> Void = { signal in
         let saved = errno
         if signal > 0, Int(signal) < SignalRouting.slots {
-            let fd = cu_load_acquire(SignalRouting.targets + Int(signal))
-            if fd >= 0 {
-                var byte = UInt8(truncatingIfNeeded: signal)
-                _ = Glibc.write(fd, &byte, 1)
+            let places = SignalRouting.targets + Int(signal) * SignalRouting.loopsPerSignal
+            for place in 0..<SignalRouting.loopsPerSignal {
+                let fd = cu_load_acquire(places + place)
+                if fd >= 0 {
+                    var byte = UInt8(truncatingIfNeeded: signal)
+                    _ = Glibc.write(fd, &byte, 1)
+                }
             }
         }
         errno = saved
@@ -33,25 +41,42 @@ enum SignalRouting {
     /// the runtime relies on their default action to report a crash.
     static let forbidden: Set<Int32> = [SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE]
 
+    /// Routes `signal` to `writeFD` as well as to the loops already routed,
+    /// installing the C handler with the first route.
     static func install(_ signal: Int32, writeFD: Int32) throws(EventLoopError) {
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = handler
-        action.sa_flags = SA_RESTART
-        sigemptyset(&action.sa_mask)
-        var old = sigaction()
-        guard sigaction(signal, &action, &old) == 0 else {
-            throw .invalidArgument("sigaction(\(signal)) failed: \(Errno(errno).name)")
+        let places = targets + Int(signal) * loopsPerSignal
+        try previous.withLock { (previous: inout [Int32: sigaction]) throws(EventLoopError) in
+            if (0..<loopsPerSignal).contains(where: { cu_load_acquire(places + $0) == writeFD }) { return }
+            guard let free = (0..<loopsPerSignal).first(where: { cu_load_acquire(places + $0) < 0 }) else {
+                throw .invalidArgument("signal \(signal) already has handlers on \(loopsPerSignal) loops, the most it can serve")
+            }
+            if previous[signal] == nil {
+                var action = sigaction()
+                action.__sigaction_handler.sa_handler = handler
+                action.sa_flags = SA_RESTART
+                sigemptyset(&action.sa_mask)
+                var old = sigaction()
+                guard sigaction(signal, &action, &old) == 0 else {
+                    throw .invalidArgument("sigaction(\(signal)) failed: \(Errno(errno).name)")
+                }
+                previous[signal] = old
+            }
+            cu_store_release(places + free, writeFD)
         }
-        previous.withLock { if $0[signal] == nil { $0[signal] = old } }
-        cu_store_release(targets + Int(signal), writeFD)
     }
 
-    static func target(of signal: Int32) -> Int32 { cu_load_acquire(targets + Int(signal)) }
-
-    static func uninstall(_ signal: Int32) {
-        cu_store_release(targets + Int(signal), -1)
-        guard var old = previous.withLock({ $0.removeValue(forKey: signal) }) else { return }
-        sigaction(signal, &old, nil)
+    /// Stops routing `signal` to `writeFD`; once no loop is left for it, the
+    /// disposition it replaced comes back.
+    static func uninstall(_ signal: Int32, writeFD: Int32) {
+        let places = targets + Int(signal) * loopsPerSignal
+        previous.withLock { previous in
+            for place in 0..<loopsPerSignal where cu_load_acquire(places + place) == writeFD {
+                cu_store_release(places + place, -1)
+            }
+            guard (0..<loopsPerSignal).allSatisfy({ cu_load_acquire(places + $0) < 0 }),
+                  var old = previous.removeValue(forKey: signal) else { return }
+            sigaction(signal, &old, nil)
+        }
     }
 }
 
@@ -104,9 +129,7 @@ final class SignalWatcher: @unchecked Sendable {  // loop-thread only
 
     /// Restores every disposition and closes the pipe (at loop close).
     func shutdown() {
-        for signal in handlers.keys where SignalRouting.target(of: signal) == writeFD {
-            SignalRouting.uninstall(signal)
-        }
+        for signal in handlers.keys { SignalRouting.uninstall(signal, writeFD: writeFD) }
         handlers = [:]
         reader?.cancel()
         Glibc.close(writeFD)
@@ -119,7 +142,9 @@ extension EventLoop {
     /// handler for the signal; the signal's previous disposition comes back
     /// with ``removeSignalHandler(_:)`` or when the loop closes.
     ///
-    /// A signal is delivered to one loop: the last that added a handler for it.
+    /// A signal goes to every loop with a handler for it (up to 16 loops per
+    /// signal), so each loop of a ``LoopGroup`` can stop its own server on
+    /// SIGTERM.
     ///
     /// ```swift
     /// try loop.addSignalHandler(SIGTERM) { server.close() }
@@ -143,8 +168,8 @@ extension EventLoop {
             watcher = try SignalWatcher(loop: self)
             signalWatcher = watcher
         }
-        watcher.handlers[signal] = handler
         try SignalRouting.install(signal, writeFD: watcher.writeFD)
+        watcher.handlers[signal] = handler
         watcher.startReading()
     }
 
@@ -155,7 +180,7 @@ extension EventLoop {
     public func removeSignalHandler(_ signal: Int32) -> Bool {
         guard isOnLoopThread || !isRunning, let watcher = signalWatcher,
               watcher.handlers.removeValue(forKey: signal) != nil else { return false }
-        if SignalRouting.target(of: signal) == watcher.writeFD { SignalRouting.uninstall(signal) }
+        SignalRouting.uninstall(signal, writeFD: watcher.writeFD)
         return true
     }
 }
