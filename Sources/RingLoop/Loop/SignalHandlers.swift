@@ -9,7 +9,7 @@ import Glibc
 enum SignalRouting {
     static let slots = 65  // 1...64: the standard and real-time signals on Linux
     /// Loops that can hold a handler for one signal at once.
-    static let loopsPerSignal = 16
+    static let loopsPerSignal = 128
 
     /// `loopsPerSignal` pipe write ends per signal number; -1 marks a free place.
     nonisolated(unsafe) static let targets: UnsafeMutablePointer<Int32> = {
@@ -142,7 +142,7 @@ extension EventLoop {
     /// handler for the signal; the signal's previous disposition comes back
     /// with ``removeSignalHandler(_:)`` or when the loop closes.
     ///
-    /// A signal goes to every loop with a handler for it (up to 16 loops per
+    /// A signal goes to every loop with a handler for it (up to 128 loops per
     /// signal), so each loop of a ``LoopGroup`` can stop its own server on
     /// SIGTERM.
     ///
