@@ -76,6 +76,23 @@ struct FileTests {
         #expect(userSpace == data)
     }
 
+    @Test("copyFile copies to the end of file, not to the size stat gives: a /proc file (size 0) arrives whole",
+          arguments: allBackends)
+    func copyFileProcFile(backend: Backend) async throws {
+        let target = temporaryPath("proc"), target2 = temporaryPath("proc2")
+        defer { unlink(target); unlink(target2) }
+        let (expected, statSize, inKernel, userSpace) = try await onLoop(backend) { _ in
+            let statSize = try await FileSystem.status("/proc/version").size
+            try await copyFile(from: "/proc/version", to: target)
+            try await copyFile(from: "/proc/version", to: target2, chunkSize: 16, parallelism: 2, inKernel: false)
+            return (try await readFile("/proc/version"), statSize, try await readFile(target), try await readFile(target2))
+        }
+        #expect(statSize == 0, "the premise: procfs reports no size")
+        #expect(!expected.isEmpty)
+        #expect(inKernel == expected)
+        #expect(userSpace == expected, "through user space too, in chunks smaller than the file")
+    }
+
     @Test("copyFile refuses to copy a file onto itself (same path, hard link, symlink) and replaces a longer destination",
           arguments: allBackends)
     func copyFileSameFileAndOverwrite(backend: Backend) async throws {

@@ -39,10 +39,12 @@ public nonisolated(nonsending) func writeFile(_ path: String, _ bytes: some Coll
 /// The bytes move inside the kernel with `copy_file_range(2)` (as `cp`
 /// does; a reflink on file systems that share extents), 64 MiB per call on
 /// the loop's thread pool (io_uring has no opcode for it), so the copy stays
-/// cancellable between calls. Where the kernel refuses (EXDEV before 5.3,
-/// special files, ENOSYS) it falls back to chunk reads and writes with up to
-/// `parallelism` in flight, which keep the device busy instead of waiting for
-/// one chunk at a time.
+/// cancellable between calls. Where the kernel refuses (EXDEV between some
+/// file systems, special files, ENOSYS) it falls back to chunk reads and
+/// writes with up to `parallelism` in flight, which keep the device busy
+/// instead of waiting for one chunk at a time. Either way the copy runs to
+/// the source's end of file, not to the size `stat` gave: files in `/proc`
+/// and `/sys` say 0 bytes, and a growing log says less than it holds.
 ///
 /// ```swift
 /// try await copyFile(from: "/var/log/big.log", to: "/tmp/big.log")
@@ -102,6 +104,16 @@ nonisolated(nonsending) func copyFile(from source: String, to destination: Strin
             }
             try await group.waitForAll()
         }
+        // What lies past the size stat gave (a /proc file's whole content),
+        // read one chunk at a time to the end of file.
+        let buffer = try IOBuffer(capacity: chunkSize)
+        var offset = size
+        while true {
+            let n = try await input.read(into: buffer, at: offset)
+            if n == 0 { break }
+            try await output.writeAll(buffer, at: offset)
+            offset += Int64(n)
+        }
         try await input.close()
         try await output.close()
     } catch {
@@ -124,19 +136,24 @@ private func sameFile(_ a: Int32, _ b: Int32) -> Bool {
 private nonisolated(nonsending) func copyInKernel(_ input: File, _ output: File, size: Int64, loop: EventLoop) async throws -> Bool {
     let source = input.fileDescriptor, target = output.fileDescriptor
     var offset: Int64 = 0
-    while offset < size {
+    // To the end of file, whatever the size said (see copyFile).
+    while true {
         try Task.checkCancellation()
         let start = offset
         let copied = try await loop.offload { () -> Int in
             var inOffset = start, outOffset = start
-            return cu_copy_file_range(source, &inOffset, target, &outOffset, Int(Swift.min(64 << 20, size - start)))
+            return cu_copy_file_range(source, &inOffset, target, &outOffset, 64 << 20)
         }
         if copied < 0 {
             let refused = [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, EBADF].contains(Int32(-copied))
             if refused, offset == 0 { return false }
             throw IOError(operation: "copy_file_range", errno: Errno(Int32(-copied)), path: input.path)
         }
-        if copied == 0 { break }  // the source shrank meanwhile
+        if copied == 0 {
+            // The end, or a file whose size says 0 and whose content the
+            // kernel will not copy (procfs): user space copies it then.
+            return offset > 0 || size > 0
+        }
         offset += Int64(copied)
     }
     return true
