@@ -352,7 +352,7 @@ public final class File: @unchecked Sendable {
     /// in turn; sets every buffer's `count` and returns the total.
     public nonisolated(nonsending) func read(into buffers: [IOBuffer], at offset: Int64) async throws -> Int {
         try checkOffset(offset, "readv")
-        let vector = try IOVector(buffers, filled: false)
+        let vector = try IOVector(buffers, filled: false, fd: fileDescriptor, path: path)
         let total = try await descriptor.perform("readv", keepAlive: vector) { fd, _ in
             .readv(fd: fd, iovecs: vector.iovecs, count: UInt32(buffers.count), offset: UInt64(offset))
         }
@@ -368,7 +368,7 @@ public final class File: @unchecked Sendable {
     /// returns how many bytes were written (possibly fewer than all).
     public nonisolated(nonsending) func write(_ buffers: [IOBuffer], at offset: Int64) async throws -> Int {
         try checkOffset(offset, "writev")
-        let vector = try IOVector(buffers, filled: true)
+        let vector = try IOVector(buffers, filled: true, fd: fileDescriptor, path: path)
         return try await descriptor.perform("writev", keepAlive: vector) { fd, _ in
             .writev(fd: fd, iovecs: vector.iovecs, count: UInt32(buffers.count), offset: UInt64(offset))
         }
@@ -415,9 +415,10 @@ final class IOVector {
     let buffers: [IOBuffer]
     let iovecs: UnsafeMutablePointer<iovec>
 
-    init(_ buffers: [IOBuffer], filled: Bool) throws(IOError) {
+    /// `fd` and `path` name the file in the error a bad count gets.
+    init(_ buffers: [IOBuffer], filled: Bool, fd: Int32, path: String) throws(IOError) {
         guard !buffers.isEmpty, buffers.count <= IOVector.limit else {
-            throw IOError(operation: filled ? "writev" : "readv", errno: Errno(EINVAL),
+            throw IOError(operation: filled ? "writev" : "readv", errno: Errno(EINVAL), fd: fd, path: path,
                           detail: "1...\(IOVector.limit) buffers are needed, got \(buffers.count)")
         }
         self.buffers = buffers
