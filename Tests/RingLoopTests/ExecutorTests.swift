@@ -14,187 +14,189 @@ actor LoopBound {
     }
 }
 
-@Suite("Executor", .serialized, .checksResources, .timeLimit(.minutes(1)))
-struct ExecutorTests {
-    @Test("spawned tasks, Task(executorPreference:) and actors run on the loop thread", arguments: allBackends)
-    func tasksAndActorsRunOnLoopThread(backend: Backend) async throws {
-        let ok = try await withLoop(backend) { loop in
-            let loopThread = currentThreadID
-            return try loop.runUntilComplete { () async throws -> Bool in
-                var threads: [UInt] = [currentThreadID]
-                let spawned = loop.spawn { () async -> [UInt] in
-                    var seen = [currentThreadID]
-                    await Task.yield()
-                    seen.append(currentThreadID)
-                    return seen
-                }
-                threads += try await spawned.value
-                let preferred = Task(executorPreference: loop) { () async -> UInt in
-                    await Task.yield()
-                    return currentThreadID
-                }
-                threads.append(await preferred.value)
-                let actor = LoopBound(loop: loop)
-                threads.append(await actor.touch())
-                try await loop.sleep(for: .milliseconds(1))
-                threads.append(currentThreadID)
-                return threads.allSatisfy { $0 == loopThread } && threads.count == 6
-            }
-        }
-        #expect(ok)
-    }
-
-    @Test("a continuation resumed from another thread lands on the loop thread", arguments: allBackends)
-    func continuationFromOtherThread(backend: Backend) async throws {
-        let same = try await withLoop(backend) { loop in
-            let loopThread = currentThreadID
-            return try loop.runUntilComplete { () async throws -> Bool in
-                let value: Int = await withUnsafeContinuation { continuation in
-                    try? startDetachedThread { continuation.resume(returning: 5) }
-                }
-                return value == 5 && currentThreadID == loopThread
-            }
-        }
-        #expect(same)
-    }
-
-    @Test("offload runs off the loop thread and resumes on it", arguments: allBackends)
-    func offloadRunsOffLoop(backend: Backend) async throws {
-        let (workerThread, loopThread, resumedThread, value) = try await withLoop(backend) { loop in
-            let loopThread = currentThreadID
-            return try loop.runUntilComplete { () async throws -> (UInt, UInt, UInt, Int) in
-                let (worker, value) = try await loop.offload { () -> (UInt, Int) in
-                    usleep(2_000)
-                    return (currentThreadID, 21 * 2)
-                }
-                return (worker, loopThread, currentThreadID, value)
-            }
-        }
-        #expect(value == 42)
-        #expect(workerThread != loopThread)
-        #expect(resumedThread == loopThread)
-    }
-
-    @Test("offload cancelled before a worker starts it never runs", arguments: allBackends)
-    func offloadCancelledBeforeStart(backend: Backend) async throws {
-        let ran = Recorder<Int>()
-        let blockerStarted = Flag()
-        let releaseBlocker = Flag()
-        let result = try await onNewThread {
-            let pool = try ThreadPool(threads: 1)
-            defer { pool.shutdown() }
-            let loop = try EventLoop(backend: backend, threadPool: pool)
-            defer { try? loop.close() }
-            return try loop.runUntilComplete { () async throws -> String in
-                // Occupy the only worker until the victim has been cancelled.
-                let blocker = loop.spawn {
-                    try await loop.offload {
-                        blockerStarted.set()
-                        while !releaseBlocker.isSet { usleep(1_000) }
+extension AllSuites {
+    @Suite("Executor", .serialized, .checksResources, .timeLimit(.minutes(1)))
+    struct ExecutorTests {
+        @Test("spawned tasks, Task(executorPreference:) and actors run on the loop thread", arguments: allBackends)
+        func tasksAndActorsRunOnLoopThread(backend: Backend) async throws {
+            let ok = try await withLoop(backend) { loop in
+                let loopThread = currentThreadID
+                return try loop.runUntilComplete { () async throws -> Bool in
+                    var threads: [UInt] = [currentThreadID]
+                    let spawned = loop.spawn { () async -> [UInt] in
+                        var seen = [currentThreadID]
+                        await Task.yield()
+                        seen.append(currentThreadID)
+                        return seen
                     }
+                    threads += try await spawned.value
+                    let preferred = Task(executorPreference: loop) { () async -> UInt in
+                        await Task.yield()
+                        return currentThreadID
+                    }
+                    threads.append(await preferred.value)
+                    let actor = LoopBound(loop: loop)
+                    threads.append(await actor.touch())
+                    try await loop.sleep(for: .milliseconds(1))
+                    threads.append(currentThreadID)
+                    return threads.allSatisfy { $0 == loopThread } && threads.count == 6
                 }
-                while !blockerStarted.isSet { try await loop.sleep(for: .milliseconds(1)) }
-                let victim = loop.spawn { try await loop.offload { ran.append(1) } }
-                try await loop.sleep(for: .milliseconds(5))
-                victim.cancel()
-                let outcome: String
-                do { try await victim.value; outcome = "completed" } catch is CancellationError { outcome = "cancelled" }
-                releaseBlocker.set()
-                try await blocker.value
-                return outcome
             }
+            #expect(ok)
         }
-        #expect(result == "cancelled")
-        #expect(ran.count == 0)
-    }
 
-    @Test("a cancelled sleep frees its timer at once", arguments: allBackends)
-    func cancelledSleepFreesTimer(backend: Backend) async throws {
-        let (during, after, outcome) = try await withLoop(backend) { loop in
-            try loop.runUntilComplete { () async throws -> (Int, Int, String) in
-                let sleeper = loop.spawn { try await loop.sleep(for: .seconds(3600)) }
-                await Task.yield()
-                await Task.yield()
-                let during = loop.timerCounts.live
-                sleeper.cancel()
-                var outcome = "finished"
-                do { try await sleeper.value } catch is CancellationError { outcome = "cancelled" }
-                return (during, loop.timerCounts.live, outcome)
-            }
-        }
-        #expect(during == 1)
-        #expect(after == 0)
-        #expect(outcome == "cancelled")
-    }
-
-    @Test("an already-cancelled task's sleep throws without scheduling", arguments: allBackends)
-    func sleepInCancelledTask(backend: Backend) async throws {
-        let (threw, live) = try await withLoop(backend) { loop in
-            try loop.runUntilComplete { () async throws -> (Bool, Int) in
-                let task = loop.spawn { () async -> Bool in
-                    withUnsafeCurrentTask { $0?.cancel() }
-                    do { try await loop.sleep(for: .seconds(10)) } catch is CancellationError { return true } catch {}
-                    return false
+        @Test("a continuation resumed from another thread lands on the loop thread", arguments: allBackends)
+        func continuationFromOtherThread(backend: Backend) async throws {
+            let same = try await withLoop(backend) { loop in
+                let loopThread = currentThreadID
+                return try loop.runUntilComplete { () async throws -> Bool in
+                    let value: Int = await withUnsafeContinuation { continuation in
+                        try? startDetachedThread { continuation.resume(returning: 5) }
+                    }
+                    return value == 5 && currentThreadID == loopThread
                 }
-                return (try await task.value, loop.timerCounts.live)
             }
+            #expect(same)
         }
-        #expect(threw)
-        #expect(live == 0)
-    }
 
-    @Test("Task.sleep on the loop uses the loop's own timers", arguments: allBackends)
-    func taskSleepUsesLoopTimers(backend: Backend) async throws {
-        let (liveDuringSleep, thread, loopThread) = try await withLoop(backend) { loop in
-            let loopThread = currentThreadID
-            return try loop.runUntilComplete { () async throws -> (Int, UInt, UInt) in
-                let observed = Box(-1)
-                try loop.callLater(.milliseconds(5)) { observed.value = loop.timerCounts.live }
-                try await Task.sleep(for: .milliseconds(30))
-                return (observed.value, currentThreadID, loopThread)
-            }
-        }
-        #expect(liveDuringSleep == 1, "Task.sleep's wake-up is a timer in the loop's heap")
-        #expect(thread == loopThread)
-    }
-
-    @Test("debug mode logs callbacks and task steps slower than slowCallbackDuration", arguments: allBackends)
-    func slowCallbackWarning(backend: Backend) async throws {
-        let (logger, records) = capturingLogger()
-        try await withLoop(backend, debug: true, logger: logger) { loop in
-            // Wide margins: the slow ones take 4x the threshold, the fast one
-            // does nothing, so a loaded machine cannot flip either.
-            loop.slowCallbackDuration = .milliseconds(50)
-            try loop.callSoon { usleep(200_000) }
-            try loop.callSoon {}
-            try loop.callSoon { loop.stop() }
-            try loop.runForever()
-            _ = try loop.runUntilComplete { usleep(200_000) }
-        }
-        let warnings = records.all.filter { $0.0 == .warning }.map(\.1)
-        #expect(warnings.count == 2)
-        #expect(warnings.first?.contains("callback scheduled at RingLoopTests/ExecutorTests.swift") == true)
-        #expect(warnings.last?.contains("task step") == true)
-        #expect(warnings.allSatisfy { $0.contains("took 0.") })
-    }
-
-    @Test("debug mode rejects non-threadsafe calls from another thread", arguments: allBackends)
-    func wrongThreadDetected(backend: Backend) async throws {
-        let errors = try await withLoop(backend, debug: true) { loop in
-            let errors = Recorder<EventLoopError>()
-            try loop.callSoon {
-                let join = try onNewThreadSync {
-                    do { try loop.callSoon {} } catch let error as EventLoopError { errors.append(error) } catch {}
-                    do { try loop.callLater(.seconds(1)) {} } catch let error as EventLoopError { errors.append(error) } catch {}
-                    do { try loop.callAt(loop.time) {} } catch let error as EventLoopError { errors.append(error) } catch {}
-                    loop.stop()  // stop is thread-safe
+        @Test("offload runs off the loop thread and resumes on it", arguments: allBackends)
+        func offloadRunsOffLoop(backend: Backend) async throws {
+            let (workerThread, loopThread, resumedThread, value) = try await withLoop(backend) { loop in
+                let loopThread = currentThreadID
+                return try loop.runUntilComplete { () async throws -> (UInt, UInt, UInt, Int) in
+                    let (worker, value) = try await loop.offload { () -> (UInt, Int) in
+                        usleep(2_000)
+                        return (currentThreadID, 21 * 2)
+                    }
+                    return (worker, loopThread, currentThreadID, value)
                 }
-                join()
             }
-            try loop.runForever()
-            return errors.all
+            #expect(value == 42)
+            #expect(workerThread != loopThread)
+            #expect(resumedThread == loopThread)
         }
-        #expect(errors == [.wrongThread(operation: "callSoon"), .wrongThread(operation: "callLater"),
-                           .wrongThread(operation: "callAt")])
+
+        @Test("offload cancelled before a worker starts it never runs", arguments: allBackends)
+        func offloadCancelledBeforeStart(backend: Backend) async throws {
+            let ran = Recorder<Int>()
+            let blockerStarted = Flag()
+            let releaseBlocker = Flag()
+            let result = try await onNewThread {
+                let pool = try ThreadPool(threads: 1)
+                defer { pool.shutdown() }
+                let loop = try EventLoop(backend: backend, threadPool: pool)
+                defer { try? loop.close() }
+                return try loop.runUntilComplete { () async throws -> String in
+                    // Occupy the only worker until the victim has been cancelled.
+                    let blocker = loop.spawn {
+                        try await loop.offload {
+                            blockerStarted.set()
+                            while !releaseBlocker.isSet { usleep(1_000) }
+                        }
+                    }
+                    while !blockerStarted.isSet { try await loop.sleep(for: .milliseconds(1)) }
+                    let victim = loop.spawn { try await loop.offload { ran.append(1) } }
+                    try await loop.sleep(for: .milliseconds(5))
+                    victim.cancel()
+                    let outcome: String
+                    do { try await victim.value; outcome = "completed" } catch is CancellationError { outcome = "cancelled" }
+                    releaseBlocker.set()
+                    try await blocker.value
+                    return outcome
+                }
+            }
+            #expect(result == "cancelled")
+            #expect(ran.count == 0)
+        }
+
+        @Test("a cancelled sleep frees its timer at once", arguments: allBackends)
+        func cancelledSleepFreesTimer(backend: Backend) async throws {
+            let (during, after, outcome) = try await withLoop(backend) { loop in
+                try loop.runUntilComplete { () async throws -> (Int, Int, String) in
+                    let sleeper = loop.spawn { try await loop.sleep(for: .seconds(3600)) }
+                    await Task.yield()
+                    await Task.yield()
+                    let during = loop.timerCounts.live
+                    sleeper.cancel()
+                    var outcome = "finished"
+                    do { try await sleeper.value } catch is CancellationError { outcome = "cancelled" }
+                    return (during, loop.timerCounts.live, outcome)
+                }
+            }
+            #expect(during == 1)
+            #expect(after == 0)
+            #expect(outcome == "cancelled")
+        }
+
+        @Test("an already-cancelled task's sleep throws without scheduling", arguments: allBackends)
+        func sleepInCancelledTask(backend: Backend) async throws {
+            let (threw, live) = try await withLoop(backend) { loop in
+                try loop.runUntilComplete { () async throws -> (Bool, Int) in
+                    let task = loop.spawn { () async -> Bool in
+                        withUnsafeCurrentTask { $0?.cancel() }
+                        do { try await loop.sleep(for: .seconds(10)) } catch is CancellationError { return true } catch {}
+                        return false
+                    }
+                    return (try await task.value, loop.timerCounts.live)
+                }
+            }
+            #expect(threw)
+            #expect(live == 0)
+        }
+
+        @Test("Task.sleep on the loop uses the loop's own timers", arguments: allBackends)
+        func taskSleepUsesLoopTimers(backend: Backend) async throws {
+            let (liveDuringSleep, thread, loopThread) = try await withLoop(backend) { loop in
+                let loopThread = currentThreadID
+                return try loop.runUntilComplete { () async throws -> (Int, UInt, UInt) in
+                    let observed = Box(-1)
+                    try loop.callLater(.milliseconds(5)) { observed.value = loop.timerCounts.live }
+                    try await Task.sleep(for: .milliseconds(30))
+                    return (observed.value, currentThreadID, loopThread)
+                }
+            }
+            #expect(liveDuringSleep == 1, "Task.sleep's wake-up is a timer in the loop's heap")
+            #expect(thread == loopThread)
+        }
+
+        @Test("debug mode logs callbacks and task steps slower than slowCallbackDuration", arguments: allBackends)
+        func slowCallbackWarning(backend: Backend) async throws {
+            let (logger, records) = capturingLogger()
+            try await withLoop(backend, debug: true, logger: logger) { loop in
+                // Wide margins: the slow ones take 4x the threshold, the fast one
+                // does nothing, so a loaded machine cannot flip either.
+                loop.slowCallbackDuration = .milliseconds(50)
+                try loop.callSoon { usleep(200_000) }
+                try loop.callSoon {}
+                try loop.callSoon { loop.stop() }
+                try loop.runForever()
+                _ = try loop.runUntilComplete { usleep(200_000) }
+            }
+            let warnings = records.all.filter { $0.0 == .warning }.map(\.1)
+            #expect(warnings.count == 2)
+            #expect(warnings.first?.contains("callback scheduled at RingLoopTests/ExecutorTests.swift") == true)
+            #expect(warnings.last?.contains("task step") == true)
+            #expect(warnings.allSatisfy { $0.contains("took 0.") })
+        }
+
+        @Test("debug mode rejects non-threadsafe calls from another thread", arguments: allBackends)
+        func wrongThreadDetected(backend: Backend) async throws {
+            let errors = try await withLoop(backend, debug: true) { loop in
+                let errors = Recorder<EventLoopError>()
+                try loop.callSoon {
+                    let join = try onNewThreadSync {
+                        do { try loop.callSoon {} } catch let error as EventLoopError { errors.append(error) } catch {}
+                        do { try loop.callLater(.seconds(1)) {} } catch let error as EventLoopError { errors.append(error) } catch {}
+                        do { try loop.callAt(loop.time) {} } catch let error as EventLoopError { errors.append(error) } catch {}
+                        loop.stop()  // stop is thread-safe
+                    }
+                    join()
+                }
+                try loop.runForever()
+                return errors.all
+            }
+            #expect(errors == [.wrongThread(operation: "callSoon"), .wrongThread(operation: "callLater"),
+                               .wrongThread(operation: "callAt")])
+        }
     }
 }

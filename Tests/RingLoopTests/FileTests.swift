@@ -2,378 +2,382 @@ import Glibc
 @testable import RingLoop
 import Testing
 
-@Suite("Files", .serialized, .checksResources, .timeLimit(.minutes(2)))
-struct FileTests {
-    @Test("64 MiB written at random offsets with writes in flight reads back as pread sees it", arguments: allBackends)
-    func randomOffsetWrites(backend: Backend) async throws {
-        let path = temporaryPath("random")
-        defer { unlink(path) }
-        let chunk = 256 * 1024
-        let chunks = 256  // 64 MiB
-        let base = pattern(chunk)
-        // Each chunk: the shared pattern with its index stamped at both ends.
-        @Sendable func data(_ index: Int) -> [UInt8] {
-            var bytes = base
-            withUnsafeBytes(of: UInt64(index + 1).littleEndian) { stamp in
-                bytes.replaceSubrange(0..<8, with: stamp)
-                bytes.replaceSubrange((chunk - 8)..<chunk, with: stamp)
+extension AllSuites {
+    @Suite("Files", .serialized, .checksResources, .timeLimit(.minutes(2)))
+    struct FileTests {
+        @Test("64 MiB written at random offsets with writes in flight reads back as pread sees it", arguments: allBackends)
+        func randomOffsetWrites(backend: Backend) async throws {
+            let path = temporaryPath("random")
+            defer { unlink(path) }
+            let chunk = 256 * 1024
+            let chunks = 256  // 64 MiB
+            let base = pattern(chunk)
+            // Each chunk: the shared pattern with its index stamped at both ends.
+            @Sendable func data(_ index: Int) -> [UInt8] {
+                var bytes = base
+                withUnsafeBytes(of: UInt64(index + 1).littleEndian) { stamp in
+                    bytes.replaceSubrange(0..<8, with: stamp)
+                    bytes.replaceSubrange((chunk - 8)..<chunk, with: stamp)
+                }
+                return bytes
             }
-            return bytes
-        }
-        let (viaRead, viaPread) = try await onLoop(backend) { loop -> (Bool, Bool) in
-            let file = try await File.open(path, .readWrite(create: true, truncate: true))
-            // Shuffled chunk order, eight writers in flight.
-            var order = Array(0..<chunks)
-            var rng = SystemRandomNumberGenerator()
-            order.shuffle(using: &rng)
-            let queue = Box(order[...])
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<8 {
-                    group.addTask {
-                        while let index = queue.value.popFirst() {
-                            try await file.writeAll(IOBuffer(data(index)), at: Int64(index * chunk))
+            let (viaRead, viaPread) = try await onLoop(backend) { loop -> (Bool, Bool) in
+                let file = try await File.open(path, .readWrite(create: true, truncate: true))
+                // Shuffled chunk order, eight writers in flight.
+                var order = Array(0..<chunks)
+                var rng = SystemRandomNumberGenerator()
+                order.shuffle(using: &rng)
+                let queue = Box(order[...])
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<8 {
+                        group.addTask {
+                            while let index = queue.value.popFirst() {
+                                try await file.writeAll(IOBuffer(data(index)), at: Int64(index * chunk))
+                            }
                         }
                     }
+                    try await group.waitForAll()
                 }
-                try await group.waitForAll()
-            }
-            #expect(try await file.size == Int64(chunk * chunks))
-            // Read back with RingLoop, and independently with pread(2).
-            var readOK = true, preadOK = true
-            let buffer = try IOBuffer(capacity: chunk)
-            var raw = [UInt8](repeating: 0, count: chunk)
-            for index in 0..<chunks {
-                let expected = data(index)
-                var got: [UInt8] = []
-                while got.count < chunk {
-                    let n = try await file.read(into: buffer, at: Int64(index * chunk + got.count))
-                    if n == 0 { break }
-                    got += buffer.bytes
+                #expect(try await file.size == Int64(chunk * chunks))
+                // Read back with RingLoop, and independently with pread(2).
+                var readOK = true, preadOK = true
+                let buffer = try IOBuffer(capacity: chunk)
+                var raw = [UInt8](repeating: 0, count: chunk)
+                for index in 0..<chunks {
+                    let expected = data(index)
+                    var got: [UInt8] = []
+                    while got.count < chunk {
+                        let n = try await file.read(into: buffer, at: Int64(index * chunk + got.count))
+                        if n == 0 { break }
+                        got += buffer.bytes
+                    }
+                    readOK = readOK && got == expected
+                    let n = raw.withUnsafeMutableBytes { pread(file.fileDescriptor, $0.baseAddress, chunk, off_t(index * chunk)) }
+                    preadOK = preadOK && n == chunk && raw == expected
                 }
-                readOK = readOK && got == expected
-                let n = raw.withUnsafeMutableBytes { pread(file.fileDescriptor, $0.baseAddress, chunk, off_t(index * chunk)) }
-                preadOK = preadOK && n == chunk && raw == expected
+                try await file.close()
+                return (readOK, preadOK)
             }
-            try await file.close()
-            return (readOK, preadOK)
+            #expect(viaRead)
+            #expect(viaPread)
         }
-        #expect(viaRead)
-        #expect(viaPread)
-    }
 
-    @Test("copyFile copies in the kernel, and through user space with many operations in flight", arguments: allBackends)
-    func copyFileCopies(backend: Backend) async throws {
-        let source = temporaryPath("src"), target = temporaryPath("dst"), target2 = temporaryPath("dst2")
-        defer { unlink(source); unlink(target); unlink(target2) }
-        let data = pattern(3 * 1024 * 1024 + 12_345)
-        let (inKernel, userSpace) = try await onLoop(backend) { _ in
-            try await writeFile(source, data)
-            try await copyFile(from: source, to: target, chunkSize: 64 * 1024, parallelism: 6)
-            try await copyFile(from: source, to: target2, chunkSize: 64 * 1024, parallelism: 6, inKernel: false)
-            return (try await readFile(target), try await readFile(target2))
-        }
-        #expect(inKernel == data)
-        #expect(userSpace == data)
-    }
-
-    @Test("copyFile copies to the end of file, not to the size stat gives: a /proc file (size 0) arrives whole",
-          arguments: allBackends)
-    func copyFileProcFile(backend: Backend) async throws {
-        let target = temporaryPath("proc"), target2 = temporaryPath("proc2")
-        defer { unlink(target); unlink(target2) }
-        let (expected, statSize, inKernel, userSpace) = try await onLoop(backend) { _ in
-            let statSize = try await FileSystem.status("/proc/version").size
-            try await copyFile(from: "/proc/version", to: target)
-            try await copyFile(from: "/proc/version", to: target2, chunkSize: 16, parallelism: 2, inKernel: false)
-            return (try await readFile("/proc/version"), statSize, try await readFile(target), try await readFile(target2))
-        }
-        #expect(statSize == 0, "the premise: procfs reports no size")
-        #expect(!expected.isEmpty)
-        #expect(inKernel == expected)
-        #expect(userSpace == expected, "through user space too, in chunks smaller than the file")
-    }
-
-    @Test("copyFile refuses to copy a file onto itself (same path, hard link, symlink) and replaces a longer destination",
-          arguments: allBackends)
-    func copyFileSameFileAndOverwrite(backend: Backend) async throws {
-        let source = temporaryPath("self"), link = temporaryPath("hardlink"), symlinkPath = temporaryPath("symlink")
-        let longer = temporaryPath("longer")
-        defer { unlink(source); unlink(link); unlink(symlinkPath); unlink(longer) }
-        let data = pattern(100_000, seed: 9)
-        let (codes, afterwards, replaced) = try await onLoop(backend) { _ -> ([IOError.Code], [UInt8], [UInt8]) in
-            try await writeFile(source, data)
-            Glibc.link(source, link)
-            Glibc.symlink(source, symlinkPath)
-            var codes: [IOError.Code] = []
-            for destination in [source, link, symlinkPath] {
-                do { try await copyFile(from: source, to: destination) } catch let error as IOError { codes.append(error.code) }
+        @Test("copyFile copies in the kernel, and through user space with many operations in flight", arguments: allBackends)
+        func copyFileCopies(backend: Backend) async throws {
+            let source = temporaryPath("src"), target = temporaryPath("dst"), target2 = temporaryPath("dst2")
+            defer { unlink(source); unlink(target); unlink(target2) }
+            let data = pattern(3 * 1024 * 1024 + 12_345)
+            let (inKernel, userSpace) = try await onLoop(backend) { _ in
+                try await writeFile(source, data)
+                try await copyFile(from: source, to: target, chunkSize: 64 * 1024, parallelism: 6)
+                try await copyFile(from: source, to: target2, chunkSize: 64 * 1024, parallelism: 6, inKernel: false)
+                return (try await readFile(target), try await readFile(target2))
             }
-            try await writeFile(longer, [UInt8](repeating: 0xEE, count: 300_000))
-            try await copyFile(from: source, to: longer)
-            return (codes, try await readFile(source), try await readFile(longer))
+            #expect(inKernel == data)
+            #expect(userSpace == data)
         }
-        #expect(codes == [.invalidArgument, .invalidArgument, .invalidArgument])
-        #expect(afterwards == data, "the source is intact")
-        #expect(replaced == data, "a longer destination is cut to the source's length")
-    }
 
-    @Test("cached reads are done inline (RWF_NOWAIT); a cold page takes the SQE or pool path and returns the right bytes",
-          arguments: allBackends)
-    func inlineReadsAndColdFallback(backend: Backend) async throws {
-        let path = temporaryPath("nowait")
-        defer { unlink(path) }
-        let data = pattern(4 << 20, seed: 3)
-        // The cold read is large (2 MiB): the readahead a RWF_NOWAIT miss
-        // starts cannot finish before the kernel looks again, as it may for
-        // one page on a fast disk, so the miss is seen and the read falls back.
-        let coldRange = (1 << 20)..<(3 << 20)
-        let (warmInline, warmBytes, coldInline, coldBytes, dropped) = try await onLoop(backend) { loop -> (Int, [UInt8], Int, [UInt8], Bool) in
-            try await writeFile(path, data)
-            let file = try await File.open(path)
-            let buffer = try IOBuffer(capacity: 4096)
-            // Warm: just written, so cached.
-            let before = loop.inlineReadsDone
-            _ = try await file.read(into: buffer, at: 8192)
-            let warmInline = loop.inlineReadsDone - before
-            let warmBytes = buffer.withUnsafeBytes { Array($0) }
-            // Cold: write back and drop the pages about to be read.
-            let dropped = dropCachedPages(file.fileDescriptor, offset: coldRange.lowerBound, length: coldRange.count)
-            let coldBuffer = try IOBuffer(capacity: coldRange.count)
-            let coldBefore = loop.inlineReadsDone
-            _ = try await file.read(into: coldBuffer, at: Int64(coldRange.lowerBound))
-            let coldInline = loop.inlineReadsDone - coldBefore
-            let coldBytes = coldBuffer.withUnsafeBytes { Array($0) }
-            try await file.close()
-            return (warmInline, warmBytes, coldInline, coldBytes, dropped)
-        }
-        #expect(warmInline == 1, "a cached read is done inline")
-        #expect(warmBytes == Array(data[8192..<(8192 + 4096)]))
-        // Only pages the kernel really dropped say anything about the cold path.
-        if dropped { #expect(coldInline == 0, "an uncached read is not") }
-        #expect(coldBytes == Array(data[coldRange]))
-    }
-
-    @Test("registered buffers: fixed reads and writes (O_DIRECT too) are correct; one pool per loop; after unregister they are plain buffers",
-          arguments: allBackends)
-    func registeredBuffers(backend: Backend) async throws {
-        let path = temporaryPath("fixed")
-        defer { unlink(path) }
-        let data = pattern(64 * 4096, seed: 21)
-        let outcome = try await onLoop(backend) { loop -> (Int?, [UInt8], [UInt8], [UInt8], IOError?, IOError?, Bool) in
-            try await writeFile(path, data)
-            let pool = try RegisteredBuffers(count: 8, size: 4096)
-            #expect(pool.isRegistered == (backend == .uring))
-            var fixedIndex: Int?
-            if case .uring(let ring) = loop.io { fixedIndex = ring.fixedIndex(of: pool.buffers[5]) }
-            // Buffered and O_DIRECT reads into slots, at distinct offsets.
-            let file = try await File.open(path, .readWrite())
-            _ = try await file.read(into: pool.buffers[5], at: 3 * 4096)
-            let direct = try await File.open(path, File.Options.read.direct)
-            _ = try await direct.read(into: pool.buffers[2], at: 7 * 4096)
-            let viaDirect = pool.buffers[2].bytes
-            // A write from a slot lands where it should.
-            try pool.buffers[1].set([UInt8](repeating: 0xAB, count: 4096))
-            _ = try await file.write(pool.buffers[1], at: 10 * 4096)
-            let check = try IOBuffer(capacity: 4096)
-            _ = try await file.read(into: check, at: 10 * 4096)
-            let written = check.bytes
-            // A second pool on the same loop is refused; the first survives.
-            var busy: IOError?
-            do { _ = try RegisteredBuffers(count: 1, size: 4096) } catch let error as IOError { busy = error }
-            var bad: IOError?
-            do { _ = try RegisteredBuffers(count: 1, size: 1000) } catch let error as IOError { bad = error }
-            try pool.unregister()
-            let registeredAfter = pool.isRegistered
-            _ = try await file.read(into: pool.buffers[5], at: 4 * 4096)   // a plain read now
-            let afterUnregister = pool.buffers[5].bytes
-            try await direct.close()
-            try await file.close()
-            return (fixedIndex, viaDirect, written, afterUnregister, busy, bad, registeredAfter)
-        }
-        let (fixedIndex, viaDirect, written, afterUnregister, busy, bad, registeredAfter) = outcome
-        if backend == .uring {
-            #expect(fixedIndex == 5, "slot 5 is fixed buffer 5 of the ring")
-            #expect(busy?.errno == Errno(EBUSY), "a second pool on one loop: \(String(describing: busy))")
-        } else {
-            #expect(fixedIndex == nil)
-            #expect(busy == nil, "epoll registers nothing, so a second pool is fine")
-        }
-        #expect(viaDirect == Array(data[(7 * 4096)..<(8 * 4096)]))
-        #expect(written == [UInt8](repeating: 0xAB, count: 4096))
-        #expect(afterUnregister == Array(data[(4 * 4096)..<(5 * 4096)]))
-        #expect(bad?.code == .invalidArgument, "a size that is not a multiple of the alignment")
-        #expect(!registeredAfter)
-    }
-
-    @Test("batch reads and writes: one call, a result per item; a bad item fails alone", arguments: allBackends)
-    func batchTransfers(backend: Backend) async throws {
-        let path = temporaryPath("batch")
-        defer { unlink(path) }
-        let (writes, reads, contents, cold) = try await onLoop(backend) { _ -> ([Result<Int, IOError>], [Result<Int, IOError>], [[UInt8]], [Result<Int, IOError>]) in
-            let file = try await File.open(path, .readWrite(create: true, truncate: true))
-            let blocks = (0..<8).map { i in IOBuffer([UInt8](repeating: UInt8(i + 1), count: 4096)) }
-            let writes = try await file.write(batch: blocks.enumerated().map { ($0.element, Int64($0.offset) * 4096) }
-                                              + [(IOBuffer([9]), -1)])
-            let targets = try (0..<8).map { _ in try IOBuffer(capacity: 4096) }
-            var items: [(buffer: IOBuffer, offset: Int64)] = targets.enumerated().map { ($0.element, Int64(7 - $0.offset) * 4096) }
-            items.insert((try IOBuffer(capacity: 16), -5), at: 3)          // bad offset
-            items.append((try IOBuffer(capacity: 16), 1 << 30))            // past the end: 0 bytes
-            let reads = try await file.read(batch: items)
-            let contents = targets.map { buffer in buffer.withUnsafeBytes { Array($0) } }
-            // The same reads once the pages are dropped: none inline, all through the kernel or the pool.
-            _ = fsync(file.fileDescriptor)
-            _ = posix_fadvise(file.fileDescriptor, 0, 0, POSIX_FADV_DONTNEED)
-            let cold = try await file.read(batch: targets.enumerated().map { ($0.element, Int64($0.offset) * 4096) })
-            try await file.close()
-            return (writes, reads, contents, cold)
-        }
-        #expect(writes.prefix(8).allSatisfy { (try? $0.get()) == 4096 })
-        if case .failure(let error) = writes[8] { #expect(error.code == .invalidArgument) } else { Issue.record("negative write offset succeeded") }
-        #expect(reads.count == 10)
-        if case .failure(let error) = reads[3] { #expect(error.code == .invalidArgument) } else { Issue.record("negative read offset succeeded") }
-        #expect((try? reads[9].get()) == 0, "a read past the end reads 0 bytes")
-        let good = reads.enumerated().filter { $0.offset != 3 && $0.offset != 9 }.map(\.element)
-        #expect(good.allSatisfy { (try? $0.get()) == 4096 })
-        for (i, bytes) in contents.enumerated() { #expect(bytes == [UInt8](repeating: UInt8(7 - i + 1), count: 4096)) }
-        #expect(cold.allSatisfy { (try? $0.get()) == 4096 })
-    }
-
-    // io_uring only: the epoll backend reads a FIFO by readiness at the current
-    // position, and a positional batch read of a FIFO fails there with ESPIPE
-    // at once, leaving nothing to cancel.
-    @Test("a cancelled batch read ends with CancellationError and leaves nothing in flight", arguments: uringOnly)
-    func batchCancelled(backend: Backend) async throws {
-        let path = temporaryPath("fifo-batch")
-        try #require(mkfifo(path, 0o600) == 0)
-        defer { unlink(path) }
-        let outcome = try await onLoop(backend) { loop -> String in
-            let file = try await File.open(path)
-            let writer = open(path, O_WRONLY | O_NONBLOCK)
-            defer { close(writer) }
-            // A FIFO with no data: both reads wait until cancelled.
-            let task = loop.spawn { try await file.read(batch: [(try IOBuffer(capacity: 8), 0), (try IOBuffer(capacity: 8), 0)]) }
-            try await loop.sleep(for: .milliseconds(20))
-            task.cancel()
-            var outcome = "returned"
-            do { _ = try await task.value } catch is CancellationError { outcome = "cancelled" } catch { outcome = "\(error)" }
-            try await file.close()
-            return outcome
-        }
-        #expect(outcome == "cancelled")
-    }
-
-    @Test("readAll of an empty file is empty; readToEnd follows the position", arguments: allBackends)
-    func emptyAndPositional(backend: Backend) async throws {
-        let path = temporaryPath("empty")
-        defer { unlink(path) }
-        let (empty, rest, sequential) = try await onLoop(backend) { _ in
-            try await writeFile(path, [UInt8]())
-            let empty = try await readFile(path)
-            try await writeFile(path, Array("hello world".utf8))
-            let file = try await File.open(path)
-            let head = try IOBuffer(capacity: 6)
-            _ = try await file.read(into: head)  // advances the position
-            let rest = try await file.readToEnd()
-            let all = try await file.readAll()
-            try await file.close()
-            return (empty, rest, all)
-        }
-        #expect(empty.isEmpty)
-        #expect(rest == Array("world".utf8))
-        #expect(sequential == Array("hello world".utf8))
-    }
-
-    @Test("opening a missing file is a clean error naming the path", arguments: allBackends)
-    func missingFile(backend: Backend) async throws {
-        let error = try await onLoop(backend) { _ -> IOError? in
-            do { _ = try await File.open("/nonexistent/ringloop/file") } catch let error as IOError { return error }
-            return nil
-        }
-        #expect(error?.code == .noSuchFile)
-        #expect(error?.description == "open(/nonexistent/ringloop/file): ENOENT (No such file or directory)")
-    }
-
-    @Test("writing to a read-only descriptor fails with EBADF", arguments: allBackends)
-    func writeToReadOnly(backend: Backend) async throws {
-        let path = temporaryPath("ro")
-        defer { unlink(path) }
-        let error = try await onLoop(backend) { _ -> IOError? in
-            try await writeFile(path, [1, 2, 3])
-            let file = try await File.open(path, .read)
-            var caught: IOError?
-            do { try await file.writeAll([9], at: 0) } catch let error as IOError { caught = error }
-            try await file.close()
-            return caught
-        }
-        #expect(error?.code == .badFileDescriptor)
-        #expect(error?.operation == "write")
-    }
-
-    @Test("bad arguments are thrown errors, not crashes", arguments: allBackends)
-    func badArguments(backend: Backend) async throws {
-        let path = temporaryPath("args")
-        defer { unlink(path) }
-        let (codes, closedText) = try await onLoop(backend) { _ -> ([IOError.Code], String) in
-            var codes: [IOError.Code] = []
-            var closedText = ""
-            do { _ = try IOBuffer(capacity: -1) } catch let e as IOError { codes.append(e.code) }
-            try await writeFile(path, [1])
-            let file = try await File.open(path)
-            do { _ = try await file.read(into: IOBuffer(capacity: 1), at: -5) } catch let e as IOError { codes.append(e.code) }
-            try await file.close()
-            do { _ = try await file.read(into: IOBuffer(capacity: 1)) } catch let e as IOError {
-                codes.append(e.code)
-                closedText = e.description
+        @Test("copyFile copies to the end of file, not to the size stat gives: a /proc file (size 0) arrives whole",
+              arguments: allBackends)
+        func copyFileProcFile(backend: Backend) async throws {
+            let target = temporaryPath("proc"), target2 = temporaryPath("proc2")
+            defer { unlink(target); unlink(target2) }
+            let (expected, statSize, inKernel, userSpace) = try await onLoop(backend) { _ in
+                let statSize = try await FileSystem.status("/proc/version").size
+                try await copyFile(from: "/proc/version", to: target)
+                try await copyFile(from: "/proc/version", to: target2, chunkSize: 16, parallelism: 2, inKernel: false)
+                return (try await readFile("/proc/version"), statSize, try await readFile(target), try await readFile(target2))
             }
-            try await file.close()  // idempotent
-            return (codes, closedText)
+            #expect(statSize == 0, "the premise: procfs reports no size")
+            #expect(!expected.isEmpty)
+            #expect(inKernel == expected)
+            #expect(userSpace == expected, "through user space too, in chunks smaller than the file")
         }
-        #expect(codes == [IOError.Code.invalidArgument, .invalidArgument, .closed])
-        // Closed before the call: the message names the file and does not
-        // claim the close raced an operation in flight.
-        #expect(closedText.contains(path) && closedText.contains("closed") && !closedText.contains("in flight"), "\(closedText)")
-    }
 
-    @Test("sync, dataSync and stat work", arguments: allBackends)
-    func syncAndStat(backend: Backend) async throws {
-        let path = temporaryPath("sync")
-        defer { unlink(path) }
-        let status = try await onLoop(backend) { _ -> File.Status in
-            let file = try await File.open(path, .write())
-            try await file.writeAll(pattern(5000))
-            try await file.sync()
-            try await file.dataSync()
-            let status = try await file.stat()
-            try await file.close()
-            return status
+        @Test("copyFile refuses to copy a file onto itself (same path, hard link, symlink) and replaces a longer destination",
+              arguments: allBackends)
+        func copyFileSameFileAndOverwrite(backend: Backend) async throws {
+            let source = temporaryPath("self"), link = temporaryPath("hardlink"), symlinkPath = temporaryPath("symlink")
+            let longer = temporaryPath("longer")
+            defer { unlink(source); unlink(link); unlink(symlinkPath); unlink(longer) }
+            let data = pattern(100_000, seed: 9)
+            let (codes, afterwards, replaced) = try await onLoop(backend) { _ -> ([IOError.Code], [UInt8], [UInt8]) in
+                try await writeFile(source, data)
+                Glibc.link(source, link)
+                Glibc.symlink(source, symlinkPath)
+                var codes: [IOError.Code] = []
+                for destination in [source, link, symlinkPath] {
+                    do { try await copyFile(from: source, to: destination) } catch let error as IOError { codes.append(error.code) }
+                }
+                try await writeFile(longer, [UInt8](repeating: 0xEE, count: 300_000))
+                try await copyFile(from: source, to: longer)
+                return (codes, try await readFile(source), try await readFile(longer))
+            }
+            #expect(codes == [.invalidArgument, .invalidArgument, .invalidArgument])
+            #expect(afterwards == data, "the source is intact")
+            #expect(replaced == data, "a longer destination is cut to the source's length")
         }
-        #expect(status.size == 5000)
-        #expect(status.isRegularFile)
+
+        @Test("cached reads are done inline (RWF_NOWAIT); a cold page takes the SQE or pool path and returns the right bytes",
+              arguments: allBackends)
+        func inlineReadsAndColdFallback(backend: Backend) async throws {
+            let path = temporaryPath("nowait")
+            defer { unlink(path) }
+            let data = pattern(4 << 20, seed: 3)
+            // The cold read is large (2 MiB): the readahead a RWF_NOWAIT miss
+            // starts cannot finish before the kernel looks again, as it may for
+            // one page on a fast disk, so the miss is seen and the read falls back.
+            let coldRange = (1 << 20)..<(3 << 20)
+            let (warmInline, warmBytes, coldInline, coldBytes, dropped) = try await onLoop(backend) { loop -> (Int, [UInt8], Int, [UInt8], Bool) in
+                try await writeFile(path, data)
+                let file = try await File.open(path)
+                let buffer = try IOBuffer(capacity: 4096)
+                // Warm: just written, so cached.
+                let before = loop.inlineReadsDone
+                _ = try await file.read(into: buffer, at: 8192)
+                let warmInline = loop.inlineReadsDone - before
+                let warmBytes = buffer.withUnsafeBytes { Array($0) }
+                // Cold: write back and drop the pages about to be read.
+                let dropped = dropCachedPages(file.fileDescriptor, offset: coldRange.lowerBound, length: coldRange.count)
+                let coldBuffer = try IOBuffer(capacity: coldRange.count)
+                let coldBefore = loop.inlineReadsDone
+                _ = try await file.read(into: coldBuffer, at: Int64(coldRange.lowerBound))
+                let coldInline = loop.inlineReadsDone - coldBefore
+                let coldBytes = coldBuffer.withUnsafeBytes { Array($0) }
+                try await file.close()
+                return (warmInline, warmBytes, coldInline, coldBytes, dropped)
+            }
+            #expect(warmInline == 1, "a cached read is done inline")
+            #expect(warmBytes == Array(data[8192..<(8192 + 4096)]))
+            // Only pages the kernel really dropped say anything about the cold path.
+            if dropped { #expect(coldInline == 0, "an uncached read is not") }
+            #expect(coldBytes == Array(data[coldRange]))
+        }
+
+        @Test("registered buffers: fixed reads and writes (O_DIRECT too) are correct; one pool per loop; after unregister they are plain buffers",
+              arguments: allBackends)
+        func registeredBuffers(backend: Backend) async throws {
+            let path = temporaryPath("fixed")
+            defer { unlink(path) }
+            let data = pattern(64 * 4096, seed: 21)
+            let outcome = try await onLoop(backend) { loop -> (Int?, [UInt8], [UInt8], [UInt8], IOError?, IOError?, Bool) in
+                try await writeFile(path, data)
+                let pool = try RegisteredBuffers(count: 8, size: 4096)
+                #expect(pool.isRegistered == (backend == .uring))
+                var fixedIndex: Int?
+                if case .uring(let ring) = loop.io { fixedIndex = ring.fixedIndex(of: pool.buffers[5]) }
+                // Buffered and O_DIRECT reads into slots, at distinct offsets.
+                let file = try await File.open(path, .readWrite())
+                _ = try await file.read(into: pool.buffers[5], at: 3 * 4096)
+                let direct = try await File.open(path, File.Options.read.direct)
+                _ = try await direct.read(into: pool.buffers[2], at: 7 * 4096)
+                let viaDirect = pool.buffers[2].bytes
+                // A write from a slot lands where it should.
+                try pool.buffers[1].set([UInt8](repeating: 0xAB, count: 4096))
+                _ = try await file.write(pool.buffers[1], at: 10 * 4096)
+                let check = try IOBuffer(capacity: 4096)
+                _ = try await file.read(into: check, at: 10 * 4096)
+                let written = check.bytes
+                // A second pool on the same loop is refused; the first survives.
+                var busy: IOError?
+                do { _ = try RegisteredBuffers(count: 1, size: 4096) } catch let error as IOError { busy = error }
+                var bad: IOError?
+                do { _ = try RegisteredBuffers(count: 1, size: 1000) } catch let error as IOError { bad = error }
+                try pool.unregister()
+                let registeredAfter = pool.isRegistered
+                _ = try await file.read(into: pool.buffers[5], at: 4 * 4096)   // a plain read now
+                let afterUnregister = pool.buffers[5].bytes
+                try await direct.close()
+                try await file.close()
+                return (fixedIndex, viaDirect, written, afterUnregister, busy, bad, registeredAfter)
+            }
+            let (fixedIndex, viaDirect, written, afterUnregister, busy, bad, registeredAfter) = outcome
+            if backend == .uring {
+                #expect(fixedIndex == 5, "slot 5 is fixed buffer 5 of the ring")
+                #expect(busy?.errno == Errno(EBUSY), "a second pool on one loop: \(String(describing: busy))")
+            } else {
+                #expect(fixedIndex == nil)
+                #expect(busy == nil, "epoll registers nothing, so a second pool is fine")
+            }
+            #expect(viaDirect == Array(data[(7 * 4096)..<(8 * 4096)]))
+            #expect(written == [UInt8](repeating: 0xAB, count: 4096))
+            #expect(afterUnregister == Array(data[(4 * 4096)..<(5 * 4096)]))
+            #expect(bad?.code == .invalidArgument, "a size that is not a multiple of the alignment")
+            #expect(!registeredAfter)
+        }
+
+        @Test("batch reads and writes: one call, a result per item; a bad item fails alone", arguments: allBackends)
+        func batchTransfers(backend: Backend) async throws {
+            let path = temporaryPath("batch")
+            defer { unlink(path) }
+            let (writes, reads, contents, cold) = try await onLoop(backend) { _ -> ([Result<Int, IOError>], [Result<Int, IOError>], [[UInt8]], [Result<Int, IOError>]) in
+                let file = try await File.open(path, .readWrite(create: true, truncate: true))
+                let blocks = (0..<8).map { i in IOBuffer([UInt8](repeating: UInt8(i + 1), count: 4096)) }
+                let writes = try await file.write(batch: blocks.enumerated().map { ($0.element, Int64($0.offset) * 4096) }
+                                                  + [(IOBuffer([9]), -1)])
+                let targets = try (0..<8).map { _ in try IOBuffer(capacity: 4096) }
+                var items: [(buffer: IOBuffer, offset: Int64)] = targets.enumerated().map { ($0.element, Int64(7 - $0.offset) * 4096) }
+                items.insert((try IOBuffer(capacity: 16), -5), at: 3)          // bad offset
+                items.append((try IOBuffer(capacity: 16), 1 << 30))            // past the end: 0 bytes
+                let reads = try await file.read(batch: items)
+                let contents = targets.map { buffer in buffer.withUnsafeBytes { Array($0) } }
+                // The same reads once the pages are dropped: none inline, all through the kernel or the pool.
+                _ = fsync(file.fileDescriptor)
+                _ = posix_fadvise(file.fileDescriptor, 0, 0, POSIX_FADV_DONTNEED)
+                let cold = try await file.read(batch: targets.enumerated().map { ($0.element, Int64($0.offset) * 4096) })
+                try await file.close()
+                return (writes, reads, contents, cold)
+            }
+            #expect(writes.prefix(8).allSatisfy { (try? $0.get()) == 4096 })
+            if case .failure(let error) = writes[8] { #expect(error.code == .invalidArgument) } else { Issue.record("negative write offset succeeded") }
+            #expect(reads.count == 10)
+            if case .failure(let error) = reads[3] { #expect(error.code == .invalidArgument) } else { Issue.record("negative read offset succeeded") }
+            #expect((try? reads[9].get()) == 0, "a read past the end reads 0 bytes")
+            let good = reads.enumerated().filter { $0.offset != 3 && $0.offset != 9 }.map(\.element)
+            #expect(good.allSatisfy { (try? $0.get()) == 4096 })
+            for (i, bytes) in contents.enumerated() { #expect(bytes == [UInt8](repeating: UInt8(7 - i + 1), count: 4096)) }
+            #expect(cold.allSatisfy { (try? $0.get()) == 4096 })
+        }
+
+        // io_uring only: the epoll backend reads a FIFO by readiness at the current
+        // position, and a positional batch read of a FIFO fails there with ESPIPE
+        // at once, leaving nothing to cancel.
+        @Test("a cancelled batch read ends with CancellationError and leaves nothing in flight", arguments: uringOnly)
+        func batchCancelled(backend: Backend) async throws {
+            let path = temporaryPath("fifo-batch")
+            try #require(mkfifo(path, 0o600) == 0)
+            defer { unlink(path) }
+            let outcome = try await onLoop(backend) { loop -> String in
+                let file = try await File.open(path)
+                let writer = open(path, O_WRONLY | O_NONBLOCK)
+                defer { close(writer) }
+                // A FIFO with no data: both reads wait until cancelled.
+                let task = loop.spawn { try await file.read(batch: [(try IOBuffer(capacity: 8), 0), (try IOBuffer(capacity: 8), 0)]) }
+                try await loop.sleep(for: .milliseconds(20))
+                task.cancel()
+                var outcome = "returned"
+                do { _ = try await task.value } catch is CancellationError { outcome = "cancelled" } catch { outcome = "\(error)" }
+                try await file.close()
+                return outcome
+            }
+            #expect(outcome == "cancelled")
+        }
+
+        @Test("readAll of an empty file is empty; readToEnd follows the position", arguments: allBackends)
+        func emptyAndPositional(backend: Backend) async throws {
+            let path = temporaryPath("empty")
+            defer { unlink(path) }
+            let (empty, rest, sequential) = try await onLoop(backend) { _ in
+                try await writeFile(path, [UInt8]())
+                let empty = try await readFile(path)
+                try await writeFile(path, Array("hello world".utf8))
+                let file = try await File.open(path)
+                let head = try IOBuffer(capacity: 6)
+                _ = try await file.read(into: head)  // advances the position
+                let rest = try await file.readToEnd()
+                let all = try await file.readAll()
+                try await file.close()
+                return (empty, rest, all)
+            }
+            #expect(empty.isEmpty)
+            #expect(rest == Array("world".utf8))
+            #expect(sequential == Array("hello world".utf8))
+        }
+
+        @Test("opening a missing file is a clean error naming the path", arguments: allBackends)
+        func missingFile(backend: Backend) async throws {
+            let error = try await onLoop(backend) { _ -> IOError? in
+                do { _ = try await File.open("/nonexistent/ringloop/file") } catch let error as IOError { return error }
+                return nil
+            }
+            #expect(error?.code == .noSuchFile)
+            #expect(error?.description == "open(/nonexistent/ringloop/file): ENOENT (No such file or directory)")
+        }
+
+        @Test("writing to a read-only descriptor fails with EBADF", arguments: allBackends)
+        func writeToReadOnly(backend: Backend) async throws {
+            let path = temporaryPath("ro")
+            defer { unlink(path) }
+            let error = try await onLoop(backend) { _ -> IOError? in
+                try await writeFile(path, [1, 2, 3])
+                let file = try await File.open(path, .read)
+                var caught: IOError?
+                do { try await file.writeAll([9], at: 0) } catch let error as IOError { caught = error }
+                try await file.close()
+                return caught
+            }
+            #expect(error?.code == .badFileDescriptor)
+            #expect(error?.operation == "write")
+        }
+
+        @Test("bad arguments are thrown errors, not crashes", arguments: allBackends)
+        func badArguments(backend: Backend) async throws {
+            let path = temporaryPath("args")
+            defer { unlink(path) }
+            let (codes, closedText) = try await onLoop(backend) { _ -> ([IOError.Code], String) in
+                var codes: [IOError.Code] = []
+                var closedText = ""
+                do { _ = try IOBuffer(capacity: -1) } catch let e as IOError { codes.append(e.code) }
+                try await writeFile(path, [1])
+                let file = try await File.open(path)
+                do { _ = try await file.read(into: IOBuffer(capacity: 1), at: -5) } catch let e as IOError { codes.append(e.code) }
+                try await file.close()
+                do { _ = try await file.read(into: IOBuffer(capacity: 1)) } catch let e as IOError {
+                    codes.append(e.code)
+                    closedText = e.description
+                }
+                try await file.close()  // idempotent
+                return (codes, closedText)
+            }
+            #expect(codes == [IOError.Code.invalidArgument, .invalidArgument, .closed])
+            // Closed before the call: the message names the file and does not
+            // claim the close raced an operation in flight.
+            #expect(closedText.contains(path) && closedText.contains("closed") && !closedText.contains("in flight"), "\(closedText)")
+        }
+
+        @Test("sync, dataSync and stat work", arguments: allBackends)
+        func syncAndStat(backend: Backend) async throws {
+            let path = temporaryPath("sync")
+            defer { unlink(path) }
+            let status = try await onLoop(backend) { _ -> File.Status in
+                let file = try await File.open(path, .write())
+                try await file.writeAll(pattern(5000))
+                try await file.sync()
+                try await file.dataSync()
+                let status = try await file.stat()
+                try await file.close()
+                return status
+            }
+            #expect(status.size == 5000)
+            #expect(status.isRegularFile)
+        }
     }
 }
 
-@Suite("Vectored file I/O", .serialized, .checksResources, .timeLimit(.minutes(1)))
-struct VectoredFileTests {
-    @Test("writev then readv across three buffers; an empty vector is an error naming the file", arguments: allBackends)
-    func vectored(backend: Backend) async throws {
-        let path = temporaryPath("vec")
-        defer { unlink(path) }
-        let (written, read, parts) = try await onLoop(backend) { _ -> (Int, Int, [[UInt8]]) in
-            let file = try await File.open(path, .readWrite(create: true, truncate: true))
-            let written = try await file.write([IOBuffer(Array("abc".utf8)), IOBuffer(Array("defg".utf8)), IOBuffer(Array("h".utf8))], at: 0)
-            let targets = [try IOBuffer(capacity: 2), try IOBuffer(capacity: 5), try IOBuffer(capacity: 10)]
-            let read = try await file.read(into: targets, at: 0)
-            do {
-                _ = try await file.read(into: [], at: 0)
-                Issue.record("an empty vector was accepted")
-            } catch let error as IOError {
-                #expect(error.code == .invalidArgument && error.path == path, "\(error)")
+extension AllSuites {
+    @Suite("Vectored file I/O", .serialized, .checksResources, .timeLimit(.minutes(1)))
+    struct VectoredFileTests {
+        @Test("writev then readv across three buffers; an empty vector is an error naming the file", arguments: allBackends)
+        func vectored(backend: Backend) async throws {
+            let path = temporaryPath("vec")
+            defer { unlink(path) }
+            let (written, read, parts) = try await onLoop(backend) { _ -> (Int, Int, [[UInt8]]) in
+                let file = try await File.open(path, .readWrite(create: true, truncate: true))
+                let written = try await file.write([IOBuffer(Array("abc".utf8)), IOBuffer(Array("defg".utf8)), IOBuffer(Array("h".utf8))], at: 0)
+                let targets = [try IOBuffer(capacity: 2), try IOBuffer(capacity: 5), try IOBuffer(capacity: 10)]
+                let read = try await file.read(into: targets, at: 0)
+                do {
+                    _ = try await file.read(into: [], at: 0)
+                    Issue.record("an empty vector was accepted")
+                } catch let error as IOError {
+                    #expect(error.code == .invalidArgument && error.path == path, "\(error)")
+                }
+                try await file.close()
+                return (written, read, targets.map(\.bytes))
             }
-            try await file.close()
-            return (written, read, targets.map(\.bytes))
+            #expect(written == 8)
+            #expect(read == 8)
+            #expect(parts == [Array("ab".utf8), Array("cdefg".utf8), Array("h".utf8)])
         }
-        #expect(written == 8)
-        #expect(read == 8)
-        #expect(parts == [Array("ab".utf8), Array("cdefg".utf8), Array("h".utf8)])
     }
 }

@@ -12,196 +12,198 @@ func disposition(_ signal: Int32) -> UInt {
     return UInt(bitPattern: unsafeBitCast(handler, to: Int.self))
 }
 
-/// Signal handlers on the loop, and LoopGroup. They change process-wide
-/// signal dispositions, so they run serialized and restore what they change.
-@Suite("Signals and loop groups", .serialized, .checksResources, .timeLimit(.minutes(2)))
-struct SignalAndGroupTests {
-    @Test("a signal handler runs as a loop callback; removed, the old disposition is back", arguments: allBackends)
-    func signalHandler(backend: Backend) async throws {
-        // SIGUSR1 ignored beforehand: a stray delivery can never kill the run.
-        let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
-        let previous = signal(SIGUSR1, ignore)
-        defer { signal(SIGUSR1, previous) }
-        let (count, onLoopThread, removed, afterRemoval, restored) = try await onLoop(backend) { loop -> (Int, Bool, Bool, Int, UInt) in
-            let count = Box(0)
-            let onLoopThread = Box(true)
-            let loopThread = currentThreadID
-            try loop.addSignalHandler(SIGUSR1) {
-                count.value += 1
-                if currentThreadID != loopThread { onLoopThread.value = false }
+extension AllSuites {
+    /// Signal handlers on the loop, and LoopGroup. They change process-wide
+    /// signal dispositions, so they run serialized and restore what they change.
+    @Suite("Signals and loop groups", .serialized, .checksResources, .timeLimit(.minutes(2)))
+    struct SignalAndGroupTests {
+        @Test("a signal handler runs as a loop callback; removed, the old disposition is back", arguments: allBackends)
+        func signalHandler(backend: Backend) async throws {
+            // SIGUSR1 ignored beforehand: a stray delivery can never kill the run.
+            let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
+            let previous = signal(SIGUSR1, ignore)
+            defer { signal(SIGUSR1, previous) }
+            let (count, onLoopThread, removed, afterRemoval, restored) = try await onLoop(backend) { loop -> (Int, Bool, Bool, Int, UInt) in
+                let count = Box(0)
+                let onLoopThread = Box(true)
+                let loopThread = currentThreadID
+                try loop.addSignalHandler(SIGUSR1) {
+                    count.value += 1
+                    if currentThreadID != loopThread { onLoopThread.value = false }
+                }
+                for _ in 0..<3 {
+                    kill(getpid(), SIGUSR1)
+                    let before = count.value
+                    try await waitUntil(loop) { count.value > before }
+                }
+                let removed = loop.removeSignalHandler(SIGUSR1)
+                kill(getpid(), SIGUSR1)   // ignored again
+                try await loop.sleep(for: .milliseconds(50))
+                return (count.value, onLoopThread.value, removed, count.value, disposition(SIGUSR1))
             }
-            for _ in 0..<3 {
-                kill(getpid(), SIGUSR1)
-                let before = count.value
-                try await waitUntil(loop) { count.value > before }
+            #expect(count == 3)
+            #expect(onLoopThread)
+            #expect(removed)
+            #expect(afterRemoval == 3)
+            #expect(restored == 1, "SIG_IGN is back after removeSignalHandler")
+        }
+
+        @Test("a signal goes to every loop with a handler for it; one loop removing its own leaves the other's",
+              arguments: allBackends)
+        func signalOnEveryLoop(backend: Backend) async throws {
+            let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
+            let previous = signal(SIGUSR1, ignore)
+            defer { signal(SIGUSR1, previous) }
+            let group = try LoopGroup(threads: 2, backend: backend)
+            defer { group.shutdown() }
+            let counts = [Box(0), Box(0)]   // each touched on its own loop only
+            for (index, loop) in group.loops.enumerated() {
+                try await loop.submit { try loop.addSignalHandler(SIGUSR1) { counts[index].value += 1 } }
             }
-            let removed = loop.removeSignalHandler(SIGUSR1)
-            kill(getpid(), SIGUSR1)   // ignored again
-            try await loop.sleep(for: .milliseconds(50))
-            return (count.value, onLoopThread.value, removed, count.value, disposition(SIGUSR1))
-        }
-        #expect(count == 3)
-        #expect(onLoopThread)
-        #expect(removed)
-        #expect(afterRemoval == 3)
-        #expect(restored == 1, "SIG_IGN is back after removeSignalHandler")
-    }
-
-    @Test("a signal goes to every loop with a handler for it; one loop removing its own leaves the other's",
-          arguments: allBackends)
-    func signalOnEveryLoop(backend: Backend) async throws {
-        let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
-        let previous = signal(SIGUSR1, ignore)
-        defer { signal(SIGUSR1, previous) }
-        let group = try LoopGroup(threads: 2, backend: backend)
-        defer { group.shutdown() }
-        let counts = [Box(0), Box(0)]   // each touched on its own loop only
-        for (index, loop) in group.loops.enumerated() {
-            try await loop.submit { try loop.addSignalHandler(SIGUSR1) { counts[index].value += 1 } }
-        }
-        func waitForCount(_ index: Int, _ expected: Int) async throws {
-            let loop = group.loops[index]
-            try await loop.submit { try await waitUntil(loop) { counts[index].value >= expected } }
-        }
-        kill(getpid(), SIGUSR1)
-        try await waitForCount(0, 1)
-        try await waitForCount(1, 1)
-
-        #expect(try await group.loops[0].submit { group.loops[0].removeSignalHandler(SIGUSR1) })
-        #expect(disposition(SIGUSR1) != 1, "the other loop's handler is still installed")
-        kill(getpid(), SIGUSR1)
-        try await waitForCount(1, 2)
-        let first = try await group.loops[0].submit {
-            try await group.loops[0].sleep(for: .milliseconds(30))
-            return counts[0].value
-        }
-        #expect(first == 1, "the loop that removed its handler is not told")
-
-        #expect(try await group.loops[1].submit { group.loops[1].removeSignalHandler(SIGUSR1) })
-        #expect(disposition(SIGUSR1) == 1, "SIG_IGN is back once no loop has a handler")
-    }
-
-    @Test("SIGKILL, SIGSTOP, crash signals and out-of-range numbers are rejected by name", arguments: allBackends)
-    func badSignals(backend: Backend) async throws {
-        let errors = try await onLoop(backend) { loop -> [EventLoopError] in
-            var errors: [EventLoopError] = []
-            for signal: Int32 in [SIGKILL, SIGSTOP, SIGSEGV, 0, 65, -3] {
-                do { try loop.addSignalHandler(signal) {} } catch let error as EventLoopError { errors.append(error) } catch {}
+            func waitForCount(_ index: Int, _ expected: Int) async throws {
+                let loop = group.loops[index]
+                try await loop.submit { try await waitUntil(loop) { counts[index].value >= expected } }
             }
-            #expect(!loop.removeSignalHandler(SIGUSR2), "nothing to remove")
-            return errors
+            kill(getpid(), SIGUSR1)
+            try await waitForCount(0, 1)
+            try await waitForCount(1, 1)
+
+            #expect(try await group.loops[0].submit { group.loops[0].removeSignalHandler(SIGUSR1) })
+            #expect(disposition(SIGUSR1) != 1, "the other loop's handler is still installed")
+            kill(getpid(), SIGUSR1)
+            try await waitForCount(1, 2)
+            let first = try await group.loops[0].submit {
+                try await group.loops[0].sleep(for: .milliseconds(30))
+                return counts[0].value
+            }
+            #expect(first == 1, "the loop that removed its handler is not told")
+
+            #expect(try await group.loops[1].submit { group.loops[1].removeSignalHandler(SIGUSR1) })
+            #expect(disposition(SIGUSR1) == 1, "SIG_IGN is back once no loop has a handler")
         }
-        #expect(errors.count == 6)
-        for error in errors {
-            guard case .invalidArgument(let detail) = error else { Issue.record("\(error)"); continue }
-            #expect(detail.contains("signal"))
-        }
-    }
 
-    @Test("EventLoop.run: Ctrl-C cancels the main task, then the program ends by SIGINT, not a crash",
-          .enabled(if: Child.productExists("Hello"), "needs the Hello example next to the test bundle"))
-    func sigintEndsRun() throws {
-        // A child process: the end of the story is the process dying by SIGINT.
-        let hello = try Child(["Hello"])
-        defer { hello.stop() }
-        // Its output is a pipe, so fully buffered until exit: wait a while
-        // inside its 1 s sleep instead of for the first line.
-        usleep(400_000)
-        let start = ContinuousClock.now
-        kill(hello.pid, SIGINT)
-        let (status, output) = try hello.finish(limit: .seconds(10))
-        #expect(status == -SIGINT, "ended by SIGINT after cleaning up: \(status), \(output)")
-        #expect(output.contains("Hello from RingLoop"), "buffered output is flushed before the signal: \(output)")
-        #expect(!output.contains("World"), "the main task was cancelled in its sleep")
-        #expect(!output.contains("Fatal error"))
-        #expect(ContinuousClock.now - start < .milliseconds(900), "it did not wait out the 1 s sleep")
-    }
-
-    @Test("EventLoop.run leaves a SIGINT disposition the application chose alone")
-    func sigintLeftAlone() async throws {
-        let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
-        let previous = signal(SIGINT, ignore)
-        defer { signal(SIGINT, previous) }
-        let during = try await onNewThread { () -> UInt in
-            try EventLoop.run { disposition(SIGINT) }
-        }
-        #expect(during == 1, "SIG_IGN stayed in place during run")
-        #expect(disposition(SIGINT) == 1)
-    }
-
-    @Test("a 4-loop group: round-robin, one SO_REUSEPORT listener per loop, echo, clean shutdown", arguments: allBackends)
-    func loopGroupEcho(backend: Backend) async throws {
-        let before = ResourceCheck.enabled ? openDescriptorCount() : 0
-        let group = try LoopGroup(threads: 4, backend: backend)
-        #expect(group.loops.allSatisfy { $0.backend == backend })
-        #expect(Set(group.loops.map(ObjectIdentifier.init)).count == 4)
-        #expect((0..<8).map { _ in ObjectIdentifier(group.next()) } == (group.loops + group.loops).map(ObjectIdentifier.init))
-        let threads = try await group.onEach { _ in currentThreadID }
-        #expect(Set(threads).count == 4, "each loop runs on a thread of its own")
-
-        let first = try await group.loops[0].submit {
-            try await group.loops[0].serve(host: "127.0.0.1", port: 0, reusePort: true) { stream in
-                if let line = try await stream.readLine() { try await stream.writeAll(Array("\(line) from \(currentThreadID)\n".utf8)) }
+        @Test("SIGKILL, SIGSTOP, crash signals and out-of-range numbers are rejected by name", arguments: allBackends)
+        func badSignals(backend: Backend) async throws {
+            let errors = try await onLoop(backend) { loop -> [EventLoopError] in
+                var errors: [EventLoopError] = []
+                for signal: Int32 in [SIGKILL, SIGSTOP, SIGSEGV, 0, 65, -3] {
+                    do { try loop.addSignalHandler(signal) {} } catch let error as EventLoopError { errors.append(error) } catch {}
+                }
+                #expect(!loop.removeSignalHandler(SIGUSR2), "nothing to remove")
+                return errors
+            }
+            #expect(errors.count == 6)
+            for error in errors {
+                guard case .invalidArgument(let detail) = error else { Issue.record("\(error)"); continue }
+                #expect(detail.contains("signal"))
             }
         }
-        let port = first.localAddress.port!
-        var servers = [first]
-        for loop in group.loops.dropFirst() {
-            servers.append(try await loop.submit {
-                try await loop.serve(host: "127.0.0.1", port: port, reusePort: true) { stream in
+
+        @Test("EventLoop.run: Ctrl-C cancels the main task, then the program ends by SIGINT, not a crash",
+              .enabled(if: Child.productExists("Hello"), "needs the Hello example next to the test bundle"))
+        func sigintEndsRun() throws {
+            // A child process: the end of the story is the process dying by SIGINT.
+            let hello = try Child(["Hello"])
+            defer { hello.stop() }
+            // Its output is a pipe, so fully buffered until exit: wait a while
+            // inside its 1 s sleep instead of for the first line.
+            usleep(400_000)
+            let start = ContinuousClock.now
+            kill(hello.pid, SIGINT)
+            let (status, output) = try hello.finish(limit: .seconds(10))
+            #expect(status == -SIGINT, "ended by SIGINT after cleaning up: \(status), \(output)")
+            #expect(output.contains("Hello from RingLoop"), "buffered output is flushed before the signal: \(output)")
+            #expect(!output.contains("World"), "the main task was cancelled in its sleep")
+            #expect(!output.contains("Fatal error"))
+            #expect(ContinuousClock.now - start < .milliseconds(900), "it did not wait out the 1 s sleep")
+        }
+
+        @Test("EventLoop.run leaves a SIGINT disposition the application chose alone")
+        func sigintLeftAlone() async throws {
+            let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
+            let previous = signal(SIGINT, ignore)
+            defer { signal(SIGINT, previous) }
+            let during = try await onNewThread { () -> UInt in
+                try EventLoop.run { disposition(SIGINT) }
+            }
+            #expect(during == 1, "SIG_IGN stayed in place during run")
+            #expect(disposition(SIGINT) == 1)
+        }
+
+        @Test("a 4-loop group: round-robin, one SO_REUSEPORT listener per loop, echo, clean shutdown", arguments: allBackends)
+        func loopGroupEcho(backend: Backend) async throws {
+            let before = ResourceCheck.enabled ? openDescriptorCount() : 0
+            let group = try LoopGroup(threads: 4, backend: backend)
+            #expect(group.loops.allSatisfy { $0.backend == backend })
+            #expect(Set(group.loops.map(ObjectIdentifier.init)).count == 4)
+            #expect((0..<8).map { _ in ObjectIdentifier(group.next()) } == (group.loops + group.loops).map(ObjectIdentifier.init))
+            let threads = try await group.onEach { _ in currentThreadID }
+            #expect(Set(threads).count == 4, "each loop runs on a thread of its own")
+
+            let first = try await group.loops[0].submit {
+                try await group.loops[0].serve(host: "127.0.0.1", port: 0, reusePort: true) { stream in
                     if let line = try await stream.readLine() { try await stream.writeAll(Array("\(line) from \(currentThreadID)\n".utf8)) }
                 }
-            })
-        }
-        // Clients on a loop of their own.
-        let replies = try await onLoop(backend) { _ -> [String] in
-            var replies: [String] = []
-            for i in 0..<40 {
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: port)
-                try await client.writeAll(Array("hello \(i)\n".utf8))
-                replies.append(try await client.readLine() ?? "")
-                try await client.close()
             }
-            return replies
-        }
-        #expect(replies.enumerated().allSatisfy { $0.element.hasPrefix("hello \($0.offset) from ") })
-        let servingThreads = Set(replies.map { $0.split(separator: " ").last! })
-        #expect(servingThreads.count >= 2, "connections were spread over the loops: \(servingThreads)")
-        let all = servers
-        _ = try await group.onEach { loop in
-            for server in all where server.loop === loop {
-                server.close()
-                await server.waitClosed()
+            let port = first.localAddress.port!
+            var servers = [first]
+            for loop in group.loops.dropFirst() {
+                servers.append(try await loop.submit {
+                    try await loop.serve(host: "127.0.0.1", port: port, reusePort: true) { stream in
+                        if let line = try await stream.readLine() { try await stream.writeAll(Array("\(line) from \(currentThreadID)\n".utf8)) }
+                    }
+                })
             }
+            // Clients on a loop of their own.
+            let replies = try await onLoop(backend) { _ -> [String] in
+                var replies: [String] = []
+                for i in 0..<40 {
+                    let client = try await SocketStream.connect(host: "127.0.0.1", port: port)
+                    try await client.writeAll(Array("hello \(i)\n".utf8))
+                    replies.append(try await client.readLine() ?? "")
+                    try await client.close()
+                }
+                return replies
+            }
+            #expect(replies.enumerated().allSatisfy { $0.element.hasPrefix("hello \($0.offset) from ") })
+            let servingThreads = Set(replies.map { $0.split(separator: " ").last! })
+            #expect(servingThreads.count >= 2, "connections were spread over the loops: \(servingThreads)")
+            let all = servers
+            _ = try await group.onEach { loop in
+                for server in all where server.loop === loop {
+                    server.close()
+                    await server.waitClosed()
+                }
+            }
+            group.shutdown()
+            group.shutdown()   // idempotent
+            #expect(group.loops.allSatisfy { $0.isClosed })
+            if ResourceCheck.enabled { #expect(openDescriptorCount() == before) }
+            #expect(throws: EventLoopError.self) { _ = try LoopGroup(threads: 0) }
         }
-        group.shutdown()
-        group.shutdown()   // idempotent
-        #expect(group.loops.allSatisfy { $0.isClosed })
-        if ResourceCheck.enabled { #expect(openDescriptorCount() == before) }
-        #expect(throws: EventLoopError.self) { _ = try LoopGroup(threads: 0) }
-    }
 
-    @Test("a group dropped without shutdown() closes its loops and their descriptors", arguments: allBackends)
-    func loopGroupDropped(backend: Backend) async throws {
-        // The suite's resource check counts the descriptors afterwards.
-        var loops: [EventLoop] = []
-        do {
+        @Test("a group dropped without shutdown() closes its loops and their descriptors", arguments: allBackends)
+        func loopGroupDropped(backend: Backend) async throws {
+            // The suite's resource check counts the descriptors afterwards.
+            var loops: [EventLoop] = []
+            do {
+                let group = try LoopGroup(threads: 2, backend: backend)
+                loops = group.loops
+                #expect(try await group.next().submit { 7 } == 7)
+                #expect(!loops.contains { $0.isClosed })
+            }
+            #expect(loops.allSatisfy { $0.isClosed }, "the group's deinit stopped and closed every loop")
+        }
+
+        @Test("shutdown() from one of the group's own loops stops every loop", arguments: allBackends)
+        func loopGroupShutdownFromInside(backend: Backend) async throws {
             let group = try LoopGroup(threads: 2, backend: backend)
-            loops = group.loops
-            #expect(try await group.next().submit { 7 } == 7)
-            #expect(!loops.contains { $0.isClosed })
+            try await group.loops[0].submit { group.shutdown() }
+            #expect(group.loops[1].isClosed, "the other loop was stopped and joined")
+            // The calling loop stops once the task step returns; its thread is
+            // detached, so wait for its close without a join.
+            for _ in 0..<200 where !group.loops[0].isClosed { usleep(5_000) }
+            #expect(group.loops[0].isClosed)
         }
-        #expect(loops.allSatisfy { $0.isClosed }, "the group's deinit stopped and closed every loop")
-    }
-
-    @Test("shutdown() from one of the group's own loops stops every loop", arguments: allBackends)
-    func loopGroupShutdownFromInside(backend: Backend) async throws {
-        let group = try LoopGroup(threads: 2, backend: backend)
-        try await group.loops[0].submit { group.shutdown() }
-        #expect(group.loops[1].isClosed, "the other loop was stopped and joined")
-        // The calling loop stops once the task step returns; its thread is
-        // detached, so wait for its close without a join.
-        for _ in 0..<200 where !group.loops[0].isClosed { usleep(5_000) }
-        #expect(group.loops[0].isClosed)
     }
 }

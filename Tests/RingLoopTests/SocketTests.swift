@@ -32,376 +32,384 @@ func roundTrip(_ stream: SocketStream, _ message: [UInt8]) async throws -> [UInt
     return received
 }
 
-@Suite("TCP, UDP and Unix sockets", .serialized, .checksResources, .timeLimit(.minutes(2)))
-struct SocketTests {
-    @Test("TCP echo of messages from 1 B to 1 MiB on one connection", arguments: allBackends)
-    func echoSizes(backend: Backend) async throws {
-        let ok = try await onLoop(backend) { loop -> Bool in
-            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-            startEchoServer(listener, loop: loop)
-            let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-            var ok = true
-            for size in [1, 2, 100, 4096, 65_537, 1 << 20] {
-                let message = pattern(size, seed: UInt64(size))
-                ok = try await roundTrip(stream, message) == message && ok
-            }
-            #expect(try stream.noDelay)
-            #expect(stream.remoteAddress == listener.localAddress)
-            try await stream.close()
-            try await listener.close()
-            return ok
-        }
-        #expect(ok)
-    }
-
-    @Test("1,000 concurrent TCP connections each exchange messages", arguments: allBackends)
-    func thousandConnections(backend: Backend) async throws {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        if limit.rlim_cur < 4096 { limit.rlim_cur = min(limit.rlim_max, 4096); setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) }
-        let good = try await onLoop(backend) { loop -> Int in
-            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0, backlog: 1024)
-            startEchoServer(listener, loop: loop)
-            let port = listener.localAddress.port!
-            let good = try await withThrowingTaskGroup(of: Bool.self) { group in
-                for i in 0..<1_000 {
-                    group.addTask {
-                        let stream = try await SocketStream.connect(host: "127.0.0.1", port: port)
-                        let message = pattern(1 + (i * 37) % 3000, seed: UInt64(i))
-                        let first = try await roundTrip(stream, message)
-                        let second = try await roundTrip(stream, Array(message.reversed()))
-                        try await stream.close()
-                        return first == message && second == message.reversed()
-                    }
+extension AllSuites {
+    @Suite("TCP, UDP and Unix sockets", .serialized, .checksResources, .timeLimit(.minutes(2)))
+    struct SocketTests {
+        @Test("TCP echo of messages from 1 B to 1 MiB on one connection", arguments: allBackends)
+        func echoSizes(backend: Backend) async throws {
+            let ok = try await onLoop(backend) { loop -> Bool in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                startEchoServer(listener, loop: loop)
+                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                var ok = true
+                for size in [1, 2, 100, 4096, 65_537, 1 << 20] {
+                    let message = pattern(size, seed: UInt64(size))
+                    ok = try await roundTrip(stream, message) == message && ok
                 }
-                var good = 0
-                for try await ok in group where ok { good += 1 }
+                #expect(try stream.noDelay)
+                #expect(stream.remoteAddress == listener.localAddress)
+                try await stream.close()
+                try await listener.close()
+                return ok
+            }
+            #expect(ok)
+        }
+
+        @Test("1,000 concurrent TCP connections each exchange messages", arguments: allBackends)
+        func thousandConnections(backend: Backend) async throws {
+            var limit = rlimit()
+            getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            if limit.rlim_cur < 4096 { limit.rlim_cur = min(limit.rlim_max, 4096); setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) }
+            let good = try await onLoop(backend) { loop -> Int in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0, backlog: 1024)
+                startEchoServer(listener, loop: loop)
+                let port = listener.localAddress.port!
+                let good = try await withThrowingTaskGroup(of: Bool.self) { group in
+                    for i in 0..<1_000 {
+                        group.addTask {
+                            let stream = try await SocketStream.connect(host: "127.0.0.1", port: port)
+                            let message = pattern(1 + (i * 37) % 3000, seed: UInt64(i))
+                            let first = try await roundTrip(stream, message)
+                            let second = try await roundTrip(stream, Array(message.reversed()))
+                            try await stream.close()
+                            return first == message && second == message.reversed()
+                        }
+                    }
+                    var good = 0
+                    for try await ok in group where ok { good += 1 }
+                    return good
+                }
+                try await listener.close()
                 return good
             }
-            try await listener.close()
-            return good
+            #expect(good == 1_000)
         }
-        #expect(good == 1_000)
-    }
 
-    @Test("half-close: shutdown(.write) then read the reply to EOF", arguments: allBackends)
-    func halfClose(backend: Backend) async throws {
-        let reply = try await onLoop(backend) { loop -> [UInt8] in
-            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-            loop.spawn {
-                let connection = try await listener.accept()
-                let request = try await connection.readToEnd()   // until the client's FIN
-                try await connection.writeAll(request.reversed())
-                try await connection.close()
-            }
-            let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-            try await stream.writeAll(Array("abc".utf8))
-            try await stream.shutdown(.write)
-            let reply = try await stream.readToEnd()
-            try await stream.close()
-            try await listener.close()
-            return reply
-        }
-        #expect(reply == Array("cba".utf8))
-    }
-
-    @Test("a peer reset (SO_LINGER 0) mid-read is connectionReset", arguments: allBackends)
-    func peerReset(backend: Backend) async throws {
-        let code = try await onLoop(backend) { loop -> IOError.Code? in
-            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-            loop.spawn {
-                let connection = try await listener.accept()
-                try await loop.sleep(for: .milliseconds(20))
-                try connection.setLinger(seconds: 0)
-                try await connection.close()   // RST
-            }
-            let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-            var code: IOError.Code?
-            do {
-                _ = try await stream.read(upTo: 100)
-            } catch let error as IOError {
-                code = error.code
-            }
-            try await stream.close()
-            try await listener.close()
-            return code
-        }
-        #expect(code == .connectionReset)
-    }
-
-    @Test("connecting to a closed port is connectionRefused", arguments: allBackends)
-    func connectRefused(backend: Backend) async throws {
-        let error = try await onLoop(backend) { _ -> IOError? in
-            // Bind a port, then close it: nothing listens there now.
-            let probe = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-            let port = probe.localAddress.port!
-            try await probe.close()
-            do { _ = try await SocketStream.connect(host: "127.0.0.1", port: port) } catch let error as IOError { return error }
-            return nil
-        }
-        #expect(error?.code == .connectionRefused)
-        #expect(error?.operation == "connect")
-        #expect(error?.description.contains("ECONNREFUSED") == true)
-    }
-
-    @Test("IPv6 loopback echo", arguments: allBackends)
-    func ipv6(backend: Backend) async throws {
-        let (echoed, family) = try await onLoop(backend) { loop -> ([UInt8], String) in
-            let listener = try await SocketListener.bind(host: "::1", port: 0)
-            startEchoServer(listener, loop: loop)
-            let stream = try await SocketStream.connect(host: "::1", port: listener.localAddress.port!)
-            let echoed = try await roundTrip(stream, Array("six".utf8))
-            let local = stream.localAddress?.description ?? ""
-            try await stream.close()
-            try await listener.close()
-            return (echoed, local)
-        }
-        #expect(echoed == Array("six".utf8))
-        #expect(family.hasPrefix("[::1]:"))
-    }
-
-    @Test("accept then close with no data: the client reads EOF", arguments: allBackends)
-    func acceptThenClose(backend: Backend) async throws {
-        let n = try await onLoop(backend) { loop -> Int in
-            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-            loop.spawn {
-                let connection = try await listener.accept()
-                try await connection.close()
-            }
-            let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-            let n = try await stream.read(into: IOBuffer(capacity: 10))
-            try await stream.close()
-            try await listener.close()
-            return n
-        }
-        #expect(n == 0)
-    }
-
-    @Test("addresses come from the socket: each end sees the other's, Unix peers are unnamed, nil after close", arguments: allBackends)
-    func addresses(backend: Backend) async throws {
-        let path = temporaryPath("sock")
-        try await onLoop(backend) { loop in
-            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-            let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-            let accepted = try await listener.accept()
-            #expect(accepted.remoteAddress != nil)
-            #expect(accepted.remoteAddress == client.localAddress)
-            #expect(client.remoteAddress == accepted.localAddress)
-            try await accepted.close()
-            #expect(accepted.remoteAddress == nil && accepted.localAddress == nil)
-            try await client.close()
-            try await listener.close()
-
-            let unixListener = try await SocketListener.bind(unixPath: path)
-            let unixClient = try await SocketStream.connect(unixPath: path)
-            let unixAccepted = try await unixListener.accept()
-            #expect(unixClient.remoteAddress == .unix(path: path))
-            #expect(unixAccepted.localAddress == .unix(path: path))
-            #expect(unixAccepted.remoteAddress == .unix(path: ""), "a client that did not bind is unnamed")
-            try await unixAccepted.close()
-            try await unixClient.close()
-            try await unixListener.close()
-        }
-    }
-
-    @Test("sends that find the socket full wait for room; what follows them never overtakes them", arguments: allBackends)
-    func sendsWaitForRoom(backend: Backend) async throws {
-        let (sentInOrder, received) = try await onLoop(backend) { loop -> (Bool, [UInt8]) in
-            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-            let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-            let peer = try await listener.accept()
-            // 8 MiB is far more than loopback's socket buffers hold, so with the peer
-            // not reading yet, the first sends succeed at once and the rest must wait.
-            let first = pattern(8 << 20, seed: 7), second = pattern(1000, seed: 8)
-            let writer = loop.spawn {
-                try await stream.writeAll(first)
-                try await stream.writeAll(second)
-                try await stream.shutdown(.write)
-            }
-            try await loop.sleep(for: .milliseconds(100))
-            var received: [UInt8] = []
-            let buffer = try IOBuffer(capacity: 256 * 1024)
-            while try await peer.read(into: buffer) > 0 { received += buffer.bytes }
-            try await writer.value
-            try await peer.close()
-            try await stream.close()
-            try await listener.close()
-            return (received == first + second, Array(received.prefix(16)))
-        }
-        #expect(sentInOrder)
-        #expect(received == Array(pattern(16, seed: 7)))
-    }
-
-    @Test("abort() against a peer that does not read: the waiting write and read fail, close returns at once, the peer sees the end", arguments: allBackends)
-    func abortStream(backend: Backend) async throws {
-        let (writeError, readError, peerSaw) = try await onLoop(backend) { loop -> (IOError.Code?, IOError.Code?, Int) in
-            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-            let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-            let peer = try await listener.accept()
-            // Far more than the socket buffers hold: the write waits for room.
-            let writer = loop.spawn { try await stream.writeAll(pattern(8 << 20, seed: 3)) }
-            let reader = loop.spawn { try await stream.read(upTo: 100) }
-            try await loop.sleep(for: .milliseconds(50))
-            #expect(stream.writeBufferSize > 0, "the write is waiting on a full queue")
-            stream.abort()
-            stream.abort()   // idempotent
-            let writeError = ioErrorCode(await writer.result)
-            let readError = ioErrorCode(await reader.result)
-            // The queue is dropped, so close does not wait for the peer to read.
-            try await withTimeout(.seconds(2)) { try await stream.close() }
-            #expect(stream.fileDescriptor < 0)
-            // The peer reads what arrived before the abort, then the end.
-            var total = 0
-            do {
-                while true {
-                    let chunk = try await peer.read(upTo: 1 << 20)
-                    if chunk.isEmpty { break }
-                    total += chunk.count
+        @Test("half-close: shutdown(.write) then read the reply to EOF", arguments: allBackends)
+        func halfClose(backend: Backend) async throws {
+            let reply = try await onLoop(backend) { loop -> [UInt8] in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                loop.spawn {
+                    let connection = try await listener.accept()
+                    let request = try await connection.readToEnd()   // until the client's FIN
+                    try await connection.writeAll(request.reversed())
+                    try await connection.close()
                 }
-            } catch let error as IOError where error.code == .connectionReset {}
-            try await peer.close()
-            try await listener.close()
-            return (writeError, readError, total)
+                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                try await stream.writeAll(Array("abc".utf8))
+                try await stream.shutdown(.write)
+                let reply = try await stream.readToEnd()
+                try await stream.close()
+                try await listener.close()
+                return reply
+            }
+            #expect(reply == Array("cba".utf8))
         }
-        #expect(writeError == .closed)
-        #expect(readError == .closed)
-        #expect(peerSaw < 8 << 20, "the unsent part was dropped")
-    }
 
-    @Test("UDP round trip; a failed send names its destination", arguments: allBackends)
-    func udp(backend: Backend) async throws {
-        let (reply, from) = try await onLoop(backend) { loop -> ([UInt8], Bool) in
-            let server = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
-            let client = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
-            loop.spawn {
+        @Test("a peer reset (SO_LINGER 0) mid-read is connectionReset", arguments: allBackends)
+        func peerReset(backend: Backend) async throws {
+            let code = try await onLoop(backend) { loop -> IOError.Code? in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                loop.spawn {
+                    let connection = try await listener.accept()
+                    try await loop.sleep(for: .milliseconds(20))
+                    try connection.setLinger(seconds: 0)
+                    try await connection.close()   // RST
+                }
+                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                var code: IOError.Code?
+                do {
+                    _ = try await stream.read(upTo: 100)
+                } catch let error as IOError {
+                    code = error.code
+                }
+                try await stream.close()
+                try await listener.close()
+                return code
+            }
+            #expect(code == .connectionReset)
+        }
+
+        @Test("connecting to a closed port is connectionRefused", arguments: allBackends)
+        func connectRefused(backend: Backend) async throws {
+            let error = try await onLoop(backend) { _ -> IOError? in
+                // Bind a port, then close it: nothing listens there now.
+                let probe = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let port = probe.localAddress.port!
+                try await probe.close()
+                do { _ = try await SocketStream.connect(host: "127.0.0.1", port: port) } catch let error as IOError { return error }
+                return nil
+            }
+            #expect(error?.code == .connectionRefused)
+            #expect(error?.operation == "connect")
+            #expect(error?.description.contains("ECONNREFUSED") == true)
+        }
+
+        @Test("IPv6 loopback echo", arguments: allBackends)
+        func ipv6(backend: Backend) async throws {
+            let (echoed, family) = try await onLoop(backend) { loop -> ([UInt8], String) in
+                let listener = try await SocketListener.bind(host: "::1", port: 0)
+                startEchoServer(listener, loop: loop)
+                let stream = try await SocketStream.connect(host: "::1", port: listener.localAddress.port!)
+                let echoed = try await roundTrip(stream, Array("six".utf8))
+                let local = stream.localAddress?.description ?? ""
+                try await stream.close()
+                try await listener.close()
+                return (echoed, local)
+            }
+            #expect(echoed == Array("six".utf8))
+            #expect(family.hasPrefix("[::1]:"))
+        }
+
+        @Test("accept then close with no data: the client reads EOF", arguments: allBackends)
+        func acceptThenClose(backend: Backend) async throws {
+            let n = try await onLoop(backend) { loop -> Int in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                loop.spawn {
+                    let connection = try await listener.accept()
+                    try await connection.close()
+                }
+                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                let n = try await stream.read(into: IOBuffer(capacity: 10))
+                try await stream.close()
+                try await listener.close()
+                return n
+            }
+            #expect(n == 0)
+        }
+
+        @Test("addresses come from the socket: each end sees the other's, Unix peers are unnamed, nil after close", arguments: allBackends)
+        func addresses(backend: Backend) async throws {
+            let path = temporaryPath("sock")
+            try await onLoop(backend) { loop in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                let accepted = try await listener.accept()
+                #expect(accepted.remoteAddress != nil)
+                #expect(accepted.remoteAddress == client.localAddress)
+                #expect(client.remoteAddress == accepted.localAddress)
+                try await accepted.close()
+                #expect(accepted.remoteAddress == nil && accepted.localAddress == nil)
+                try await client.close()
+                try await listener.close()
+
+                let unixListener = try await SocketListener.bind(unixPath: path)
+                let unixClient = try await SocketStream.connect(unixPath: path)
+                let unixAccepted = try await unixListener.accept()
+                #expect(unixClient.remoteAddress == .unix(path: path))
+                #expect(unixAccepted.localAddress == .unix(path: path))
+                #expect(unixAccepted.remoteAddress == .unix(path: ""), "a client that did not bind is unnamed")
+                try await unixAccepted.close()
+                try await unixClient.close()
+                try await unixListener.close()
+            }
+        }
+
+        @Test("sends that find the socket full wait for room; what follows them never overtakes them", arguments: allBackends)
+        func sendsWaitForRoom(backend: Backend) async throws {
+            let (sentInOrder, received) = try await onLoop(backend) { loop -> (Bool, [UInt8]) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                let peer = try await listener.accept()
+                // 8 MiB is far more than loopback's socket buffers hold, so with the peer
+                // not reading yet, the first sends succeed at once and the rest must wait.
+                let first = pattern(8 << 20, seed: 7), second = pattern(1000, seed: 8)
+                let writer = loop.spawn {
+                    try await stream.writeAll(first)
+                    try await stream.writeAll(second)
+                    try await stream.shutdown(.write)
+                }
+                try await loop.sleep(for: .milliseconds(100))
+                var received: [UInt8] = []
+                let buffer = try IOBuffer(capacity: 256 * 1024)
+                while try await peer.read(into: buffer) > 0 { received += buffer.bytes }
+                try await writer.value
+                try await peer.close()
+                try await stream.close()
+                try await listener.close()
+                return (received == first + second, Array(received.prefix(16)))
+            }
+            #expect(sentInOrder)
+            #expect(received == Array(pattern(16, seed: 7)))
+        }
+
+        @Test("abort() against a peer that does not read: the waiting write and read fail, close returns at once, the peer sees the end", arguments: allBackends)
+        func abortStream(backend: Backend) async throws {
+            let (writeError, readError, peerSaw) = try await onLoop(backend) { loop -> (IOError.Code?, IOError.Code?, Int) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                let peer = try await listener.accept()
+                // Far more than the socket buffers hold: the write waits for room.
+                let writer = loop.spawn { try await stream.writeAll(pattern(8 << 20, seed: 3)) }
+                let reader = loop.spawn { try await stream.read(upTo: 100) }
+                try await loop.sleep(for: .milliseconds(50))
+                #expect(stream.writeBufferSize > 0, "the write is waiting on a full queue")
+                stream.abort()
+                stream.abort()   // idempotent
+                let writeError = ioErrorCode(await writer.result)
+                let readError = ioErrorCode(await reader.result)
+                // The queue is dropped, so close does not wait for the peer to read.
+                try await withTimeout(.seconds(2)) { try await stream.close() }
+                #expect(stream.fileDescriptor < 0)
+                // The peer reads what arrived before the abort, then the end.
+                var total = 0
+                do {
+                    while true {
+                        let chunk = try await peer.read(upTo: 1 << 20)
+                        if chunk.isEmpty { break }
+                        total += chunk.count
+                    }
+                } catch let error as IOError where error.code == .connectionReset {}
+                try await peer.close()
+                try await listener.close()
+                return (writeError, readError, total)
+            }
+            #expect(writeError == .closed)
+            #expect(readError == .closed)
+            #expect(peerSaw < 8 << 20, "the unsent part was dropped")
+        }
+
+        @Test("UDP round trip; a failed send names its destination", arguments: allBackends)
+        func udp(backend: Backend) async throws {
+            let (reply, from) = try await onLoop(backend) { loop -> ([UInt8], Bool) in
+                let server = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
+                let client = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
+                loop.spawn {
+                    let buffer = try IOBuffer(capacity: 1500)
+                    let sender = try await server.receive(into: buffer)
+                    try await server.send(IOBuffer(buffer.bytes.reversed()), to: sender)
+                }
+                try await client.send(IOBuffer(Array("ping".utf8)), to: server.localAddress)
                 let buffer = try IOBuffer(capacity: 1500)
-                let sender = try await server.receive(into: buffer)
-                try await server.send(IOBuffer(buffer.bytes.reversed()), to: sender)
+                let from = try await client.receive(into: buffer)
+                // A failed send names where it was going.
+                var failures: [IOError] = []
+                for (bytes, destination) in [(1, try SocketAddress(ip: "::1", port: 9)), (70_000, server.localAddress)] {
+                    do { try await client.send(IOBuffer([UInt8](repeating: 1, count: bytes)), to: destination) } catch let error as IOError { failures.append(error) }
+                }
+                #expect(failures.map(\.errno) == [Errno(EAFNOSUPPORT), Errno(EMSGSIZE)])
+                #expect(failures.map(\.path) == ["[::1]:9", server.localAddress.description])
+                try await client.close()
+                try await server.close()
+                return (buffer.bytes, from == server.localAddress)
             }
-            try await client.send(IOBuffer(Array("ping".utf8)), to: server.localAddress)
-            let buffer = try IOBuffer(capacity: 1500)
-            let from = try await client.receive(into: buffer)
-            // A failed send names where it was going.
-            var failures: [IOError] = []
-            for (bytes, destination) in [(1, try SocketAddress(ip: "::1", port: 9)), (70_000, server.localAddress)] {
-                do { try await client.send(IOBuffer([UInt8](repeating: 1, count: bytes)), to: destination) } catch let error as IOError { failures.append(error) }
+            #expect(reply == Array("gnip".utf8))
+            #expect(from)
+        }
+
+        @Test("Unix-domain stream round trip", arguments: allBackends)
+        func unixStream(backend: Backend) async throws {
+            let path = temporaryPath("sock")
+            let (echoed, removed) = try await onLoop(backend) { loop -> ([UInt8], Bool) in
+                let listener = try await SocketListener.bind(unixPath: path)
+                startEchoServer(listener, loop: loop)
+                let stream = try await SocketStream.connect(unixPath: path)
+                let echoed = try await roundTrip(stream, pattern(100_000))
+                try await stream.close()
+                try await listener.close()
+                return (echoed, access(path, F_OK) != 0)
             }
-            #expect(failures.map(\.errno) == [Errno(EAFNOSUPPORT), Errno(EMSGSIZE)])
-            #expect(failures.map(\.path) == ["[::1]:9", server.localAddress.description])
-            try await client.close()
-            try await server.close()
-            return (buffer.bytes, from == server.localAddress)
+            #expect(echoed == pattern(100_000))
+            #expect(removed, "closing a Unix listener removes its socket file")
         }
-        #expect(reply == Array("gnip".utf8))
-        #expect(from)
-    }
 
-    @Test("Unix-domain stream round trip", arguments: allBackends)
-    func unixStream(backend: Backend) async throws {
-        let path = temporaryPath("sock")
-        let (echoed, removed) = try await onLoop(backend) { loop -> ([UInt8], Bool) in
-            let listener = try await SocketListener.bind(unixPath: path)
-            startEchoServer(listener, loop: loop)
-            let stream = try await SocketStream.connect(unixPath: path)
-            let echoed = try await roundTrip(stream, pattern(100_000))
-            try await stream.close()
-            try await listener.close()
-            return (echoed, access(path, F_OK) != 0)
+        @Test("binding a port in use is addressInUse; bad ports are invalidArgument", arguments: allBackends)
+        func bindErrors(backend: Backend) async throws {
+            let codes = try await onLoop(backend) { _ -> [IOError.Code] in
+                let first = try await SocketListener.bind(host: "127.0.0.1", port: 0, reuseAddress: false)
+                var codes: [IOError.Code] = []
+                do { _ = try await SocketListener.bind(host: "127.0.0.1", port: first.localAddress.port!, reuseAddress: false) }
+                catch let e as IOError { codes.append(e.code) }
+                do { _ = try await SocketListener.bind(host: "127.0.0.1", port: 70_000) } catch let e as IOError { codes.append(e.code) }
+                do { _ = try await SocketStream.connect(host: "127.0.0.1", port: -1) } catch let e as IOError { codes.append(e.code) }
+                try await first.close()
+                return codes
+            }
+            #expect(codes == [IOError.Code.addressInUse, .invalidArgument, .invalidArgument])
         }
-        #expect(echoed == pattern(100_000))
-        #expect(removed, "closing a Unix listener removes its socket file")
-    }
-
-    @Test("binding a port in use is addressInUse; bad ports are invalidArgument", arguments: allBackends)
-    func bindErrors(backend: Backend) async throws {
-        let codes = try await onLoop(backend) { _ -> [IOError.Code] in
-            let first = try await SocketListener.bind(host: "127.0.0.1", port: 0, reuseAddress: false)
-            var codes: [IOError.Code] = []
-            do { _ = try await SocketListener.bind(host: "127.0.0.1", port: first.localAddress.port!, reuseAddress: false) }
-            catch let e as IOError { codes.append(e.code) }
-            do { _ = try await SocketListener.bind(host: "127.0.0.1", port: 70_000) } catch let e as IOError { codes.append(e.code) }
-            do { _ = try await SocketStream.connect(host: "127.0.0.1", port: -1) } catch let e as IOError { codes.append(e.code) }
-            try await first.close()
-            return codes
-        }
-        #expect(codes == [IOError.Code.addressInUse, .invalidArgument, .invalidArgument])
     }
 }
 
-@Suite("I/O off the loop", .serialized, .checksResources, .timeLimit(.minutes(1)))
-struct OffLoopTests {
-    @Test("I/O from a task that is not on the loop throws wrongThread", arguments: allBackends)
-    func ioFromOtherExecutor(backend: Backend) async throws {
-        let errors = try await onLoop(backend) { loop -> [EventLoopError] in
-            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-            // Task { } does not inherit the loop as its executor: it runs on the global pool.
-            let off = Task { () -> [EventLoopError] in
-                var errors: [EventLoopError] = []
-                do { _ = try await listener.accept() } catch let e as EventLoopError { errors.append(e) } catch {}
-                do { try await listener.close() } catch let e as EventLoopError { errors.append(e) } catch {}
+extension AllSuites {
+    @Suite("I/O off the loop", .serialized, .checksResources, .timeLimit(.minutes(1)))
+    struct OffLoopTests {
+        @Test("I/O from a task that is not on the loop throws wrongThread", arguments: allBackends)
+        func ioFromOtherExecutor(backend: Backend) async throws {
+            let errors = try await onLoop(backend) { loop -> [EventLoopError] in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                // Task { } does not inherit the loop as its executor: it runs on the global pool.
+                let off = Task { () -> [EventLoopError] in
+                    var errors: [EventLoopError] = []
+                    do { _ = try await listener.accept() } catch let e as EventLoopError { errors.append(e) } catch {}
+                    do { try await listener.close() } catch let e as EventLoopError { errors.append(e) } catch {}
+                    return errors
+                }
+                let errors = await off.value
+                try await listener.close()
                 return errors
             }
-            let errors = await off.value
-            try await listener.close()
-            return errors
+            #expect(errors == [.wrongThread(operation: "accept"), .wrongThread(operation: "close")])
         }
-        #expect(errors == [.wrongThread(operation: "accept"), .wrongThread(operation: "close")])
     }
 }
 
-@Suite("Name resolution", .serialized, .checksResources, .timeLimit(.minutes(1)))
-struct NameResolutionTests {
-    @Test("host names resolve on the thread pool; unknown names are a clear error", arguments: allBackends)
-    func resolve(backend: Backend) async throws {
-        let (echoed, code, text) = try await onLoop(backend) { loop -> ([UInt8], IOError.Code?, String) in
-            let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-            startEchoServer(listener, loop: loop)
-            let stream = try await SocketStream.connect(host: "localhost", port: listener.localAddress.port!)
-            let echoed = try await roundTrip(stream, Array("name".utf8))
-            try await stream.close()
-            try await listener.close()
-            do {
-                _ = try await SocketStream.connect(host: "no-such-host.invalid", port: 80)
-            } catch let error as IOError {
-                return (echoed, error.code, error.description)
-            }
-            return (echoed, nil, "")
-        }
-        #expect(echoed == Array("name".utf8))
-        #expect(code == .nameResolution)
-        #expect(text.hasPrefix("getaddrinfo(no-such-host.invalid)"))
-    }
-}
-
-@Suite("Listener options", .serialized, .checksResources, .timeLimit(.minutes(1)))
-struct ListenerOptionTests {
-    @Test("reusePort lets two listeners share a port, and both really accept", arguments: allBackends)
-    func reusePort(backend: Backend) async throws {
-        let (same, counts) = try await onLoop(backend) { loop -> (Bool, [Int]) in
-            let first = try await SocketListener.bind(host: "127.0.0.1", port: 0, reusePort: true)
-            let port = first.localAddress.port!
-            let second = try await SocketListener.bind(host: "127.0.0.1", port: port, reusePort: true)
-            // The kernel spreads connections over the two by a hash of the
-            // four-tuple: with fresh source ports, both get some.
-            var counts = [0, 0]
-            for _ in 0..<64 where counts.contains(0) {
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: port)
-                let which = try await withThrowingTaskGroup(of: Int.self) { group in
-                    group.addTask { let s = try await first.accept(); try await s.close(); return 0 }
-                    group.addTask { let s = try await second.accept(); try await s.close(); return 1 }
-                    let index = try await group.next()!
-                    group.cancelAll()
-                    return index
+extension AllSuites {
+    @Suite("Name resolution", .serialized, .checksResources, .timeLimit(.minutes(1)))
+    struct NameResolutionTests {
+        @Test("host names resolve on the thread pool; unknown names are a clear error", arguments: allBackends)
+        func resolve(backend: Backend) async throws {
+            let (echoed, code, text) = try await onLoop(backend) { loop -> ([UInt8], IOError.Code?, String) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                startEchoServer(listener, loop: loop)
+                let stream = try await SocketStream.connect(host: "localhost", port: listener.localAddress.port!)
+                let echoed = try await roundTrip(stream, Array("name".utf8))
+                try await stream.close()
+                try await listener.close()
+                do {
+                    _ = try await SocketStream.connect(host: "no-such-host.invalid", port: 80)
+                } catch let error as IOError {
+                    return (echoed, error.code, error.description)
                 }
-                counts[which] += 1
-                try await client.close()
+                return (echoed, nil, "")
             }
-            try await first.close()
-            try await second.close()
-            return (second.localAddress.port == port, counts)
+            #expect(echoed == Array("name".utf8))
+            #expect(code == .nameResolution)
+            #expect(text.hasPrefix("getaddrinfo(no-such-host.invalid)"))
         }
-        #expect(same)
-        #expect(counts[0] > 0 && counts[1] > 0, "accepted per listener: \(counts)")
+    }
+}
+
+extension AllSuites {
+    @Suite("Listener options", .serialized, .checksResources, .timeLimit(.minutes(1)))
+    struct ListenerOptionTests {
+        @Test("reusePort lets two listeners share a port, and both really accept", arguments: allBackends)
+        func reusePort(backend: Backend) async throws {
+            let (same, counts) = try await onLoop(backend) { loop -> (Bool, [Int]) in
+                let first = try await SocketListener.bind(host: "127.0.0.1", port: 0, reusePort: true)
+                let port = first.localAddress.port!
+                let second = try await SocketListener.bind(host: "127.0.0.1", port: port, reusePort: true)
+                // The kernel spreads connections over the two by a hash of the
+                // four-tuple: with fresh source ports, both get some.
+                var counts = [0, 0]
+                for _ in 0..<64 where counts.contains(0) {
+                    let client = try await SocketStream.connect(host: "127.0.0.1", port: port)
+                    let which = try await withThrowingTaskGroup(of: Int.self) { group in
+                        group.addTask { let s = try await first.accept(); try await s.close(); return 0 }
+                        group.addTask { let s = try await second.accept(); try await s.close(); return 1 }
+                        let index = try await group.next()!
+                        group.cancelAll()
+                        return index
+                    }
+                    counts[which] += 1
+                    try await client.close()
+                }
+                try await first.close()
+                try await second.close()
+                return (second.localAddress.port == port, counts)
+            }
+            #expect(same)
+            #expect(counts[0] > 0 && counts[1] > 0, "accepted per listener: \(counts)")
+        }
     }
 }
 

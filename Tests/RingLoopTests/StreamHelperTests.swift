@@ -14,396 +14,398 @@ func connectedPair() async throws -> (client: SocketStream, server: SocketStream
     })
 }
 
-/// asyncio's StreamReader helpers on the inbound queue: lines, separators,
-/// exact counts, limits; vectored writes; the stream server.
-@Suite("Stream helpers and stream servers", .serialized, .checksResources, .timeLimit(.minutes(2)))
-struct StreamHelperTests {
-    @Test("readLine, readUntil and readExactly across partial arrivals", arguments: allBackends)
-    func delimitedReads(backend: Backend) async throws {
-        let (lines, until, exact, last, end) = try await onLoop(backend) { loop -> ([String], [UInt8], [UInt8], String?, String?) in
-            let (client, server, close) = try await connectedPair()
-            // Bytes arrive in pieces that split lines and separators.
-            let writer = loop.spawn {
-                for piece in ["first li", "ne\nsecond\r", "\nhead", "er\r\n\r", "\nABCDE", "FGHIJ", "tail"] {
-                    try await server.writeAll(Array(piece.utf8))
-                    try await loop.sleep(for: .milliseconds(5))
-                }
-                try await server.shutdown(.write)
-            }
-            var lines: [String] = []
-            lines.append(try #require(try await client.readLine()))
-            lines.append(try #require(try await client.readLine()))
-            let until = try await client.readUntil(Array("\r\n\r\n".utf8))
-            let exact = try await client.readExactly(10)
-            let last = try await client.readLine()
-            let end = try await client.readLine()
-            try await writer.value
-            try await close()
-            return (lines, until, exact, last, end)
-        }
-        #expect(lines == ["first line", "second\r"], "a \\r before the \\n is part of the line")
-        #expect(until == Array("header\r\n\r\n".utf8))
-        #expect(exact == Array("ABCDEFGHIJ".utf8))
-        #expect(last == "tail", "an unterminated last line is returned")
-        #expect(end == nil)
-    }
-
-    @Test("a line past the limit throws LimitOverrunError naming it, and the bytes stay readable", arguments: allBackends)
-    func limitOverrun(backend: Backend) async throws {
-        let (error, recovered) = try await onLoop(backend) { _ -> (LimitOverrunError?, Int) in
-            let (client, server, close) = try await connectedPair()
-            try await server.writeAll([UInt8](repeating: 0x61, count: 70_000) + [0x0A])
-            var caught: LimitOverrunError?
-            do { _ = try await client.readLine() } catch let error as LimitOverrunError { caught = error }
-            // Everything is still there: read it another way.
-            let rest = try await client.readExactly(70_001)
-            try await close()
-            return (caught, rest.count)
-        }
-        let overrun = try #require(error)
-        #expect(overrun.limit == 64 * 1024)
-        #expect(overrun.description.contains("65536"))
-        #expect(recovered == 70_001)
-    }
-
-    @Test("setLimit raises the limit: the same long line then reads whole, and receiving paused at twice the old limit resumes",
-          arguments: allBackends)
-    func raisedLimit(backend: Backend) async throws {
-        let (overrun, line, badLimit) = try await onLoop(backend) { loop -> (Bool, Int, IOError.Code?) in
-            let (client, server, close) = try await connectedPair()
-            // 300 KB without a newline: more than twice the default limit, so
-            // receiving pauses with the rest still in the kernel.
-            let writer = loop.spawn { try await server.writeAll([UInt8](repeating: 0x62, count: 300_000) + [0x0A]) }
-            var overrun = false
-            do { _ = try await client.readLine() } catch is LimitOverrunError { overrun = true }
-            try await loop.sleep(for: .milliseconds(50))   // the queue passes 128 KiB: receiving pauses
-            try client.setLimit(1 << 20)
-            #expect(client.limit == 1 << 20)
-            let line = try await withTimeout(.seconds(5)) { try await client.readLine() }
-            try await writer.value
-            var badLimit: IOError.Code?
-            do { try client.setLimit(0) } catch let error as IOError { badLimit = error.code }
-            try await close()
-            return (overrun, line?.count ?? -1, badLimit)
-        }
-        #expect(overrun, "the default 64 KiB limit refuses the line")
-        #expect(line == 300_000)
-        #expect(badLimit == .invalidArgument)
-    }
-
-    @Test("EOF before readExactly or readUntil completes: IncompleteReadError with the partial bytes", arguments: allBackends)
-    func incompleteReads(backend: Backend) async throws {
-        let (exact, until, huge) = try await onLoop(backend) { _ -> (IncompleteReadError?, IncompleteReadError?, IncompleteReadError?) in
-            var exact: IncompleteReadError?, until: IncompleteReadError?, huge: IncompleteReadError?
-            do {
+extension AllSuites {
+    /// asyncio's StreamReader helpers on the inbound queue: lines, separators,
+    /// exact counts, limits; vectored writes; the stream server.
+    @Suite("Stream helpers and stream servers", .serialized, .checksResources, .timeLimit(.minutes(2)))
+    struct StreamHelperTests {
+        @Test("readLine, readUntil and readExactly across partial arrivals", arguments: allBackends)
+        func delimitedReads(backend: Backend) async throws {
+            let (lines, until, exact, last, end) = try await onLoop(backend) { loop -> ([String], [UInt8], [UInt8], String?, String?) in
                 let (client, server, close) = try await connectedPair()
-                try await server.writeAll(Array("12345".utf8))
-                try await server.shutdown(.write)
-                do { _ = try await client.readExactly(8) } catch let error as IncompleteReadError { exact = error }
-                try await close()
-            }
-            do {
-                let (client, server, close) = try await connectedPair()
-                try await server.writeAll(Array("no separator".utf8))
-                try await server.shutdown(.write)
-                do { _ = try await client.readUntil(Array("\r\n".utf8)) } catch let error as IncompleteReadError { until = error }
-                try await close()
-            }
-            // A count far beyond memory is bad input only if it allocates
-            // up front: it must wait for bytes like any other count.
-            do {
-                let (client, server, close) = try await connectedPair()
-                try await server.writeAll(Array("12345".utf8))
-                try await server.shutdown(.write)
-                do { _ = try await client.readExactly(Int.max) } catch let error as IncompleteReadError { huge = error }
-                try await close()
-            }
-            return (exact, until, huge)
-        }
-        #expect(exact?.partial == Array("12345".utf8))
-        #expect(exact?.expected == 8)
-        #expect(huge?.partial == Array("12345".utf8))
-        #expect(huge?.expected == Int.max)
-        #expect(until?.partial == Array("no separator".utf8))
-        #expect(until?.expected == nil)
-    }
-
-    @Test("lines iterates to the end; write(contentsOf:) keeps the order of its buffers", arguments: allBackends)
-    func linesAndVectoredWrites(backend: Backend) async throws {
-        let got = try await onLoop(backend) { loop -> [String] in
-            let (client, server, close) = try await connectedPair()
-            let writer = loop.spawn {
-                for i in 0..<100 {
-                    try await server.write(contentsOf: [IOBuffer(Array("line ".utf8)), IOBuffer(Array("\(i)".utf8)), IOBuffer([0x0A])])
-                }
-                try await server.shutdown(.write)
-            }
-            var got: [String] = []
-            for try await line in client.lines { got.append(line) }
-            try await writer.value
-            try await close()
-            return got
-        }
-        #expect(got == (0..<100).map { "line \($0)" })
-    }
-
-    @Test("byteLines and readLineBytes give lines exactly as sent, not UTF-8 included; lines repairs them", arguments: allBackends)
-    func byteLines(backend: Backend) async throws {
-        let (bytes, text) = try await onLoop(backend) { _ -> ([[UInt8]], String?) in
-            let (client, server, close) = try await connectedPair()
-            try await server.writeAll([0x61, 0xE9, 0x0A, 0xFF, 0xFE, 0x0D, 0x0A, 0x80, 0x0A, 0x7A])
-            try await server.shutdown(.write)
-            var bytes: [[UInt8]] = []
-            bytes.append(try await client.readLineBytes() ?? [])
-            let text = try await client.readLine()
-            for try await line in client.byteLines { bytes.append(line) }
-            try await close()
-            return (bytes, text)
-        }
-        #expect(bytes == [[0x61, 0xE9], [0x80], [0x7A]], "the last line comes without a terminator")
-        #expect(text == "\u{FFFD}\u{FFFD}\r")
-    }
-
-    @Test("serve: a task per connection; close stops accepting; waitClosed cancels a stuck handler at the deadline", arguments: allBackends)
-    func serveGracefulClose(backend: Backend) async throws {
-        let (echoed, refused, stuckCancelled, waited, reported) = try await onLoop(backend) { loop -> (String?, Bool, Bool, Duration, [String]) in
-            let reports = Box<[String]>([])
-            loop.setExceptionHandler { _, context in reports.value.append(context.message) }
-            let stuckCancelled = Flag()
-            let server = try await loop.serve(host: "127.0.0.1", port: 0) { stream in
-                let line = try await stream.readLine()
-                if line == "stuck" {
-                    do { try await loop.sleep(for: .seconds(60)) } catch { stuckCancelled.set(); throw error }
-                } else if line == "throw" {
-                    throw IOError(operation: "handler", errno: nil, detail: "thrown on purpose")
-                }
-                try await stream.writeAll(Array("echo \(line ?? "")\n".utf8))
-            }
-            let port = server.localAddress.port!
-            let normal = try await SocketStream.connect(host: "127.0.0.1", port: port)
-            try await normal.writeAll(Array("hi\n".utf8))
-            let echoed = try await normal.readLine()
-            let thrower = try await SocketStream.connect(host: "127.0.0.1", port: port)
-            try await thrower.writeAll(Array("throw\n".utf8))
-            _ = try await thrower.readToEnd()   // the server closed it after the handler threw
-            let stuck = try await SocketStream.connect(host: "127.0.0.1", port: port)
-            try await stuck.writeAll(Array("stuck\n".utf8))
-            try await waitUntil(loop) { server.connectionCount == 1 }   // only the stuck handler is left
-
-            server.close()
-            let start = LoopInstant.now
-            await server.waitClosed(deadline: .milliseconds(200))
-            let waited = LoopInstant.now - start
-            var refused = false
-            do { _ = try await SocketStream.connect(host: "127.0.0.1", port: port) } catch let error as IOError {
-                refused = error.code == .connectionRefused
-            }
-            try await normal.close(); try await thrower.close(); try await stuck.close()
-            return (echoed, refused, stuckCancelled.isSet, waited, reports.value)
-        }
-        #expect(echoed == "echo hi")
-        #expect(refused, "close() stopped accepting")
-        #expect(stuckCancelled, "the handler still running at the deadline was cancelled")
-        #expect(waited >= .milliseconds(150) && waited < .seconds(5))
-        #expect(reported == ["serve handler failed"], "the thrown error went to the exception handler")
-    }
-
-    @Test("serve: a client that resets its own connection is no error report; a reset on another connection is",
-          arguments: allBackends)
-    func servePeerResetIsNotReported(backend: Backend) async throws {
-        let (ended, reported) = try await onLoop(backend) { loop -> ([IOError.Code?], [String]) in
-            let reports = Box<[String]>([])
-            loop.setExceptionHandler { _, context in reports.value.append("\(context.error.map { "\($0)" } ?? context.message)") }
-            let ended = Box<[IOError.Code?]>([])
-            // A stand-in upstream that resets whoever connects to it.
-            let upstream = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-            loop.spawn {
-                let connection = try await upstream.accept()
-                try connection.setLinger(seconds: 0)
-                try await connection.close()
-            }
-            let server = try await loop.serve(host: "127.0.0.1", port: 0) { stream in
-                do {
-                    if try await stream.readLine() == "upstream" {
-                        let other = try await SocketStream.connect(host: "127.0.0.1", port: upstream.localAddress.port!)
-                        do { _ = try await other.read(upTo: 10) } catch { try? await other.close(); throw error }
-                        try await other.close()
-                    } else {
-                        for try await _ in stream.lines {}
+                // Bytes arrive in pieces that split lines and separators.
+                let writer = loop.spawn {
+                    for piece in ["first li", "ne\nsecond\r", "\nhead", "er\r\n\r", "\nABCDE", "FGHIJ", "tail"] {
+                        try await server.writeAll(Array(piece.utf8))
+                        try await loop.sleep(for: .milliseconds(5))
                     }
-                    ended.value.append(nil)
-                } catch let error as IOError {
-                    ended.value.append(error.code)
-                    throw error
+                    try await server.shutdown(.write)
                 }
+                var lines: [String] = []
+                lines.append(try #require(try await client.readLine()))
+                lines.append(try #require(try await client.readLine()))
+                let until = try await client.readUntil(Array("\r\n\r\n".utf8))
+                let exact = try await client.readExactly(10)
+                let last = try await client.readLine()
+                let end = try await client.readLine()
+                try await writer.value
+                try await close()
+                return (lines, until, exact, last, end)
             }
-            let port = server.localAddress.port!
-            // The client's own reset: SO_LINGER 0, then close, mid-read.
-            let leaving = try await SocketStream.connect(host: "127.0.0.1", port: port)
-            try await leaving.writeAll(Array("hello\n".utf8))
-            try await waitUntil(loop) { server.connectionCount == 1 }
-            try leaving.setLinger(seconds: 0)
-            try await leaving.close()
-            try await waitUntil(loop) { server.connectionCount == 0 }
-            // The handler's upstream resets: that error is the handler's to report.
-            let asking = try await SocketStream.connect(host: "127.0.0.1", port: port)
-            try await asking.writeAll(Array("upstream\n".utf8))
-            _ = try await asking.readToEnd()
-            try await waitUntil(loop) { server.connectionCount == 0 }
-            try await asking.close()
-            server.close()
-            await server.waitClosed()
-            try await upstream.close()
-            return (ended.value, reports.value)
+            #expect(lines == ["first line", "second\r"], "a \\r before the \\n is part of the line")
+            #expect(until == Array("header\r\n\r\n".utf8))
+            #expect(exact == Array("ABCDEFGHIJ".utf8))
+            #expect(last == "tail", "an unterminated last line is returned")
+            #expect(end == nil)
         }
-        #expect(ended == [.connectionReset, .connectionReset], "both handlers ended on a reset")
-        #expect(reported.count == 1, "\(reported)")
-        #expect(reported.first?.contains("ECONNRESET") == true, "only the upstream's reset was reported: \(reported)")
-    }
 
-    @Test("a cancelled waitClosed (withTimeout) returns early; the handler runs on until a later waitClosed cancels it",
-          arguments: allBackends)
-    func waitClosedIsCancellable(backend: Backend) async throws {
-        let (early, stillRunning, cancelledEarly, remaining) = try await onLoop(backend) { loop -> (Duration, Int, Bool, Int) in
-            let stuckCancelled = Flag()
-            let server = try await loop.serve(host: "127.0.0.1", port: 0) { stream in
-                _ = try await stream.readLine()
-                do { try await loop.sleep(for: .seconds(60)) } catch { stuckCancelled.set(); throw error }
+        @Test("a line past the limit throws LimitOverrunError naming it, and the bytes stay readable", arguments: allBackends)
+        func limitOverrun(backend: Backend) async throws {
+            let (error, recovered) = try await onLoop(backend) { _ -> (LimitOverrunError?, Int) in
+                let (client, server, close) = try await connectedPair()
+                try await server.writeAll([UInt8](repeating: 0x61, count: 70_000) + [0x0A])
+                var caught: LimitOverrunError?
+                do { _ = try await client.readLine() } catch let error as LimitOverrunError { caught = error }
+                // Everything is still there: read it another way.
+                let rest = try await client.readExactly(70_001)
+                try await close()
+                return (caught, rest.count)
             }
-            let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
-            try await client.writeAll(Array("stuck\n".utf8))
-            try await waitUntil(loop) { server.connectionCount == 1 }
-            server.close()
-            let start = LoopInstant.now
-            try await withTimeout(.milliseconds(50)) { await server.waitClosed() }
-            let early = LoopInstant.now - start
-            let stillRunning = server.connectionCount
-            let cancelledBefore = stuckCancelled.isSet
-            await server.waitClosed(deadline: .zero)
-            try await client.close()
-            return (early, stillRunning, cancelledBefore, server.connectionCount)
+            let overrun = try #require(error)
+            #expect(overrun.limit == 64 * 1024)
+            #expect(overrun.description.contains("65536"))
+            #expect(recovered == 70_001)
         }
-        #expect(early < .seconds(5), "the wait ended with its task's cancellation (\(early))")
-        #expect(stillRunning == 1, "cancelling the wait does not touch the handlers")
-        #expect(!cancelledEarly, "the handler ran on until the second waitClosed's deadline")
-        #expect(remaining == 0)
-    }
 
-    @Test("sendFile: 64 MiB after queued bytes, checked byte for byte", arguments: allBackends)
-    func sendFile(backend: Backend) async throws {
-        let path = temporaryPath("sendfile")
-        let content = pattern(64 << 20, seed: 5)
-        defer { unlink(path) }
-        let (sent, received) = try await onLoop(backend) { loop -> (Int, [UInt8]) in
-            try await writeFile(path, content)
-            let (client, server, close) = try await connectedPair()
-            let reader = loop.spawn { try await client.readExactly(5 + content.count - 1_000) }
-            let file = try await File.open(path)
-            try await server.writeAll(Array("head:".utf8))   // queued bytes go first
-            let sent = try await server.sendFile(file, offset: 1_000, count: content.count)
-            try await file.close()
-            let received = try await reader.value
-            try await close()
-            return (sent, received)
-        }
-        #expect(sent == content.count - 1_000, "the file ended before count")
-        #expect(received.prefix(5) == ArraySlice("head:".utf8))
-        // memcmp: an element-wise compare of 64 MiB takes seconds in a debug build.
-        let same = received.count == content.count - 995 && received.withUnsafeBytes { got in
-            content.withUnsafeBytes { memcmp(got.baseAddress! + 5, $0.baseAddress! + 1_000, content.count - 1_000) == 0 }
-        }
-        #expect(same, "every byte of the file arrived, in order")
-    }
-
-    @Test("sendFile of a file not in the page cache arrives whole; the loop keeps running timers meanwhile", arguments: allBackends)
-    func sendColdFile(backend: Backend) async throws {
-        let path = temporaryPath("sendfile-cold")
-        let content = pattern(8 << 20, seed: 9)
-        defer { unlink(path) }
-        let (sent, received, ticks) = try await onLoop(backend) { loop -> (Int, [UInt8], Int) in
-            try await writeFile(path, content)
-            let file = try await File.open(path)
-            _ = dropCachedPages(file.fileDescriptor, offset: 0, length: content.count)
-            let (client, server, close) = try await connectedPair()
-            let reader = loop.spawn { try await client.readExactly(content.count) }
-            // A ticker on the same loop: it must get turns while the file is sent.
-            let ticker = loop.spawn { () -> Int in
-                var ticks = 0
-                while !Task.isCancelled {
-                    try? await loop.sleep(for: .milliseconds(1))
-                    ticks += 1
-                }
-                return ticks
+        @Test("setLimit raises the limit: the same long line then reads whole, and receiving paused at twice the old limit resumes",
+              arguments: allBackends)
+        func raisedLimit(backend: Backend) async throws {
+            let (overrun, line, badLimit) = try await onLoop(backend) { loop -> (Bool, Int, IOError.Code?) in
+                let (client, server, close) = try await connectedPair()
+                // 300 KB without a newline: more than twice the default limit, so
+                // receiving pauses with the rest still in the kernel.
+                let writer = loop.spawn { try await server.writeAll([UInt8](repeating: 0x62, count: 300_000) + [0x0A]) }
+                var overrun = false
+                do { _ = try await client.readLine() } catch is LimitOverrunError { overrun = true }
+                try await loop.sleep(for: .milliseconds(50))   // the queue passes 128 KiB: receiving pauses
+                try client.setLimit(1 << 20)
+                #expect(client.limit == 1 << 20)
+                let line = try await withTimeout(.seconds(5)) { try await client.readLine() }
+                try await writer.value
+                var badLimit: IOError.Code?
+                do { try client.setLimit(0) } catch let error as IOError { badLimit = error.code }
+                try await close()
+                return (overrun, line?.count ?? -1, badLimit)
             }
-            let sent = try await server.sendFile(file, count: content.count)
-            let received = try await reader.value
-            ticker.cancel()
-            let ticks = try await ticker.value
-            try await file.close()
-            try await close()
-            return (sent, received, ticks)
+            #expect(overrun, "the default 64 KiB limit refuses the line")
+            #expect(line == 300_000)
+            #expect(badLimit == .invalidArgument)
         }
-        #expect(sent == content.count)
-        #expect(received == content)
-        #expect(ticks > 0, "the loop ran the ticker while the file was sent")
-    }
 
-    @Test("sendFile cancelled while the peer does not read: CancellationError, the connection aborted, nothing leaked",
-          arguments: allBackends)
-    func sendFileCancelled(backend: Backend) async throws {
-        let path = temporaryPath("sendfile-cancel")
-        let content = pattern(32 << 20, seed: 11)
-        defer { unlink(path) }
-        let (outcome, peerSaw) = try await onLoop(backend) { loop -> (String, Int) in
-            try await writeFile(path, content)
-            let file = try await File.open(path)
-            let (client, server, close) = try await connectedPair()
-            let sender = loop.spawn { () -> String in
+        @Test("EOF before readExactly or readUntil completes: IncompleteReadError with the partial bytes", arguments: allBackends)
+        func incompleteReads(backend: Backend) async throws {
+            let (exact, until, huge) = try await onLoop(backend) { _ -> (IncompleteReadError?, IncompleteReadError?, IncompleteReadError?) in
+                var exact: IncompleteReadError?, until: IncompleteReadError?, huge: IncompleteReadError?
                 do {
-                    _ = try await server.sendFile(file, count: content.count)
-                    return "finished"
-                } catch is CancellationError {
-                    return "cancelled"
-                } catch {
-                    return "\(error)"
+                    let (client, server, close) = try await connectedPair()
+                    try await server.writeAll(Array("12345".utf8))
+                    try await server.shutdown(.write)
+                    do { _ = try await client.readExactly(8) } catch let error as IncompleteReadError { exact = error }
+                    try await close()
                 }
-            }
-            try await loop.sleep(for: .milliseconds(50))   // the socket buffers fill; the sender waits
-            sender.cancel()
-            let outcome = try await sender.value
-            // The peer reads what was sent, then sees the abort (reset or end).
-            var seen = 0
-            let buffer = try IOBuffer(capacity: 1 << 20)
-            while true {
                 do {
-                    let n = try await client.read(into: buffer)
-                    if n == 0 { break }
-                    seen += n
-                } catch { break }
+                    let (client, server, close) = try await connectedPair()
+                    try await server.writeAll(Array("no separator".utf8))
+                    try await server.shutdown(.write)
+                    do { _ = try await client.readUntil(Array("\r\n".utf8)) } catch let error as IncompleteReadError { until = error }
+                    try await close()
+                }
+                // A count far beyond memory is bad input only if it allocates
+                // up front: it must wait for bytes like any other count.
+                do {
+                    let (client, server, close) = try await connectedPair()
+                    try await server.writeAll(Array("12345".utf8))
+                    try await server.shutdown(.write)
+                    do { _ = try await client.readExactly(Int.max) } catch let error as IncompleteReadError { huge = error }
+                    try await close()
+                }
+                return (exact, until, huge)
             }
-            try await file.close()
-            try await close()
-            return (outcome, seen)
+            #expect(exact?.partial == Array("12345".utf8))
+            #expect(exact?.expected == 8)
+            #expect(huge?.partial == Array("12345".utf8))
+            #expect(huge?.expected == Int.max)
+            #expect(until?.partial == Array("no separator".utf8))
+            #expect(until?.expected == nil)
         }
-        #expect(outcome == "cancelled")
-        #expect(peerSaw > 0 && peerSaw < content.count, "some bytes went before the cancel, not all")
-    }
 
-    @Test("serve on a Unix-domain path", arguments: allBackends)
-    func serveUnix(backend: Backend) async throws {
-        let path = temporaryPath("serve.sock")
-        let reply = try await onLoop(backend) { _ -> String? in
-            let server = try await serveEchoLine(path)
-            let client = try await SocketStream.connect(unixPath: path)
-            try await client.writeAll(Array("unix\n".utf8))
-            let reply = try await client.readLine()
-            try await client.close()
-            server.close()
-            await server.waitClosed()
-            return reply
+        @Test("lines iterates to the end; write(contentsOf:) keeps the order of its buffers", arguments: allBackends)
+        func linesAndVectoredWrites(backend: Backend) async throws {
+            let got = try await onLoop(backend) { loop -> [String] in
+                let (client, server, close) = try await connectedPair()
+                let writer = loop.spawn {
+                    for i in 0..<100 {
+                        try await server.write(contentsOf: [IOBuffer(Array("line ".utf8)), IOBuffer(Array("\(i)".utf8)), IOBuffer([0x0A])])
+                    }
+                    try await server.shutdown(.write)
+                }
+                var got: [String] = []
+                for try await line in client.lines { got.append(line) }
+                try await writer.value
+                try await close()
+                return got
+            }
+            #expect(got == (0..<100).map { "line \($0)" })
         }
-        #expect(reply == "unix")
-        #expect(access(path, F_OK) != 0, "the socket file is removed at close")
+
+        @Test("byteLines and readLineBytes give lines exactly as sent, not UTF-8 included; lines repairs them", arguments: allBackends)
+        func byteLines(backend: Backend) async throws {
+            let (bytes, text) = try await onLoop(backend) { _ -> ([[UInt8]], String?) in
+                let (client, server, close) = try await connectedPair()
+                try await server.writeAll([0x61, 0xE9, 0x0A, 0xFF, 0xFE, 0x0D, 0x0A, 0x80, 0x0A, 0x7A])
+                try await server.shutdown(.write)
+                var bytes: [[UInt8]] = []
+                bytes.append(try await client.readLineBytes() ?? [])
+                let text = try await client.readLine()
+                for try await line in client.byteLines { bytes.append(line) }
+                try await close()
+                return (bytes, text)
+            }
+            #expect(bytes == [[0x61, 0xE9], [0x80], [0x7A]], "the last line comes without a terminator")
+            #expect(text == "\u{FFFD}\u{FFFD}\r")
+        }
+
+        @Test("serve: a task per connection; close stops accepting; waitClosed cancels a stuck handler at the deadline", arguments: allBackends)
+        func serveGracefulClose(backend: Backend) async throws {
+            let (echoed, refused, stuckCancelled, waited, reported) = try await onLoop(backend) { loop -> (String?, Bool, Bool, Duration, [String]) in
+                let reports = Box<[String]>([])
+                loop.setExceptionHandler { _, context in reports.value.append(context.message) }
+                let stuckCancelled = Flag()
+                let server = try await loop.serve(host: "127.0.0.1", port: 0) { stream in
+                    let line = try await stream.readLine()
+                    if line == "stuck" {
+                        do { try await loop.sleep(for: .seconds(60)) } catch { stuckCancelled.set(); throw error }
+                    } else if line == "throw" {
+                        throw IOError(operation: "handler", errno: nil, detail: "thrown on purpose")
+                    }
+                    try await stream.writeAll(Array("echo \(line ?? "")\n".utf8))
+                }
+                let port = server.localAddress.port!
+                let normal = try await SocketStream.connect(host: "127.0.0.1", port: port)
+                try await normal.writeAll(Array("hi\n".utf8))
+                let echoed = try await normal.readLine()
+                let thrower = try await SocketStream.connect(host: "127.0.0.1", port: port)
+                try await thrower.writeAll(Array("throw\n".utf8))
+                _ = try await thrower.readToEnd()   // the server closed it after the handler threw
+                let stuck = try await SocketStream.connect(host: "127.0.0.1", port: port)
+                try await stuck.writeAll(Array("stuck\n".utf8))
+                try await waitUntil(loop) { server.connectionCount == 1 }   // only the stuck handler is left
+
+                server.close()
+                let start = LoopInstant.now
+                await server.waitClosed(deadline: .milliseconds(200))
+                let waited = LoopInstant.now - start
+                var refused = false
+                do { _ = try await SocketStream.connect(host: "127.0.0.1", port: port) } catch let error as IOError {
+                    refused = error.code == .connectionRefused
+                }
+                try await normal.close(); try await thrower.close(); try await stuck.close()
+                return (echoed, refused, stuckCancelled.isSet, waited, reports.value)
+            }
+            #expect(echoed == "echo hi")
+            #expect(refused, "close() stopped accepting")
+            #expect(stuckCancelled, "the handler still running at the deadline was cancelled")
+            #expect(waited >= .milliseconds(150) && waited < .seconds(5))
+            #expect(reported == ["serve handler failed"], "the thrown error went to the exception handler")
+        }
+
+        @Test("serve: a client that resets its own connection is no error report; a reset on another connection is",
+              arguments: allBackends)
+        func servePeerResetIsNotReported(backend: Backend) async throws {
+            let (ended, reported) = try await onLoop(backend) { loop -> ([IOError.Code?], [String]) in
+                let reports = Box<[String]>([])
+                loop.setExceptionHandler { _, context in reports.value.append("\(context.error.map { "\($0)" } ?? context.message)") }
+                let ended = Box<[IOError.Code?]>([])
+                // A stand-in upstream that resets whoever connects to it.
+                let upstream = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                loop.spawn {
+                    let connection = try await upstream.accept()
+                    try connection.setLinger(seconds: 0)
+                    try await connection.close()
+                }
+                let server = try await loop.serve(host: "127.0.0.1", port: 0) { stream in
+                    do {
+                        if try await stream.readLine() == "upstream" {
+                            let other = try await SocketStream.connect(host: "127.0.0.1", port: upstream.localAddress.port!)
+                            do { _ = try await other.read(upTo: 10) } catch { try? await other.close(); throw error }
+                            try await other.close()
+                        } else {
+                            for try await _ in stream.lines {}
+                        }
+                        ended.value.append(nil)
+                    } catch let error as IOError {
+                        ended.value.append(error.code)
+                        throw error
+                    }
+                }
+                let port = server.localAddress.port!
+                // The client's own reset: SO_LINGER 0, then close, mid-read.
+                let leaving = try await SocketStream.connect(host: "127.0.0.1", port: port)
+                try await leaving.writeAll(Array("hello\n".utf8))
+                try await waitUntil(loop) { server.connectionCount == 1 }
+                try leaving.setLinger(seconds: 0)
+                try await leaving.close()
+                try await waitUntil(loop) { server.connectionCount == 0 }
+                // The handler's upstream resets: that error is the handler's to report.
+                let asking = try await SocketStream.connect(host: "127.0.0.1", port: port)
+                try await asking.writeAll(Array("upstream\n".utf8))
+                _ = try await asking.readToEnd()
+                try await waitUntil(loop) { server.connectionCount == 0 }
+                try await asking.close()
+                server.close()
+                await server.waitClosed()
+                try await upstream.close()
+                return (ended.value, reports.value)
+            }
+            #expect(ended == [.connectionReset, .connectionReset], "both handlers ended on a reset")
+            #expect(reported.count == 1, "\(reported)")
+            #expect(reported.first?.contains("ECONNRESET") == true, "only the upstream's reset was reported: \(reported)")
+        }
+
+        @Test("a cancelled waitClosed (withTimeout) returns early; the handler runs on until a later waitClosed cancels it",
+              arguments: allBackends)
+        func waitClosedIsCancellable(backend: Backend) async throws {
+            let (early, stillRunning, cancelledEarly, remaining) = try await onLoop(backend) { loop -> (Duration, Int, Bool, Int) in
+                let stuckCancelled = Flag()
+                let server = try await loop.serve(host: "127.0.0.1", port: 0) { stream in
+                    _ = try await stream.readLine()
+                    do { try await loop.sleep(for: .seconds(60)) } catch { stuckCancelled.set(); throw error }
+                }
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
+                try await client.writeAll(Array("stuck\n".utf8))
+                try await waitUntil(loop) { server.connectionCount == 1 }
+                server.close()
+                let start = LoopInstant.now
+                try await withTimeout(.milliseconds(50)) { await server.waitClosed() }
+                let early = LoopInstant.now - start
+                let stillRunning = server.connectionCount
+                let cancelledBefore = stuckCancelled.isSet
+                await server.waitClosed(deadline: .zero)
+                try await client.close()
+                return (early, stillRunning, cancelledBefore, server.connectionCount)
+            }
+            #expect(early < .seconds(5), "the wait ended with its task's cancellation (\(early))")
+            #expect(stillRunning == 1, "cancelling the wait does not touch the handlers")
+            #expect(!cancelledEarly, "the handler ran on until the second waitClosed's deadline")
+            #expect(remaining == 0)
+        }
+
+        @Test("sendFile: 64 MiB after queued bytes, checked byte for byte", arguments: allBackends)
+        func sendFile(backend: Backend) async throws {
+            let path = temporaryPath("sendfile")
+            let content = pattern(64 << 20, seed: 5)
+            defer { unlink(path) }
+            let (sent, received) = try await onLoop(backend) { loop -> (Int, [UInt8]) in
+                try await writeFile(path, content)
+                let (client, server, close) = try await connectedPair()
+                let reader = loop.spawn { try await client.readExactly(5 + content.count - 1_000) }
+                let file = try await File.open(path)
+                try await server.writeAll(Array("head:".utf8))   // queued bytes go first
+                let sent = try await server.sendFile(file, offset: 1_000, count: content.count)
+                try await file.close()
+                let received = try await reader.value
+                try await close()
+                return (sent, received)
+            }
+            #expect(sent == content.count - 1_000, "the file ended before count")
+            #expect(received.prefix(5) == ArraySlice("head:".utf8))
+            // memcmp: an element-wise compare of 64 MiB takes seconds in a debug build.
+            let same = received.count == content.count - 995 && received.withUnsafeBytes { got in
+                content.withUnsafeBytes { memcmp(got.baseAddress! + 5, $0.baseAddress! + 1_000, content.count - 1_000) == 0 }
+            }
+            #expect(same, "every byte of the file arrived, in order")
+        }
+
+        @Test("sendFile of a file not in the page cache arrives whole; the loop keeps running timers meanwhile", arguments: allBackends)
+        func sendColdFile(backend: Backend) async throws {
+            let path = temporaryPath("sendfile-cold")
+            let content = pattern(8 << 20, seed: 9)
+            defer { unlink(path) }
+            let (sent, received, ticks) = try await onLoop(backend) { loop -> (Int, [UInt8], Int) in
+                try await writeFile(path, content)
+                let file = try await File.open(path)
+                _ = dropCachedPages(file.fileDescriptor, offset: 0, length: content.count)
+                let (client, server, close) = try await connectedPair()
+                let reader = loop.spawn { try await client.readExactly(content.count) }
+                // A ticker on the same loop: it must get turns while the file is sent.
+                let ticker = loop.spawn { () -> Int in
+                    var ticks = 0
+                    while !Task.isCancelled {
+                        try? await loop.sleep(for: .milliseconds(1))
+                        ticks += 1
+                    }
+                    return ticks
+                }
+                let sent = try await server.sendFile(file, count: content.count)
+                let received = try await reader.value
+                ticker.cancel()
+                let ticks = try await ticker.value
+                try await file.close()
+                try await close()
+                return (sent, received, ticks)
+            }
+            #expect(sent == content.count)
+            #expect(received == content)
+            #expect(ticks > 0, "the loop ran the ticker while the file was sent")
+        }
+
+        @Test("sendFile cancelled while the peer does not read: CancellationError, the connection aborted, nothing leaked",
+              arguments: allBackends)
+        func sendFileCancelled(backend: Backend) async throws {
+            let path = temporaryPath("sendfile-cancel")
+            let content = pattern(32 << 20, seed: 11)
+            defer { unlink(path) }
+            let (outcome, peerSaw) = try await onLoop(backend) { loop -> (String, Int) in
+                try await writeFile(path, content)
+                let file = try await File.open(path)
+                let (client, server, close) = try await connectedPair()
+                let sender = loop.spawn { () -> String in
+                    do {
+                        _ = try await server.sendFile(file, count: content.count)
+                        return "finished"
+                    } catch is CancellationError {
+                        return "cancelled"
+                    } catch {
+                        return "\(error)"
+                    }
+                }
+                try await loop.sleep(for: .milliseconds(50))   // the socket buffers fill; the sender waits
+                sender.cancel()
+                let outcome = try await sender.value
+                // The peer reads what was sent, then sees the abort (reset or end).
+                var seen = 0
+                let buffer = try IOBuffer(capacity: 1 << 20)
+                while true {
+                    do {
+                        let n = try await client.read(into: buffer)
+                        if n == 0 { break }
+                        seen += n
+                    } catch { break }
+                }
+                try await file.close()
+                try await close()
+                return (outcome, seen)
+            }
+            #expect(outcome == "cancelled")
+            #expect(peerSaw > 0 && peerSaw < content.count, "some bytes went before the cancel, not all")
+        }
+
+        @Test("serve on a Unix-domain path", arguments: allBackends)
+        func serveUnix(backend: Backend) async throws {
+            let path = temporaryPath("serve.sock")
+            let reply = try await onLoop(backend) { _ -> String? in
+                let server = try await serveEchoLine(path)
+                let client = try await SocketStream.connect(unixPath: path)
+                try await client.writeAll(Array("unix\n".utf8))
+                let reply = try await client.readLine()
+                try await client.close()
+                server.close()
+                await server.waitClosed()
+                return reply
+            }
+            #expect(reply == "unix")
+            #expect(access(path, F_OK) != 0, "the socket file is removed at close")
+        }
     }
 }
 

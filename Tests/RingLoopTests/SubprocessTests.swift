@@ -23,165 +23,167 @@ func zombieChildren() -> Int {
     return zombies
 }
 
-/// Subprocesses: exit codes, signals, pipes both ways, large output, errors.
-@Suite("Subprocesses", .serialized, .checksResources, .timeLimit(.minutes(2)))
-struct SubprocessTests {
-    @Test("exit codes and signals come back as Termination", arguments: allBackends)
-    func exitCodesAndSignals(backend: Backend) async throws {
-        let (ok, three, killed, terminated) = try await onLoop(backend) { loop -> (Subprocess.Termination, Subprocess.Termination, Subprocess.Termination, Subprocess.Termination) in
-            let ok = try await Subprocess.spawn("true").wait()
-            let three = try await Subprocess.spawn("sh", arguments: ["-c", "exit 3"]).wait()
-            let sleeper = try await Subprocess.spawn("sleep", arguments: ["30"])
-            try sleeper.kill()
-            let killed = try await sleeper.wait()
-            #expect(try await sleeper.wait() == killed, "a second wait returns the same outcome")
-            try sleeper.terminate()   // already reaped: not an error
-            let polite = try await Subprocess.spawn("sleep", arguments: ["30"])
-            try await loop.sleep(for: .milliseconds(20))
-            try polite.terminate()
-            return (ok, three, killed, try await polite.wait())
-        }
-        #expect(ok == .exited(0))
-        #expect(three == .exited(3))
-        #expect(killed == .signaled(SIGKILL))
-        #expect(terminated == .signaled(SIGTERM))
-        #expect(zombieChildren() == 0)
-    }
-
-    @Test("a cancelled wait (withTimeout) ends at once, the child runs on, a later wait gets its outcome",
-          arguments: allBackends)
-    func cancelledWait(backend: Backend) async throws {
-        let (timedOut, elapsed, runningAfter, outcome) = try await onLoop(backend) { loop -> (Bool, Duration, Bool, Subprocess.Termination) in
-            let sleeper = try await Subprocess.spawn("sleep", arguments: ["30"])
-            let start = ContinuousClock.now
-            var timedOut = false
-            do { _ = try await withTimeout(.milliseconds(50)) { try await sleeper.wait() } } catch is TimeoutError { timedOut = true }
-            let elapsed = ContinuousClock.now - start
-            let runningAfter = sleeper.termination == nil && Glibc.kill(sleeper.pid, 0) == 0
-            // Two waiters at once; cancelling one leaves the other waiting.
-            let first = loop.spawn { try await sleeper.wait() }
-            let second = loop.spawn { try await sleeper.wait() }
-            try await loop.sleep(for: .milliseconds(20))
-            first.cancel()
-            _ = await first.result
-            try sleeper.kill()
-            return (timedOut, elapsed, runningAfter, try await second.value)
-        }
-        #expect(timedOut)
-        #expect(elapsed < .seconds(10), "the wait ended with its timeout, not with the child (\(elapsed))")
-        #expect(runningAfter, "cancelling a wait leaves the child running")
-        #expect(outcome == .signaled(SIGKILL))
-    }
-
-    @Test("pipes both ways: communicate feeds stdin and collects stdout and stderr", arguments: allBackends)
-    func pipesBothWays(backend: Backend) async throws {
-        let (out, err, status) = try await onLoop(backend) { _ -> ([UInt8], [UInt8], Subprocess.Termination) in
-            let child = try await Subprocess.spawn("sh", arguments: ["-c", "sort -r; echo done >&2; exit 7"],
-                                                   stdin: .pipe, stdout: .pipe, stderr: .pipe)
-            let result = try await child.communicate(input: Array("a\nc\nb\n".utf8))
-            return (result.stdout, result.stderr, result.termination)
-        }
-        #expect(String(decoding: out, as: UTF8.self) == "c\nb\na\n")
-        #expect(String(decoding: err, as: UTF8.self) == "done\n")
-        #expect(status == .exited(7))
-    }
-
-    @Test("10 MiB on stdout while 10 MiB go to stdin: no deadlock, every byte", arguments: allBackends)
-    func largeOutput(backend: Backend) async throws {
-        let (count, status) = try await onLoop(backend) { _ -> (Int, Subprocess.Termination) in
-            let child = try await Subprocess.spawn("cat", stdin: .pipe, stdout: .pipe)
-            let input = pattern(10 << 20, seed: 9)
-            let result = try await child.communicate(input: input)
-            #expect(result.stdout == input)
-            return (result.stdout.count, result.termination)
-        }
-        #expect(count == 10 << 20)
-        #expect(status == .exited(0))
-    }
-
-    @Test("lines from a child's stdout; stdio to /dev/null and to an inherited descriptor", arguments: allBackends)
-    func stdioKinds(backend: Backend) async throws {
-        let path = temporaryPath("child-output")
-        defer { unlink(path) }
-        let lines = try await onLoop(backend) { _ -> [String] in
-            let child = try await Subprocess.spawn("sh", arguments: ["-c", "echo one; echo two; echo lost >&2"], stdout: .pipe, stderr: .null)
-            var lines: [String] = []
-            for try await line in child.stdout!.lines { lines.append(line) }
-            _ = try await child.wait()
-            try await child.stdout!.close()
-            let fd = open(path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o644)
-            defer { close(fd) }
-            _ = try await Subprocess.spawn("echo", arguments: ["to a file"], stdout: .fileDescriptor(fd)).wait()
-            return lines
-        }
-        #expect(lines == ["one", "two"])
-        #expect(try await onLoop(backend) { _ in try await readFile(path) } == Array("to a file\n".utf8))
-    }
-
-    @Test("a missing executable is an IOError naming it; nothing is left open", arguments: allBackends)
-    func missingExecutable(backend: Backend) async throws {
-        let error = try await onLoop(backend) { _ -> IOError? in
-            do {
-                _ = try await Subprocess.spawn("ringloop-no-such-program", stdin: .pipe, stdout: .pipe)
-                return nil
-            } catch let error as IOError {
-                return error
+extension AllSuites {
+    /// Subprocesses: exit codes, signals, pipes both ways, large output, errors.
+    @Suite("Subprocesses", .serialized, .checksResources, .timeLimit(.minutes(2)))
+    struct SubprocessTests {
+        @Test("exit codes and signals come back as Termination", arguments: allBackends)
+        func exitCodesAndSignals(backend: Backend) async throws {
+            let (ok, three, killed, terminated) = try await onLoop(backend) { loop -> (Subprocess.Termination, Subprocess.Termination, Subprocess.Termination, Subprocess.Termination) in
+                let ok = try await Subprocess.spawn("true").wait()
+                let three = try await Subprocess.spawn("sh", arguments: ["-c", "exit 3"]).wait()
+                let sleeper = try await Subprocess.spawn("sleep", arguments: ["30"])
+                try sleeper.kill()
+                let killed = try await sleeper.wait()
+                #expect(try await sleeper.wait() == killed, "a second wait returns the same outcome")
+                try sleeper.terminate()   // already reaped: not an error
+                let polite = try await Subprocess.spawn("sleep", arguments: ["30"])
+                try await loop.sleep(for: .milliseconds(20))
+                try polite.terminate()
+                return (ok, three, killed, try await polite.wait())
             }
+            #expect(ok == .exited(0))
+            #expect(three == .exited(3))
+            #expect(killed == .signaled(SIGKILL))
+            #expect(terminated == .signaled(SIGTERM))
+            #expect(zombieChildren() == 0)
         }
-        #expect(error?.code == .noSuchFile)
-        #expect(error?.path == "ringloop-no-such-program")
-        #expect(error?.operation == "posix_spawn")
-    }
 
-    @Test("bad working directories and environment names are IOErrors naming what is wrong", arguments: allBackends)
-    func badDirectoryAndEnvironment(backend: Backend) async throws {
-        let errors = try await onLoop(backend) { _ -> [IOError?] in
-            func attempt(_ body: () async throws -> Subprocess) async -> IOError? {
+        @Test("a cancelled wait (withTimeout) ends at once, the child runs on, a later wait gets its outcome",
+              arguments: allBackends)
+        func cancelledWait(backend: Backend) async throws {
+            let (timedOut, elapsed, runningAfter, outcome) = try await onLoop(backend) { loop -> (Bool, Duration, Bool, Subprocess.Termination) in
+                let sleeper = try await Subprocess.spawn("sleep", arguments: ["30"])
+                let start = ContinuousClock.now
+                var timedOut = false
+                do { _ = try await withTimeout(.milliseconds(50)) { try await sleeper.wait() } } catch is TimeoutError { timedOut = true }
+                let elapsed = ContinuousClock.now - start
+                let runningAfter = sleeper.termination == nil && Glibc.kill(sleeper.pid, 0) == 0
+                // Two waiters at once; cancelling one leaves the other waiting.
+                let first = loop.spawn { try await sleeper.wait() }
+                let second = loop.spawn { try await sleeper.wait() }
+                try await loop.sleep(for: .milliseconds(20))
+                first.cancel()
+                _ = await first.result
+                try sleeper.kill()
+                return (timedOut, elapsed, runningAfter, try await second.value)
+            }
+            #expect(timedOut)
+            #expect(elapsed < .seconds(10), "the wait ended with its timeout, not with the child (\(elapsed))")
+            #expect(runningAfter, "cancelling a wait leaves the child running")
+            #expect(outcome == .signaled(SIGKILL))
+        }
+
+        @Test("pipes both ways: communicate feeds stdin and collects stdout and stderr", arguments: allBackends)
+        func pipesBothWays(backend: Backend) async throws {
+            let (out, err, status) = try await onLoop(backend) { _ -> ([UInt8], [UInt8], Subprocess.Termination) in
+                let child = try await Subprocess.spawn("sh", arguments: ["-c", "sort -r; echo done >&2; exit 7"],
+                                                       stdin: .pipe, stdout: .pipe, stderr: .pipe)
+                let result = try await child.communicate(input: Array("a\nc\nb\n".utf8))
+                return (result.stdout, result.stderr, result.termination)
+            }
+            #expect(String(decoding: out, as: UTF8.self) == "c\nb\na\n")
+            #expect(String(decoding: err, as: UTF8.self) == "done\n")
+            #expect(status == .exited(7))
+        }
+
+        @Test("10 MiB on stdout while 10 MiB go to stdin: no deadlock, every byte", arguments: allBackends)
+        func largeOutput(backend: Backend) async throws {
+            let (count, status) = try await onLoop(backend) { _ -> (Int, Subprocess.Termination) in
+                let child = try await Subprocess.spawn("cat", stdin: .pipe, stdout: .pipe)
+                let input = pattern(10 << 20, seed: 9)
+                let result = try await child.communicate(input: input)
+                #expect(result.stdout == input)
+                return (result.stdout.count, result.termination)
+            }
+            #expect(count == 10 << 20)
+            #expect(status == .exited(0))
+        }
+
+        @Test("lines from a child's stdout; stdio to /dev/null and to an inherited descriptor", arguments: allBackends)
+        func stdioKinds(backend: Backend) async throws {
+            let path = temporaryPath("child-output")
+            defer { unlink(path) }
+            let lines = try await onLoop(backend) { _ -> [String] in
+                let child = try await Subprocess.spawn("sh", arguments: ["-c", "echo one; echo two; echo lost >&2"], stdout: .pipe, stderr: .null)
+                var lines: [String] = []
+                for try await line in child.stdout!.lines { lines.append(line) }
+                _ = try await child.wait()
+                try await child.stdout!.close()
+                let fd = open(path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o644)
+                defer { close(fd) }
+                _ = try await Subprocess.spawn("echo", arguments: ["to a file"], stdout: .fileDescriptor(fd)).wait()
+                return lines
+            }
+            #expect(lines == ["one", "two"])
+            #expect(try await onLoop(backend) { _ in try await readFile(path) } == Array("to a file\n".utf8))
+        }
+
+        @Test("a missing executable is an IOError naming it; nothing is left open", arguments: allBackends)
+        func missingExecutable(backend: Backend) async throws {
+            let error = try await onLoop(backend) { _ -> IOError? in
                 do {
-                    let child = try await body()
-                    _ = try? await child.wait()
+                    _ = try await Subprocess.spawn("ringloop-no-such-program", stdin: .pipe, stdout: .pipe)
                     return nil
-                } catch { return error as? IOError }
+                } catch let error as IOError {
+                    return error
+                }
             }
-            return [
-                await attempt { try await Subprocess.spawn("/bin/true", workingDirectory: "/ringloop-no-such-dir", stdout: .pipe) },
-                await attempt { try await Subprocess.spawn("/bin/true", workingDirectory: "/proc/self/status") },
-                await attempt { try await Subprocess.spawn("/bin/true", environment: ["A=B": "c"]) },
-                await attempt { try await Subprocess.spawn("/bin/true", environment: ["": "c"]) },
-            ]
+            #expect(error?.code == .noSuchFile)
+            #expect(error?.path == "ringloop-no-such-program")
+            #expect(error?.operation == "posix_spawn")
         }
-        #expect(errors[0]?.code == .noSuchFile)
-        #expect(errors[0]?.path == "/ringloop-no-such-dir", "the directory is named, not the executable")
-        #expect(errors[0]?.description.contains("working directory of /bin/true") == true)
-        #expect(errors[1]?.errno == Errno(ENOTDIR))
-        #expect(errors[1]?.path == "/proc/self/status")
-        #expect(errors[2]?.code == .invalidArgument)
-        #expect(errors[2]?.description.contains("\"A=B\"") == true)
-        #expect(errors[3]?.code == .invalidArgument)
-    }
 
-    @Test("a kernel without IORING_OP_WAITID: exits are awaited as pidfd readiness", arguments: uringOnly)
-    func waitWithoutWaitidOpcode(backend: Backend) async throws {
-        let (three, killed) = try await onLoop(backend) { loop -> (Subprocess.Termination, Subprocess.Termination) in
-            if case .uring(let ring) = loop.io { ring.forgetOptionalOpcodes() }
-            let three = try await Subprocess.spawn("sh", arguments: ["-c", "sleep 0.05; exit 3"]).wait()
-            let sleeper = try await Subprocess.spawn("sleep", arguments: ["30"])
-            try await loop.sleep(for: .milliseconds(20))
-            try sleeper.kill()
-            return (three, try await sleeper.wait())
+        @Test("bad working directories and environment names are IOErrors naming what is wrong", arguments: allBackends)
+        func badDirectoryAndEnvironment(backend: Backend) async throws {
+            let errors = try await onLoop(backend) { _ -> [IOError?] in
+                func attempt(_ body: () async throws -> Subprocess) async -> IOError? {
+                    do {
+                        let child = try await body()
+                        _ = try? await child.wait()
+                        return nil
+                    } catch { return error as? IOError }
+                }
+                return [
+                    await attempt { try await Subprocess.spawn("/bin/true", workingDirectory: "/ringloop-no-such-dir", stdout: .pipe) },
+                    await attempt { try await Subprocess.spawn("/bin/true", workingDirectory: "/proc/self/status") },
+                    await attempt { try await Subprocess.spawn("/bin/true", environment: ["A=B": "c"]) },
+                    await attempt { try await Subprocess.spawn("/bin/true", environment: ["": "c"]) },
+                ]
+            }
+            #expect(errors[0]?.code == .noSuchFile)
+            #expect(errors[0]?.path == "/ringloop-no-such-dir", "the directory is named, not the executable")
+            #expect(errors[0]?.description.contains("working directory of /bin/true") == true)
+            #expect(errors[1]?.errno == Errno(ENOTDIR))
+            #expect(errors[1]?.path == "/proc/self/status")
+            #expect(errors[2]?.code == .invalidArgument)
+            #expect(errors[2]?.description.contains("\"A=B\"") == true)
+            #expect(errors[3]?.code == .invalidArgument)
         }
-        #expect(three == .exited(3))
-        #expect(killed == .signaled(SIGKILL))
-        #expect(zombieChildren() == 0)
-    }
 
-    @Test("a Subprocess dropped without wait is still reaped: no zombie", arguments: allBackends)
-    func droppedIsReaped(backend: Backend) async throws {
-        let zombies = try await onLoop(backend) { loop -> Int in
-            do { _ = try await Subprocess.spawn("true") }
-            try await waitUntil(loop) { zombieChildren() == 0 }
-            return zombieChildren()
+        @Test("a kernel without IORING_OP_WAITID: exits are awaited as pidfd readiness", arguments: uringOnly)
+        func waitWithoutWaitidOpcode(backend: Backend) async throws {
+            let (three, killed) = try await onLoop(backend) { loop -> (Subprocess.Termination, Subprocess.Termination) in
+                if case .uring(let ring) = loop.io { ring.forgetOptionalOpcodes() }
+                let three = try await Subprocess.spawn("sh", arguments: ["-c", "sleep 0.05; exit 3"]).wait()
+                let sleeper = try await Subprocess.spawn("sleep", arguments: ["30"])
+                try await loop.sleep(for: .milliseconds(20))
+                try sleeper.kill()
+                return (three, try await sleeper.wait())
+            }
+            #expect(three == .exited(3))
+            #expect(killed == .signaled(SIGKILL))
+            #expect(zombieChildren() == 0)
         }
-        #expect(zombies == 0)
+
+        @Test("a Subprocess dropped without wait is still reaped: no zombie", arguments: allBackends)
+        func droppedIsReaped(backend: Backend) async throws {
+            let zombies = try await onLoop(backend) { loop -> Int in
+                do { _ = try await Subprocess.spawn("true") }
+                try await waitUntil(loop) { zombieChildren() == 0 }
+                return zombieChildren()
+            }
+            #expect(zombies == 0)
+        }
     }
 }

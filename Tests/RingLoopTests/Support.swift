@@ -105,16 +105,21 @@ final class ResumeOnce<T: Sendable>: @unchecked Sendable {
     }
 }
 
+/// The root of every suite, serialized: the tests share process-wide state
+/// (the descriptor table they count, signal dispositions, rlimits, the
+/// environment), so they run one at a time however they are started, a
+/// plain `swift test` included.
+@Suite(.serialized) enum AllSuites {}
+
 /// Checks around every test of a suite that it leaves nothing behind: as
-/// many open descriptors after it as before. Active when the run is serial
-/// (`RINGLOOP_SERIAL_TESTS=1`, as `scripts/test` sets it with
-/// `--no-parallel`), where the count is only the test's own.
+/// many open descriptors after it as before. The tests run one at a time
+/// (``AllSuites``), so the count is only the test's own.
 struct ResourceCheck: TestTrait, SuiteTrait, TestScoping {
     var isRecursive: Bool { true }
 
-    /// Descriptor counts are process-wide, so they mean something only when
-    /// tests run one at a time: `scripts/test` runs them so and says so.
-    static let enabled = getenv("RINGLOOP_SERIAL_TESTS").map { String(cString: $0) == "1" } ?? false
+    /// On unless `RINGLOOP_SERIAL_TESTS=0`: the sanitizer passes turn it off,
+    /// because a sanitizer's runtime opens descriptors of its own.
+    static let enabled = getenv("RINGLOOP_SERIAL_TESTS").map { String(cString: $0) != "0" } ?? true
 
     func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
         // Once per case, not per suite; only in serial runs.

@@ -2,52 +2,54 @@ import Glibc
 @testable import RingLoop
 import Testing
 
-/// Where io_uring is forbidden (a container's seccomp profile, the
-/// `kernel.io_uring_disabled` sysctl), `.auto` runs on epoll and says why,
-/// `.uring` fails with a clear error, and servers still serve. Real processes:
-/// the examples run under `no-uring`, a seccomp helper built with the tests.
-@Suite("io_uring denied", .serialized, .checksResources, .timeLimit(.minutes(2)),
-       .enabled(if: Child.productExists("no-uring") && Child.productExists("Hello") && Child.productExists("EchoServer"),
-                "needs the no-uring, Hello and EchoServer products next to the test bundle (swift build --build-tests)"))
-struct URingDeniedTests {
-    @Test("seccomp denies io_uring_setup: .auto falls back and logs why; .uring is a clear error")
-    func seccompDenied() throws {
-        let auto = try Child.run(["no-uring", "Hello"], environment: ["RINGLOOP_BACKEND": "auto"])
-        #expect(auto.status == 0, "\(auto.output)")
-        #expect(auto.output.contains("Hello from RingLoop on epoll"), "\(auto.output)")
-        #expect(auto.output.contains("io_uring unavailable, using epoll"), "\(auto.output)")
-        #expect(auto.output.contains("EPERM"), "the log names the errno: \(auto.output)")
+extension AllSuites {
+    /// Where io_uring is forbidden (a container's seccomp profile, the
+    /// `kernel.io_uring_disabled` sysctl), `.auto` runs on epoll and says why,
+    /// `.uring` fails with a clear error, and servers still serve. Real processes:
+    /// the examples run under `no-uring`, a seccomp helper built with the tests.
+    @Suite("io_uring denied", .serialized, .checksResources, .timeLimit(.minutes(2)),
+           .enabled(if: Child.productExists("no-uring") && Child.productExists("Hello") && Child.productExists("EchoServer"),
+                    "needs the no-uring, Hello and EchoServer products next to the test bundle (swift build --build-tests)"))
+    struct URingDeniedTests {
+        @Test("seccomp denies io_uring_setup: .auto falls back and logs why; .uring is a clear error")
+        func seccompDenied() throws {
+            let auto = try Child.run(["no-uring", "Hello"], environment: ["RINGLOOP_BACKEND": "auto"])
+            #expect(auto.status == 0, "\(auto.output)")
+            #expect(auto.output.contains("Hello from RingLoop on epoll"), "\(auto.output)")
+            #expect(auto.output.contains("io_uring unavailable, using epoll"), "\(auto.output)")
+            #expect(auto.output.contains("EPERM"), "the log names the errno: \(auto.output)")
 
-        let forced = try Child.run(["no-uring", "Hello"], environment: ["RINGLOOP_BACKEND": "uring"])
-        #expect(forced.status != 0)
-        #expect(forced.output.contains("io_uring_setup failed: EPERM"), "\(forced.output)")
-    }
-
-    @Test("an echo server under seccomp serves on epoll")
-    func echoUnderSeccomp() throws {
-        let server = try Child(["no-uring", "EchoServer", "--port", "0", "--backend", "auto"])
-        defer { server.stop() }
-        let line = try server.waitForOutput(containing: "listening")
-        #expect(line.contains("with the epoll backend"), "\(line)")
-        let port = try #require(line.split(separator: " ").lazy.compactMap { word -> Int? in
-            guard word.hasPrefix("127.0.0.1:") || word.hasPrefix("0.0.0.0:") else { return nil }
-            return Int(word.split(separator: ":").last ?? "")
-        }.first, "no port in \(line)")
-        #expect(try echoOnce(port: port, message: "under seccomp") == "under seccomp")
-    }
-
-    @Test("kernel.io_uring_disabled=2: .auto falls back, where the test may set the sysctl")
-    func sysctlDisabled() throws {
-        let path = "/proc/sys/kernel/io_uring_disabled"
-        guard let original = try? String(contentsOfProcFile: path), access(path, W_OK) == 0 else {
-            print("note: \(path) is missing or not writable here; the sysctl case is skipped (the seccomp cases cover the fallback)")
-            return
+            let forced = try Child.run(["no-uring", "Hello"], environment: ["RINGLOOP_BACKEND": "uring"])
+            #expect(forced.status != 0)
+            #expect(forced.output.contains("io_uring_setup failed: EPERM"), "\(forced.output)")
         }
-        try writeProcFile(path, "2")
-        defer { try? writeProcFile(path, original) }
-        let auto = try Child.run(["Hello"], environment: ["RINGLOOP_BACKEND": "auto"])
-        #expect(auto.output.contains("Hello from RingLoop on epoll"), "\(auto.output)")
-        #expect(auto.output.contains("io_uring unavailable, using epoll"), "\(auto.output)")
+
+        @Test("an echo server under seccomp serves on epoll")
+        func echoUnderSeccomp() throws {
+            let server = try Child(["no-uring", "EchoServer", "--port", "0", "--backend", "auto"])
+            defer { server.stop() }
+            let line = try server.waitForOutput(containing: "listening")
+            #expect(line.contains("with the epoll backend"), "\(line)")
+            let port = try #require(line.split(separator: " ").lazy.compactMap { word -> Int? in
+                guard word.hasPrefix("127.0.0.1:") || word.hasPrefix("0.0.0.0:") else { return nil }
+                return Int(word.split(separator: ":").last ?? "")
+            }.first, "no port in \(line)")
+            #expect(try echoOnce(port: port, message: "under seccomp") == "under seccomp")
+        }
+
+        @Test("kernel.io_uring_disabled=2: .auto falls back, where the test may set the sysctl")
+        func sysctlDisabled() throws {
+            let path = "/proc/sys/kernel/io_uring_disabled"
+            guard let original = try? String(contentsOfProcFile: path), access(path, W_OK) == 0 else {
+                print("note: \(path) is missing or not writable here; the sysctl case is skipped (the seccomp cases cover the fallback)")
+                return
+            }
+            try writeProcFile(path, "2")
+            defer { try? writeProcFile(path, original) }
+            let auto = try Child.run(["Hello"], environment: ["RINGLOOP_BACKEND": "auto"])
+            #expect(auto.output.contains("Hello from RingLoop on epoll"), "\(auto.output)")
+            #expect(auto.output.contains("io_uring unavailable, using epoll"), "\(auto.output)")
+        }
     }
 }
 
