@@ -376,6 +376,35 @@ extension AllSuites {
             #expect(code == .nameResolution)
             #expect(text.hasPrefix("getaddrinfo(no-such-host.invalid)"))
         }
+
+        @Test("an empty host name is an error that says what to write instead; :: listens for IPv6 only",
+              arguments: allBackends)
+        func emptyHostAndV6Only(backend: Backend) async throws {
+            let (bindError, connectError, v4Refused) = try await onLoop(backend) { _ -> (IOError?, IOError?, Bool) in
+                var bindError: IOError?, connectError: IOError?
+                do { _ = try await SocketListener.bind(host: "", port: 0) } catch let error as IOError { bindError = error }
+                do { _ = try await SocketStream.connect(host: "", port: 80) } catch let error as IOError { connectError = error }
+                var v4Refused = false
+                if Capabilities.ipv6 {
+                    let listener = try await SocketListener.bind(host: "::", port: 0)
+                    do {
+                        let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                        try await stream.close()
+                    } catch let error as IOError {
+                        v4Refused = error.code == .connectionRefused
+                    }
+                    try await listener.close()
+                } else {
+                    v4Refused = true   // nothing to check without IPv6
+                }
+                return (bindError, connectError, v4Refused)
+            }
+            for error in [bindError, connectError] {
+                #expect(error?.code == .nameResolution)
+                #expect(error?.description.contains("use 0.0.0.0 (IPv4) or :: (IPv6)") == true, "\(String(describing: error))")
+            }
+            #expect(v4Refused, "IPV6_V6ONLY: an IPv4 client does not reach a listener on ::")
+        }
     }
 }
 

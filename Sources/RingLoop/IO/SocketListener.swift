@@ -74,6 +74,12 @@ public final class SocketListener: @unchecked Sendable {
     /// Binds and listens on `host:port` (port 0 picks a free port; see
     /// ``localAddress``). `host` may be a numeric IPv4/IPv6 address or a name.
     ///
+    /// One socket, on one address: a name that resolves to several (an
+    /// `/etc/hosts` with both `127.0.0.1` and `::1 localhost`) binds the first,
+    /// as SwiftNIO's `bind(host:port:)` does. An IPv6 address listens for IPv6
+    /// only (`IPV6_V6ONLY`, as asyncio and nginx set it), so `::` takes no IPv4
+    /// connections: use `0.0.0.0` for IPv4, or a listener for each family.
+    ///
     /// - Parameters:
     ///   - backlog: the accept queue length (`listen(2)`).
     ///   - reuseAddress: `SO_REUSEADDR`, on by default as servers expect.

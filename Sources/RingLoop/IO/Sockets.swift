@@ -60,6 +60,12 @@ enum Sockets {
     /// thread pool, so a slow resolver never blocks the loop.
     static nonisolated(nonsending) func resolve(host: String, port: Int, type: Int32, loop: EventLoop) async throws -> [SocketAddress] {
         try SocketAddress.rejectNUL(host, "host name", operation: "getaddrinfo")
+        guard !host.isEmpty else {
+            // asyncio reads "" as every interface; getaddrinfo only says
+            // "Name or service not known". Say what to write instead.
+            throw IOError(operation: "getaddrinfo", errno: nil, path: host,
+                          detail: "the host name is empty; to listen on every interface use 0.0.0.0 (IPv4) or :: (IPv6)")
+        }
         if let numeric = try? SocketAddress(ip: host, port: port) { return [numeric] }
         guard (0...65535).contains(port) else {
             throw IOError(operation: "getaddrinfo", errno: Errno(EINVAL), path: host, detail: "port \(port) is outside 0...65535")

@@ -149,6 +149,9 @@ extension EventLoop {
     /// try await server.serveForever()
     /// ```
     ///
+    /// `host` is bound as ``SocketListener/bind(host:port:backlog:reuseAddress:reusePort:)``
+    /// binds it: one address, and `::` for IPv6 only.
+    ///
     /// - Throws: ``IOError`` when the address cannot be bound.
     public nonisolated(nonsending) func serve(
         host: String, port: Int, backlog: Int32 = 511, reusePort: Bool = false,

@@ -156,6 +156,8 @@ extension EventLoop {
     /// ```
     ///
     /// TCP_NODELAY is on for every connection. Must be called from a task on this loop.
+    /// `host` is bound as ``SocketListener/bind(host:port:backlog:reuseAddress:reusePort:)``
+    /// binds it: one address, and `::` for IPv6 only.
     ///
     /// - Parameters:
     ///   - backlog: the accept queue length (`listen(2)`).
