@@ -87,6 +87,15 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The same address on another port (IP addresses; a Unix path has none).
+    func withPort(_ port: Int) -> SocketAddress {
+        switch self {
+        case .ipv4(let host, _): .ipv4(host: host, port: port)
+        case .ipv6(let host, _, let scope): .ipv6(host: host, port: port, scopeID: scope)
+        case .unix: self
+        }
+    }
+
     var family: Int32 {
         switch self {
         case .ipv4: AF_INET

@@ -37,7 +37,7 @@ public final class SocketListener: @unchecked Sendable {
     /// backlog holds the rest until the queue is taken from).
     static let pendingLimit = 4096
 
-    private init(fd: Int32, address: SocketAddress, loop: EventLoop, unixSocket: UnixSocketFile?) {
+    init(fd: Int32, address: SocketAddress, loop: EventLoop, unixSocket: UnixSocketFile?) {
         localAddress = address
         self.loop = loop
         isUnix = address.family == AF_UNIX
@@ -76,7 +76,8 @@ public final class SocketListener: @unchecked Sendable {
     ///
     /// One socket, on one address: a name that resolves to several (an
     /// `/etc/hosts` with both `127.0.0.1` and `::1 localhost`) binds the first,
-    /// as SwiftNIO's `bind(host:port:)` does. An IPv6 address listens for IPv6
+    /// as SwiftNIO's `bind(host:port:)` does; ``EventLoop/serve(host:port:backlog:reusePort:_:)``
+    /// and `createServer` listen on every one. An IPv6 address listens for IPv6
     /// only (`IPV6_V6ONLY`, as asyncio and nginx set it), so `::` takes no IPv4
     /// connections: use `0.0.0.0` for IPv4, or a listener for each family.
     ///

@@ -114,7 +114,55 @@ extension Sockets {
             throw IOError(operation: "listen", errno: Errno(EINVAL), path: host, detail: "backlog must be positive, got \(backlog)")
         }
         let address = try await resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: loop)[0]
-        return try listen(on: address, backlog: backlog) { (fd: Int32) throws(IOError) in
+        return try listen(on: address, backlog: backlog, reuseAddress: reuseAddress, reusePort: reusePort)
+    }
+
+    /// A listening socket on each address `host` resolves to, all on one port
+    /// (asyncio's `create_server`): see ``listenOnEvery(_:backlog:reuseAddress:reusePort:)``.
+    static nonisolated(nonsending) func listenOnEvery(host: String, port: Int, backlog: Int32, reuseAddress: Bool, reusePort: Bool,
+                                                      loop: EventLoop) async throws -> [(fd: Int32, address: SocketAddress)] {
+        guard backlog > 0 else {
+            throw IOError(operation: "listen", errno: Errno(EINVAL), path: host, detail: "backlog must be positive, got \(backlog)")
+        }
+        let addresses = try await resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: loop)
+        return try listenOnEvery(addresses, backlog: backlog, reuseAddress: reuseAddress, reusePort: reusePort)
+    }
+
+    /// A listening socket on each of `addresses`, all on one port: with port
+    /// 0 the first address picks it and the others take the same. An address
+    /// this machine cannot bind (EADDRNOTAVAIL, EAFNOSUPPORT: `::1` where
+    /// IPv6 is off) is left out as long as another one binds; any other
+    /// failure closes what was bound and is thrown.
+    static func listenOnEvery(_ addresses: [SocketAddress], backlog: Int32, reuseAddress: Bool,
+                              reusePort: Bool) throws(IOError) -> [(fd: Int32, address: SocketAddress)] {
+        var bound: [(fd: Int32, address: SocketAddress)] = []
+        var unavailable: IOError?
+        var chosenPort = addresses.first?.port ?? 0
+        do throws(IOError) {
+            for address in addresses {
+                do throws(IOError) {
+                    let (fd, local) = try listen(on: address.withPort(chosenPort), backlog: backlog,
+                                                 reuseAddress: reuseAddress, reusePort: reusePort)
+                    bound.append((fd: fd, address: local))
+                    chosenPort = local.port ?? chosenPort
+                } catch where [EADDRNOTAVAIL, EAFNOSUPPORT].contains(error.errno?.rawValue ?? 0) {
+                    unavailable = error
+                }
+            }
+        } catch {
+            for (fd, _) in bound { Glibc.close(fd) }
+            throw error
+        }
+        guard !bound.isEmpty else {
+            throw unavailable ?? IOError(operation: "listen", errno: Errno(EINVAL), detail: "no address to listen on")
+        }
+        return bound
+    }
+
+    /// A listening TCP socket on `address`, with the options servers use.
+    private static func listen(on address: SocketAddress, backlog: Int32, reuseAddress: Bool,
+                               reusePort: Bool) throws(IOError) -> (Int32, SocketAddress) {
+        try listen(on: address, backlog: backlog) { (fd: Int32) throws(IOError) in
             if reuseAddress { try setFlag(fd, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR", address: address) }
             if reusePort { try setFlag(fd, SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT", address: address) }
             if address.family == AF_INET6 { try setFlag(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, "IPV6_V6ONLY", address: address) }

@@ -26,32 +26,39 @@ import Glibc
 public final class StreamServer: @unchecked Sendable {
     /// The loop the server and its handlers run on.
     public let loop: EventLoop
-    /// The address it listens on (the real port when bound to port 0).
-    public var localAddress: SocketAddress { listener.localAddress }
-    private let listener: SocketListener
+    /// The address it listens on (the real port when bound to port 0); the
+    /// first of ``localAddresses``.
+    public var localAddress: SocketAddress { listeners[0].localAddress }
+    /// Every address it listens on, one socket each: a name such as
+    /// `localhost` may resolve to `127.0.0.1` and `::1`, served on one port.
+    public var localAddresses: [SocketAddress] { listeners.map(\.localAddress) }
+    private let listeners: [SocketListener]
     private let handler: (SocketStream) async throws -> Void
     private var handlers: [UInt64: LoopTask<Void>] = [:]
     private var nextID: UInt64 = 0
-    private var acceptTask: LoopTask<Void>?
+    private var acceptTasks: [LoopTask<Void>] = []
     private var listenerClose: LoopTask<Void>?
     private var closing = false
-    /// The accept loop and the listener's close have finished.
-    private var acceptEnded = false
+    /// Accept loops that have finished, and whether the listeners' close has.
+    private var acceptLoopsEnded = 0
+    private var acceptEnded: Bool { acceptLoopsEnded == listeners.count }
     private var listenerClosed = false
     /// Callers of ``waitClosed(deadline:)``, woken at each change to look again.
     private let closeWaiters: Waiters<Void>
 
-    init(listener: SocketListener, loop: EventLoop, handler: @escaping (SocketStream) async throws -> Void) {
-        self.listener = listener
+    init(listeners: [SocketListener], loop: EventLoop, handler: @escaping (SocketStream) async throws -> Void) {
+        self.listeners = listeners
         self.loop = loop
         self.handler = handler
         closeWaiters = Waiters(loop: loop)
-        acceptTask = loop.spawn(name: "serve accept loop") { [self] in
-            defer {
-                acceptEnded = true
-                wakeCloseWaiters()
+        acceptTasks = listeners.map { listener in
+            loop.spawn(name: "serve accept loop") { [self] in
+                defer {
+                    acceptLoopsEnded += 1
+                    wakeCloseWaiters()
+                }
+                for try await stream in listener.connections { start(stream) }
             }
-            for try await stream in listener.connections { start(stream) }
         }
     }
 
@@ -66,13 +73,18 @@ public final class StreamServer: @unchecked Sendable {
     public func close() {
         guard !closing else { return }
         closing = true
-        acceptTask?.cancel()
-        listenerClose = loop.spawn(name: "serve listener close") { [self, listener] in
+        for task in acceptTasks { task.cancel() }
+        listenerClose = loop.spawn(name: "serve listener close") { [self, listeners] in
             defer {
                 listenerClosed = true
                 wakeCloseWaiters()
             }
-            try await listener.close()
+            // Every listener closes; the first failure, if any, is reported.
+            var failure: (any Error)?
+            for listener in listeners {
+                do { try await listener.close() } catch { failure = failure ?? error }
+            }
+            if let failure { throw failure }
         }
     }
 
@@ -99,7 +111,7 @@ public final class StreamServer: @unchecked Sendable {
     /// (which closes the server).
     public nonisolated(nonsending) func serveForever() async throws {
         await withTaskCancellationHandler {
-            if let acceptTask { _ = await acceptTask.result }
+            for task in acceptTasks { _ = await task.result }
         } onCancel: { [loop, self] in
             loop.onLoopThread { self.close() }
         }
@@ -140,7 +152,9 @@ public final class StreamServer: @unchecked Sendable {
 
 extension EventLoop {
     /// Listens on `host:port` and runs `handler` in a task of its own for each
-    /// connection: asyncio's `start_server`.
+    /// connection: asyncio's `start_server`. A name that resolves to several
+    /// addresses (`localhost` to `127.0.0.1` and `::1`) gets a listening
+    /// socket on each, all on one port: ``StreamServer/localAddresses``.
     ///
     /// ```swift
     /// let server = try await loop.serve(host: "127.0.0.1", port: 7000) { stream in
@@ -149,17 +163,33 @@ extension EventLoop {
     /// try await server.serveForever()
     /// ```
     ///
-    /// `host` is bound as ``SocketListener/bind(host:port:backlog:reuseAddress:reusePort:)``
-    /// binds it: one address, and `::` for IPv6 only.
+    /// An IPv6 address listens for IPv6 only (`IPV6_V6ONLY`), so `::` takes
+    /// no IPv4 connections; an address this machine cannot bind (`::1` with
+    /// IPv6 off) is left out while another binds.
     ///
-    /// - Throws: ``IOError`` when the address cannot be bound.
+    /// - Throws: ``IOError`` when an address cannot be bound (nothing is left
+    ///   listening then).
     public nonisolated(nonsending) func serve(
         host: String, port: Int, backlog: Int32 = 511, reusePort: Bool = false,
         _ handler: @escaping (SocketStream) async throws -> Void
     ) async throws -> StreamServer {
         try requireLoopThread("serve")
-        let listener = try await SocketListener.bind(host: host, port: port, backlog: backlog, reusePort: reusePort)
-        return StreamServer(listener: listener, loop: self, handler: handler)
+        let bound = try await Sockets.listenOnEvery(host: host, port: port, backlog: backlog, reuseAddress: true,
+                                                    reusePort: reusePort, loop: self)
+        return serving(bound, handler)
+    }
+
+    /// ``serve(host:port:backlog:reusePort:_:)`` on addresses already resolved.
+    func serve(addresses: [SocketAddress], backlog: Int32 = 511, reusePort: Bool = false,
+               _ handler: @escaping (SocketStream) async throws -> Void) throws -> StreamServer {
+        try requireLoopThread("serve")
+        return serving(try Sockets.listenOnEvery(addresses, backlog: backlog, reuseAddress: true, reusePort: reusePort), handler)
+    }
+
+    private func serving(_ bound: [(fd: Int32, address: SocketAddress)],
+                         _ handler: @escaping (SocketStream) async throws -> Void) -> StreamServer {
+        let listeners = bound.map { SocketListener(fd: $0.fd, address: $0.address, loop: self, unixSocket: nil) }
+        return StreamServer(listeners: listeners, loop: self, handler: handler)
     }
 
     /// ``serve(host:port:backlog:reusePort:_:)`` on a Unix-domain socket path.
@@ -169,6 +199,6 @@ extension EventLoop {
     ) async throws -> StreamServer {
         try requireLoopThread("serve")
         let listener = try await SocketListener.bind(unixPath: path, backlog: backlog, removeExisting: removeExisting)
-        return StreamServer(listener: listener, loop: self, handler: handler)
+        return StreamServer(listeners: [listener], loop: self, handler: handler)
     }
 }

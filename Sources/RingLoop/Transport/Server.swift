@@ -15,9 +15,11 @@ import Glibc
 public final class Server: @unchecked Sendable {
     /// The loop the server and its connections live on.
     public let loop: EventLoop
-    /// The addresses it listens on (the real port when bound to port 0).
+    /// The addresses it listens on, one socket each (the real port when
+    /// bound to port 0).
     public let localAddresses: [SocketAddress]
-    private let acceptor: Acceptor
+    private let acceptors: [Acceptor]
+    private var acceptorsClosed = 0
     private let factory: () -> any TransportProtocol
     private var transports: [Transport] = []
     private var listenerClosed = false
@@ -25,33 +27,36 @@ public final class Server: @unchecked Sendable {
     private let closeWaiters: Waiters<Void>
     private let unixSocket: UnixSocketFile?
 
-    init(listener fd: Int32, address: SocketAddress, loop: EventLoop, unixSocket: UnixSocketFile?,
+    init(listeners: [(fd: Int32, address: SocketAddress)], loop: EventLoop, unixSocket: UnixSocketFile?,
          factory: @escaping () -> any TransportProtocol) {
         self.loop = loop
-        self.localAddresses = [address]
+        self.localAddresses = listeners.map(\.address)
         self.factory = factory
         self.unixSocket = unixSocket
         closeWaiters = Waiters(loop: loop)
-        acceptor = Acceptor(fd: fd, loop: loop, label: address.description)
-        // Weak: the acceptor lives in the loop's handler table and may
-        // outlive a server that was dropped without close().
-        acceptor.onAccepted = { [weak self] fd in
-            if let self { accepted(fd) } else { Glibc.close(fd) }
+        acceptors = listeners.map { Acceptor(fd: $0.fd, loop: loop, label: $0.address.description) }
+        for acceptor in acceptors {
+            // Weak: the acceptor lives in the loop's handler table and may
+            // outlive a server that was dropped without close().
+            acceptor.onAccepted = { [weak self] fd in
+                if let self { accepted(fd) } else { Glibc.close(fd) }
+            }
+            acceptor.onClosed = { [weak self] in
+                unixSocket?.remove()
+                guard let self else { return }
+                acceptorsClosed += 1
+                listenerClosed = acceptorsClosed == acceptors.count
+                wakeIfClosed()
+            }
+            acceptor.start()
         }
-        acceptor.onClosed = { [weak self] in
-            unixSocket?.remove()
-            guard let self else { return }
-            listenerClosed = true
-            wakeIfClosed()
-        }
-        acceptor.start()
     }
 
     /// A server dropped without ``close()`` stops listening (its connections
     /// live on with their protocols).
     deinit {
-        let acceptor = self.acceptor
-        loop.onLoopThread { acceptor.close() }
+        let acceptors = self.acceptors
+        loop.onLoopThread { for acceptor in acceptors { acceptor.close() } }
     }
 
     private func accepted(_ fd: Int32) {
@@ -77,7 +82,7 @@ public final class Server: @unchecked Sendable {
     }
 
     /// True until ``close()``.
-    public var isServing: Bool { !acceptor.isClosed && !closeRequested }
+    public var isServing: Bool { !closeRequested && acceptors.contains { !$0.isClosed } }
     private var closeRequested = false
 
     /// Connections open now.
@@ -89,7 +94,7 @@ public final class Server: @unchecked Sendable {
     public func close() {
         guard loop.isOnLoopThread else { loop.onLoopThread { [self] in close() }; return }
         closeRequested = true
-        acceptor.close()
+        for acceptor in acceptors { acceptor.close() }
     }
 
     /// Closes every open connection gracefully (asyncio's `close_clients`).
@@ -144,7 +149,9 @@ public final class Server: @unchecked Sendable {
 
 extension EventLoop {
     /// Listens on `host:port` and serves each connection with a new protocol
-    /// object from `factory`: asyncio's `loop.create_server`.
+    /// object from `factory`: asyncio's `loop.create_server`. A name that
+    /// resolves to several addresses (`localhost` to `127.0.0.1` and `::1`)
+    /// gets a listening socket on each, all on one port: ``Server/localAddresses``.
     ///
     /// ```swift
     /// final class Echo: TransportProtocol {
@@ -156,8 +163,9 @@ extension EventLoop {
     /// ```
     ///
     /// TCP_NODELAY is on for every connection. Must be called from a task on this loop.
-    /// `host` is bound as ``SocketListener/bind(host:port:backlog:reuseAddress:reusePort:)``
-    /// binds it: one address, and `::` for IPv6 only.
+    /// An IPv6 address listens for IPv6 only (`IPV6_V6ONLY`), so `::` takes
+    /// no IPv4 connections; an address this machine cannot bind (`::1` with
+    /// IPv6 off) is left out while another binds.
     ///
     /// - Parameters:
     ///   - backlog: the accept queue length (`listen(2)`).
@@ -169,9 +177,17 @@ extension EventLoop {
         _ factory: @escaping () -> any TransportProtocol
     ) async throws -> Server {
         try requireLoopThread("createServer")
-        let (fd, address) = try await Sockets.listen(host: host, port: port, backlog: backlog, reuseAddress: reuseAddress,
-                                                     reusePort: reusePort, loop: self)
-        return Server(listener: fd, address: address, loop: self, unixSocket: nil, factory: factory)
+        let listeners = try await Sockets.listenOnEvery(host: host, port: port, backlog: backlog, reuseAddress: reuseAddress,
+                                                        reusePort: reusePort, loop: self)
+        return Server(listeners: listeners, loop: self, unixSocket: nil, factory: factory)
+    }
+
+    /// ``createServer(host:port:backlog:reuseAddress:reusePort:_:)`` on addresses already resolved.
+    func createServer(addresses: [SocketAddress], backlog: Int32 = 511,
+                      _ factory: @escaping () -> any TransportProtocol) throws -> Server {
+        try requireLoopThread("createServer")
+        let listeners = try Sockets.listenOnEvery(addresses, backlog: backlog, reuseAddress: true, reusePort: false)
+        return Server(listeners: listeners, loop: self, unixSocket: nil, factory: factory)
     }
 
     /// Listens on a Unix-domain socket path: asyncio's `create_unix_server`.
@@ -184,7 +200,7 @@ extension EventLoop {
     ) async throws -> Server {
         try requireLoopThread("createServer")
         let (fd, address, file) = try Sockets.listen(unixPath: path, backlog: backlog, removeExisting: removeExisting)
-        return Server(listener: fd, address: address, loop: self, unixSocket: file, factory: factory)
+        return Server(listeners: [(fd: fd, address: address)], loop: self, unixSocket: file, factory: factory)
     }
 
     /// Connects to `host:port` and drives the connection with the protocol
