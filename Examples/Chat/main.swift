@@ -103,7 +103,7 @@ do {
     try EventLoop.run(backend: backend) {
         let loop = try EventLoop.running()
         let room = Room()
-        let server = try await loop.serve(host: "0.0.0.0", port: port) { stream in
+        let server = try await loop.serve(host: "", port: port) { stream in
             let id = ObjectIdentifier(stream)
             let member = Member(stream, on: loop)
             room.members[id] = member
@@ -130,7 +130,7 @@ do {
         for signal in [SIGTERM, SIGINT] {
             try loop.addSignalHandler(signal) { server.close() }
         }
-        say("Chat listening on \(server.localAddress) with the \(loop.backend) backend")
+        say("Chat listening on \(server.localAddresses.map(\.description).joined(separator: " and ")) with the \(loop.backend) backend")
 
         try await server.serveForever()   // returns once a signal closed the server
         // Each client gets what it was sent, then the goodbye, then the close.

@@ -7,23 +7,23 @@ import Synchronization
 enum HTTPHello {
     static func run(port: Int, threads: Int, backend: Backend?) async throws {
         let group = try LoopGroup(threads: threads, backend: backend)
-        // The first loop binds the port (a free one for --port 0); the others
-        // share it through SO_REUSEPORT.
+        // Every interface, IPv4 and IPv6 (""). The first loop binds the port
+        // (a free one for --port 0); the others share it through SO_REUSEPORT.
         let first = try await group.loops[0].submit {
-            try await group.loops[0].serve(host: "0.0.0.0", port: port, reusePort: true) { try await handle($0) }
+            try await group.loops[0].serve(host: "", port: port, reusePort: true) { try await handle($0) }
         }
         let bound = first.localAddress.port ?? port
         var servers = [first]
         for loop in group.loops.dropFirst() {
             servers.append(try await loop.submit {
-                try await loop.serve(host: "0.0.0.0", port: bound, reusePort: true) { try await handle($0) }
+                try await loop.serve(host: "", port: bound, reusePort: true) { try await handle($0) }
             })
         }
         let stop = StopSignal()
         try await group.loops[0].submit {
             for signal in [SIGTERM, SIGINT] { try group.loops[0].addSignalHandler(signal) { stop.fire() } }
         }
-        say("HTTPHello listening on \(first.localAddress) with \(threads) loop(s) on the \(group.loops[0].backend) backend")
+        say("HTTPHello listening on \(first.localAddresses.map(\.description).joined(separator: " and ")) with \(threads) loop(s) on the \(group.loops[0].backend) backend")
         await stop.wait()
         let all = servers
         _ = try await group.onEach { loop in

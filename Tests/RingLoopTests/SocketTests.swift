@@ -377,10 +377,11 @@ extension AllSuites {
             #expect(text.hasPrefix("getaddrinfo(no-such-host.invalid)"))
         }
 
-        @Test("an empty host name is an error that says what to write instead; :: listens for IPv6 only",
+        @Test("an empty host: every interface for serve, an error saying what to write for bind and connect; :: is IPv6 only",
               arguments: allBackends)
         func emptyHostAndV6Only(backend: Backend) async throws {
-            let (bindError, connectError, v4Refused) = try await onLoop(backend) { _ -> (IOError?, IOError?, Bool) in
+            let (bindError, connectError, v4Refused, everyInterface, reached) = try await onLoop(backend) {
+                loop -> (IOError?, IOError?, Bool, [String], Int) in
                 var bindError: IOError?, connectError: IOError?
                 do { _ = try await SocketListener.bind(host: "", port: 0) } catch let error as IOError { bindError = error }
                 do { _ = try await SocketStream.connect(host: "", port: 80) } catch let error as IOError { connectError = error }
@@ -397,8 +398,20 @@ extension AllSuites {
                 } else {
                     v4Refused = true   // nothing to check without IPv6
                 }
-                return (bindError, connectError, v4Refused)
+                let server = try await loop.serve(host: "", port: 0) { stream in try await stream.writeAll([1]) }
+                let everyInterface = server.localAddresses.map { $0.withPort(0).description }
+                var reached = 0
+                for host in Capabilities.ipv6 ? ["127.0.0.1", "::1"] : ["127.0.0.1"] {
+                    let client = try await SocketStream.connect(host: host, port: server.localAddress.port!)
+                    reached += try await client.readExactly(1).count
+                    try await client.close()
+                }
+                server.close()
+                await server.waitClosed()
+                return (bindError, connectError, v4Refused, everyInterface, reached)
             }
+            #expect(everyInterface == (Capabilities.ipv6 ? ["0.0.0.0:0", "[::]:0"] : ["0.0.0.0:0"]))
+            #expect(reached == (Capabilities.ipv6 ? 2 : 1), "IPv4 and IPv6 clients both served")
             for error in [bindError, connectError] {
                 #expect(error?.code == .nameResolution)
                 #expect(error?.description.contains("use 0.0.0.0 (IPv4) or :: (IPv6)") == true, "\(String(describing: error))")

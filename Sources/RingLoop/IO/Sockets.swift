@@ -64,7 +64,7 @@ enum Sockets {
             // asyncio reads "" as every interface; getaddrinfo only says
             // "Name or service not known". Say what to write instead.
             throw IOError(operation: "getaddrinfo", errno: nil, path: host,
-                          detail: "the host name is empty; to listen on every interface use 0.0.0.0 (IPv4) or :: (IPv6)")
+                          detail: "the host name is empty; to listen on every interface use 0.0.0.0 (IPv4) or :: (IPv6), or \"\" with serve or createServer (both)")
         }
         if let numeric = try? SocketAddress(ip: host, port: port) { return [numeric] }
         guard (0...65535).contains(port) else {
@@ -119,12 +119,16 @@ extension Sockets {
 
     /// A listening socket on each address `host` resolves to, all on one port
     /// (asyncio's `create_server`): see ``listenOnEvery(_:backlog:reuseAddress:reusePort:)``.
+    /// An empty `host` is every interface: `0.0.0.0` and `::`.
     static nonisolated(nonsending) func listenOnEvery(host: String, port: Int, backlog: Int32, reuseAddress: Bool, reusePort: Bool,
                                                       loop: EventLoop) async throws -> [(fd: Int32, address: SocketAddress)] {
         guard backlog > 0 else {
             throw IOError(operation: "listen", errno: Errno(EINVAL), path: host, detail: "backlog must be positive, got \(backlog)")
         }
-        let addresses = try await resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: loop)
+        // "" is every interface of both families, as asyncio's host=None and "".
+        let addresses = host.isEmpty
+            ? [try SocketAddress(ip: "0.0.0.0", port: port), try SocketAddress(ip: "::", port: port)]
+            : try await resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: loop)
         return try listenOnEvery(addresses, backlog: backlog, reuseAddress: reuseAddress, reusePort: reusePort)
     }
 

@@ -164,8 +164,9 @@ extension EventLoop {
     /// ```
     ///
     /// An IPv6 address listens for IPv6 only (`IPV6_V6ONLY`), so `::` takes
-    /// no IPv4 connections; an address this machine cannot bind (`::1` with
-    /// IPv6 off) is left out while another binds.
+    /// no IPv4 connections; `host: ""` is every interface of both families
+    /// (`0.0.0.0` and `::`, as asyncio reads `""`). An address this machine
+    /// cannot bind (`::1` with IPv6 off) is left out while another binds.
     ///
     /// - Throws: ``IOError`` when an address cannot be bound (nothing is left
     ///   listening then).
