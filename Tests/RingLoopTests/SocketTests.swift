@@ -377,6 +377,34 @@ extension AllSuites {
             #expect(text.hasPrefix("getaddrinfo(no-such-host.invalid)"))
         }
 
+        @Test("an IPv6 address may name its zone (fe80::…%eth0): it parses, binds and connects; an unknown interface is an error naming it",
+              arguments: allBackends)
+        func scopedIPv6(backend: Backend) async throws {
+            let loopback = if_nametoindex("lo")
+            let parsed = try SocketAddress(ip: "fe80::1%lo", port: 80)
+            #expect(parsed == .ipv6(host: "fe80::1", port: 80, scopeID: loopback))
+            #expect(parsed.description == "[fe80::1%lo]:80")
+            #expect(try SocketAddress(ip: "fe80::1%\(loopback)", port: 80) == parsed, "a zone by index")
+            do {
+                _ = try SocketAddress(ip: "fe80::1%nosuchif0", port: 80)
+                Issue.record("an unknown interface was accepted")
+            } catch {
+                #expect("\(error)".contains("no network interface \"nosuchif0\""), "\(error)")
+            }
+            // End to end where an interface has a link-local address (not every machine has one).
+            guard let (address, interface) = linkLocalAddress() else { return }
+            let echoed = try await onLoop(backend) { loop -> [UInt8] in
+                let listener = try await SocketListener.bind(host: "\(address)%\(interface)", port: 0)
+                startEchoServer(listener, loop: loop)
+                let stream = try await SocketStream.connect(to: listener.localAddress)
+                let echoed = try await roundTrip(stream, [1, 2, 3])
+                try await stream.close()
+                try await listener.close()
+                return echoed
+            }
+            #expect(echoed == [1, 2, 3])
+        }
+
         @Test("an empty host: every interface for serve, an error saying what to write for bind and connect; :: is IPv6 only",
               arguments: allBackends)
         func emptyHostAndV6Only(backend: Backend) async throws {
@@ -534,4 +562,21 @@ extension AllSuites {
 func ioErrorCode<T>(_ result: Result<T, any Error>) -> IOError.Code? {
     guard case .failure(let error) = result else { return nil }
     return (error as? IOError)?.code
+}
+
+/// A usable link-local IPv6 address and its interface, from /proc/net/if_inet6.
+func linkLocalAddress() -> (String, String)? {
+    guard let file = fopen("/proc/net/if_inet6", "r") else { return nil }
+    defer { fclose(file) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), file) != nil {
+        let fields = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .split(whereSeparator: { $0 == " " || $0 == "\n" })
+        // address, index, prefix length, scope (0x20: link), flags (0x40: tentative), name
+        guard fields.count == 6, fields[3] == "20", let flags = Int(fields[4], radix: 16), flags & 0x40 == 0 else { continue }
+        let hex = Array(fields[0])
+        let groups = stride(from: 0, to: 32, by: 4).map { String(hex[$0..<$0 + 4]) }
+        return (groups.joined(separator: ":"), String(fields[5]))
+    }
+    return nil
 }

@@ -14,7 +14,9 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     case unix(path: String)
 
     /// Parses a numeric IPv4 or IPv6 address. Host names are resolved by
-    /// ``SocketStream/connect(host:port:)`` instead.
+    /// ``SocketStream/connect(host:port:)`` instead. An IPv6 address may name
+    /// its zone, as link-local addresses need: `fe80::1%eth0` (or `%2`, the
+    /// interface's index).
     ///
     /// - Throws: ``IOError`` (`.invalidArgument`) for anything that is not a
     ///   numeric address or a port outside 0...65535.
@@ -29,6 +31,13 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
             self = .ipv4(host: ip, port: port)
         } else if inet_pton(AF_INET6, ip, &v6) == 1 {
             self = .ipv6(host: ip, port: port)
+        } else if let percent = ip.firstIndex(of: "%"), inet_pton(AF_INET6, String(ip[..<percent]), &v6) == 1 {
+            let zone = String(ip[ip.index(after: percent)...])
+            let index = UInt32(zone) ?? if_nametoindex(zone)
+            guard index != 0 else {
+                throw IOError(operation: "SocketAddress", errno: Errno(EINVAL), path: ip, detail: "no network interface \"\(zone)\"")
+            }
+            self = .ipv6(host: String(ip[..<percent]), port: port, scopeID: index)
         } else {
             throw IOError(operation: "SocketAddress", errno: Errno(EINVAL), path: ip, detail: "not a numeric IPv4 or IPv6 address")
         }
@@ -107,9 +116,17 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .ipv4(let host, let port): "\(host):\(port)"
+        case .ipv6(let host, let port, let scope) where scope != 0: "[\(host)%\(Self.interfaceName(scope))]:\(port)"
         case .ipv6(let host, let port, _): "[\(host)]:\(port)"
         case .unix(let path): "unix:\(path)"
         }
+    }
+
+    /// An IPv6 zone's interface name, or its index where it has none.
+    private static func interfaceName(_ index: UInt32) -> String {
+        var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE))
+        guard if_indextoname(index, &name) != nil else { return String(index) }
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Writes the C form into `storage`; returns its length.
