@@ -128,7 +128,8 @@ extension AllSuites {
             // starts cannot finish before the kernel looks again, as it may for
             // one page on a fast disk, so the miss is seen and the read falls back.
             let coldRange = (1 << 20)..<(3 << 20)
-            let (warmInline, warmBytes, coldInline, coldBytes, dropped) = try await onLoop(backend) { loop -> (Int, [UInt8], Int, [UInt8], Bool) in
+            let (warmInline, warmBytes, coldReads, sawFallback, dropped) = try await onLoop(backend) {
+                loop -> (Int, [UInt8], [[UInt8]], Bool, Bool) in
                 try await writeFile(path, data)
                 let file = try await File.open(path)
                 let buffer = try IOBuffer(capacity: 4096)
@@ -137,21 +138,28 @@ extension AllSuites {
                 _ = try await file.read(into: buffer, at: 8192)
                 let warmInline = loop.inlineReadsDone - before
                 let warmBytes = buffer.withUnsafeBytes { Array($0) }
-                // Cold: write back and drop the pages about to be read.
-                let dropped = dropCachedPages(file.fileDescriptor, offset: coldRange.lowerBound, length: coldRange.count)
-                let coldBuffer = try IOBuffer(capacity: coldRange.count)
-                let coldBefore = loop.inlineReadsDone
-                _ = try await file.read(into: coldBuffer, at: Int64(coldRange.lowerBound))
-                let coldInline = loop.inlineReadsDone - coldBefore
-                let coldBytes = coldBuffer.withUnsafeBytes { Array($0) }
+                // Cold: write back and drop the pages about to be read. Something
+                // else on the machine may bring them back between the drop and
+                // the read (the read is then rightly inline), so a few tries.
+                var coldReads: [[UInt8]] = []
+                var sawFallback = false, dropped = false
+                for _ in 0..<5 where !sawFallback {
+                    guard dropCachedPages(file.fileDescriptor, offset: coldRange.lowerBound, length: coldRange.count) else { continue }
+                    dropped = true
+                    let coldBuffer = try IOBuffer(capacity: coldRange.count)
+                    let coldBefore = loop.inlineReadsDone
+                    _ = try await file.read(into: coldBuffer, at: Int64(coldRange.lowerBound))
+                    sawFallback = loop.inlineReadsDone == coldBefore
+                    coldReads.append(coldBuffer.withUnsafeBytes { Array($0) })
+                }
                 try await file.close()
-                return (warmInline, warmBytes, coldInline, coldBytes, dropped)
+                return (warmInline, warmBytes, coldReads, sawFallback, dropped)
             }
             #expect(warmInline == 1, "a cached read is done inline")
             #expect(warmBytes == Array(data[8192..<(8192 + 4096)]))
             // Only pages the kernel really dropped say anything about the cold path.
-            if dropped { #expect(coldInline == 0, "an uncached read is not") }
-            #expect(coldBytes == Array(data[coldRange]))
+            if dropped { #expect(sawFallback, "an uncached read is not done inline") }
+            #expect(coldReads.allSatisfy { $0 == Array(data[coldRange]) }, "every read, inline or not, returns the right bytes")
         }
 
         @Test("registered buffers: fixed reads and writes (O_DIRECT too) are correct; one pool per loop; after unregister they are plain buffers",
