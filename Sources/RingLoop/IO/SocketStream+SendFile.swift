@@ -105,9 +105,16 @@ extension SocketStream {
         return filled
     }
 
-    /// The socket's and the file's descriptors, or the error for whichever is closed.
+    /// The socket's and the file's descriptors, or the error for whichever is
+    /// closed. A socket the connection's own error closed (the peer reset it
+    /// while this call waited for room) throws that error, not `.closed`.
     private func descriptors(_ file: File, _ operation: String) throws -> (socket: Int32, file: Int32) {
         let socket = fileDescriptor, source = file.fileDescriptor
+        if socket < 0 {
+            try state.throwFailure(operation)
+            // Lost this iteration: the socket is closed, connectionLost is still to come.
+            if !state.lost, let error = transport.lossError { throw error }
+        }
         guard socket >= 0, source >= 0 else {
             throw IOError(operation: operation, errno: Errno(EBADF), path: source < 0 ? file.path : remoteAddress?.description,
                           detail: IOError.closedDetail)
