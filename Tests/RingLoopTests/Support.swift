@@ -298,12 +298,7 @@ func dropCachedPages(_ fd: Int32, offset: Int, length: Int) -> Bool {
 func rawConnect(port: Int, nonBlocking: Bool = false, receiveBuffer: Int32? = nil, noDelay: Bool = false) -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | (nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0), 0)
     if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    _ = try? SocketAddress(ip: "127.0.0.1", port: port).withSockAddr { connect(fd, $0, $1) }
     if noDelay {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))

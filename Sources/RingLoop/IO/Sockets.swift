@@ -110,9 +110,7 @@ extension Sockets {
     /// A bound, listening socket on `host:port` (names are resolved first).
     static nonisolated(nonsending) func listen(host: String, port: Int, backlog: Int32, reuseAddress: Bool, reusePort: Bool,
                        loop: EventLoop) async throws -> (Int32, SocketAddress) {
-        guard backlog > 0 else {
-            throw IOError(operation: "listen", errno: Errno(EINVAL), path: host, detail: "backlog must be positive, got \(backlog)")
-        }
+        try checkBacklog(backlog, for: host)
         let address = try await resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: loop)[0]
         return try listen(on: address, backlog: backlog, reuseAddress: reuseAddress, reusePort: reusePort)
     }
@@ -122,9 +120,7 @@ extension Sockets {
     /// An empty `host` is every interface: `0.0.0.0` and `::`.
     static nonisolated(nonsending) func listenOnEvery(host: String, port: Int, backlog: Int32, reuseAddress: Bool, reusePort: Bool,
                                                       loop: EventLoop) async throws -> [(fd: Int32, address: SocketAddress)] {
-        guard backlog > 0 else {
-            throw IOError(operation: "listen", errno: Errno(EINVAL), path: host, detail: "backlog must be positive, got \(backlog)")
-        }
+        try checkBacklog(backlog, for: host)
         // "" is every interface of both families, as asyncio's host=None and "".
         let addresses = host.isEmpty
             ? [try SocketAddress(ip: "0.0.0.0", port: port), try SocketAddress(ip: "::", port: port)]
@@ -163,6 +159,13 @@ extension Sockets {
         return bound
     }
 
+    /// A backlog `listen(2)` would take: positive.
+    private static func checkBacklog(_ backlog: Int32, for name: String) throws(IOError) {
+        guard backlog > 0 else {
+            throw IOError(operation: "listen", errno: Errno(EINVAL), path: name, detail: "backlog must be positive, got \(backlog)")
+        }
+    }
+
     /// A listening TCP socket on `address`, with the options servers use.
     private static func listen(on address: SocketAddress, backlog: Int32, reuseAddress: Bool,
                                reusePort: Bool) throws(IOError) -> (Int32, SocketAddress) {
@@ -176,9 +179,7 @@ extension Sockets {
     /// A bound, listening Unix-domain socket, and the file it made (removed
     /// again at close, if it is still this socket's).
     static func listen(unixPath path: String, backlog: Int32, removeExisting: Bool) throws(IOError) -> (Int32, SocketAddress, UnixSocketFile) {
-        guard backlog > 0 else {
-            throw IOError(operation: "listen", errno: Errno(EINVAL), path: path, detail: "backlog must be positive, got \(backlog)")
-        }
+        try checkBacklog(backlog, for: path)
         let address = try SocketAddress(unixPath: path)
         if removeExisting { try UnixSocketFile.removeStale(at: path) }
         let (fd, bound) = try listen(on: address, backlog: backlog) { (_: Int32) throws(IOError) in }

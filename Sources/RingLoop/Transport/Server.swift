@@ -22,7 +22,8 @@ public final class Server: @unchecked Sendable {
     private var acceptorsClosed = 0
     private let factory: () -> any TransportProtocol
     private var transports: [Transport] = []
-    private var listenerClosed = false
+    /// Every listening socket is closed.
+    private var listenerClosed: Bool { acceptorsClosed == acceptors.count }
     /// Callers of ``waitClosed()``.
     private let closeWaiters: Waiters<Void>
     private let unixSocket: UnixSocketFile?
@@ -45,7 +46,6 @@ public final class Server: @unchecked Sendable {
                 unixSocket?.remove()
                 guard let self else { return }
                 acceptorsClosed += 1
-                listenerClosed = acceptorsClosed == acceptors.count
                 wakeIfClosed()
             }
             acceptor.start()
