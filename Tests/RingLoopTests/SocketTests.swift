@@ -327,6 +327,53 @@ extension AllSuites {
             }
             #expect(codes == [IOError.Code.addressInUse, .invalidArgument, .invalidArgument])
         }
+
+        @Test("a port let go of within the grace binds (a killed io_uring process holds its port a few ms); one kept is addressInUse after it",
+              arguments: allBackends)
+        func bindWaitsOutAPortBeingReleased(backend: Backend) async throws {
+            let (outcomes, keptCode, keptWaited) = try await onLoop(backend) { loop -> ([String], IOError.Code?, Duration) in
+                // A raw socket holds the port, as the dying process's ring
+                // would, and lets go of it 30 ms later.
+                func hold(_ type: __socket_type) throws -> (fd: Int32, port: Int) {
+                    let fd = socket(AF_INET, Int32(type.rawValue), 0)
+                    _ = try SocketAddress(ip: "127.0.0.1", port: 0).withSockAddr { Glibc.bind(fd, $0, $1) }
+                    if type == SOCK_STREAM { Glibc.listen(fd, 8) }
+                    _ = try loop.callLater(.milliseconds(30)) { Glibc.close(fd) }
+                    return (fd, Sockets.localAddress(fd)!.port!)
+                }
+                var outcomes: [String] = []
+                let listenerPort = try hold(SOCK_STREAM).port
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: listenerPort, reuseAddress: false)
+                outcomes.append(listener.localAddress.port == listenerPort ? "listener" : "listener on \(listener.localAddress)")
+                try await listener.close()
+                let servePort = try hold(SOCK_STREAM).port
+                let server = try await loop.serve(host: "127.0.0.1", port: servePort) { _ in }
+                outcomes.append(server.localAddresses.map(\.port) == [servePort] ? "serve" : "serve on \(server.localAddresses)")
+                server.close()
+                await server.waitClosed()
+                let createPort = try hold(SOCK_STREAM).port
+                let created = try await loop.createServer(host: "127.0.0.1", port: createPort) { RecordingProtocol() }
+                outcomes.append(created.localAddresses.map(\.port) == [createPort] ? "createServer" : "createServer on \(created.localAddresses)")
+                created.close()
+                await created.waitClosed()
+                let udpPort = try hold(SOCK_DGRAM).port
+                let udp = try await UDPSocket.bind(host: "127.0.0.1", port: udpPort)
+                outcomes.append(udp.localAddress.port == udpPort ? "udp" : "udp on \(udp.localAddress)")
+                try await udp.close()
+                // A port nobody lets go of is still an error, after the grace.
+                let kept = try await SocketListener.bind(host: "127.0.0.1", port: 0, reuseAddress: false)
+                let start = LoopInstant.now
+                var keptCode: IOError.Code?
+                do { _ = try await SocketListener.bind(host: "127.0.0.1", port: kept.localAddress.port!, reuseAddress: false) }
+                catch let error as IOError { keptCode = error.code }
+                let waited = LoopInstant.now - start
+                try await kept.close()
+                return (outcomes, keptCode, waited)
+            }
+            #expect(outcomes == ["listener", "serve", "createServer", "udp"])
+            #expect(keptCode == .addressInUse)
+            #expect(keptWaited >= Sockets.addressInUseGrace, "gave up after \(keptWaited)")
+        }
     }
 }
 

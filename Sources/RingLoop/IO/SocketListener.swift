@@ -85,7 +85,9 @@ public final class SocketListener: @unchecked Sendable {
     ///   - backlog: the accept queue length (`listen(2)`).
     ///   - reuseAddress: `SO_REUSEADDR`, on by default as servers expect.
     ///   - reusePort: `SO_REUSEPORT`, for one listener per loop (thread per core).
-    /// - Throws: ``IOError`` (`.addressInUse`, `.permissionDenied`, …).
+    /// - Throws: ``IOError`` (`.addressInUse`, `.permissionDenied`, …);
+    ///   the port must stay taken for 200 ms to be `.addressInUse`: a process
+    ///   on io_uring that was just killed can hold it a few milliseconds longer.
     public nonisolated(nonsending) static func bind(host: String, port: Int, backlog: Int32 = 511,
                                                    reuseAddress: Bool = true, reusePort: Bool = false) async throws -> SocketListener {
         let loop = try EventLoop.running()

@@ -107,12 +107,45 @@ enum Sockets {
 }
 
 extension Sockets {
+    /// How long a bind that finds its IP port taken keeps trying before it
+    /// throws `EADDRINUSE`: see ``retryingAddressInUse(loop:_:)``.
+    static let addressInUseGrace: Duration = .milliseconds(200)
+
+    /// Runs `bind`, and runs it again every 2 ms for up to
+    /// ``addressInUseGrace`` while it fails with `EADDRINUSE`.
+    ///
+    /// Why: a process killed by a signal while its io_uring ring had a
+    /// request on a listening socket (an armed accept) keeps that socket,
+    /// and its port, for a few milliseconds after it has been reaped: the
+    /// request holds a reference to the socket until the kernel tears the
+    /// ring down on a work queue (5–13 ms measured here after SIGTERM, the
+    /// plain C liburing server alike; epoll holds no such reference). A
+    /// server restarted at once, of any backend, would otherwise fail to
+    /// bind. nginx retries `EADDRINUSE` for the same kind of reason. The
+    /// wait is on the loop's timers, so the loop runs meanwhile; a port that
+    /// stays taken is still an error, 200 ms later.
+    static nonisolated(nonsending) func retryingAddressInUse<T>(loop: EventLoop,
+                                                                _ bind: () throws(IOError) -> T) async throws -> T {
+        let deadline = LoopInstant.now + addressInUseGrace
+        while true {
+            // A Result, not a typed do/catch: the latter crashes Swift 6.3's
+            // SIL ownership verifier in this generic async function.
+            let outcome = Result { () throws(IOError) in try bind() }
+            guard case .failure(let error) = outcome, error.errno?.rawValue == EADDRINUSE, LoopInstant.now < deadline else {
+                return try outcome.get()
+            }
+            try await loop.sleep(for: .milliseconds(2))
+        }
+    }
+
     /// A bound, listening socket on `host:port` (names are resolved first).
     static nonisolated(nonsending) func listen(host: String, port: Int, backlog: Int32, reuseAddress: Bool, reusePort: Bool,
                        loop: EventLoop) async throws -> (Int32, SocketAddress) {
         try checkBacklog(backlog, for: host)
         let address = try await resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: loop)[0]
-        return try listen(on: address, backlog: backlog, reuseAddress: reuseAddress, reusePort: reusePort)
+        return try await retryingAddressInUse(loop: loop) { () throws(IOError) in
+            try listen(on: address, backlog: backlog, reuseAddress: reuseAddress, reusePort: reusePort)
+        }
     }
 
     /// A listening socket on each address `host` resolves to, all on one port
@@ -125,7 +158,9 @@ extension Sockets {
         let addresses = host.isEmpty
             ? [try SocketAddress(ip: "0.0.0.0", port: port), try SocketAddress(ip: "::", port: port)]
             : try await resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: loop)
-        return try listenOnEvery(addresses, backlog: backlog, reuseAddress: reuseAddress, reusePort: reusePort)
+        return try await retryingAddressInUse(loop: loop) { () throws(IOError) in
+            try listenOnEvery(addresses, backlog: backlog, reuseAddress: reuseAddress, reusePort: reusePort)
+        }
     }
 
     /// A listening socket on each of `addresses`, all on one port: with port

@@ -169,7 +169,9 @@ extension EventLoop {
     /// cannot bind (`::1` with IPv6 off) is left out while another binds.
     ///
     /// - Throws: ``IOError`` when an address cannot be bound (nothing is left
-    ///   listening then).
+    ///   listening then); a port must stay taken for 200 ms to be
+    ///   `.addressInUse`: a process on io_uring that was just killed can hold
+    ///   it a few milliseconds longer.
     public nonisolated(nonsending) func serve(
         host: String, port: Int, backlog: Int32 = 511, reusePort: Bool = false,
         _ handler: @escaping (SocketStream) async throws -> Void

@@ -23,16 +23,23 @@ public final class UDPSocket: @unchecked Sendable {
     public var fileDescriptor: Int32 { descriptor.fd }
 
     /// Binds a UDP socket to `host:port` (port 0 picks a free port).
+    ///
+    /// - Throws: ``IOError``: `.addressInUse` once the port has stayed taken
+    ///   for 200 ms (a process on io_uring that was just killed can hold it a
+    ///   few milliseconds longer), `.nameResolution` for a host that does not resolve.
     public static nonisolated(nonsending) func bind(host: String, port: Int, reuseAddress: Bool = false) async throws -> UDPSocket {
         let loop = try EventLoop.running()
         let address = try await Sockets.resolve(host: host, port: port, type: Int32(SOCK_DGRAM.rawValue), loop: loop)[0]
-        let fd = try Sockets.make(address.family, Int32(SOCK_DGRAM.rawValue), label: address.description)
-        do throws(IOError) {
-            if reuseAddress { try Sockets.setFlag(fd, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR", address: address) }
-            try Sockets.bind(fd, address)
-        } catch {
-            Glibc.close(fd)
-            throw error
+        let fd = try await Sockets.retryingAddressInUse(loop: loop) { () throws(IOError) -> Int32 in
+            let fd = try Sockets.make(address.family, Int32(SOCK_DGRAM.rawValue), label: address.description)
+            do throws(IOError) {
+                if reuseAddress { try Sockets.setFlag(fd, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR", address: address) }
+                try Sockets.bind(fd, address)
+            } catch {
+                Glibc.close(fd)
+                throw error
+            }
+            return fd
         }
         return UDPSocket(fd: fd, address: Sockets.localAddress(fd) ?? address, loop: loop)
     }

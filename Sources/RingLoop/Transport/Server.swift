@@ -172,7 +172,9 @@ extension EventLoop {
     ///   - backlog: the accept queue length (`listen(2)`).
     ///   - reuseAddress: `SO_REUSEADDR`, on by default as servers expect.
     ///   - reusePort: `SO_REUSEPORT`, for one listener per loop of a ``LoopGroup``.
-    /// - Throws: ``IOError`` (`.addressInUse`, `.permissionDenied`, `.nameResolution`, ...).
+    /// - Throws: ``IOError`` (`.addressInUse`, `.permissionDenied`, `.nameResolution`, ...);
+    ///   the port must stay taken for 200 ms to be `.addressInUse`: a process
+    ///   on io_uring that was just killed can hold it a few milliseconds longer.
     public nonisolated(nonsending) func createServer(
         host: String, port: Int, backlog: Int32 = 511, reuseAddress: Bool = true, reusePort: Bool = false,
         _ factory: @escaping () -> any TransportProtocol
