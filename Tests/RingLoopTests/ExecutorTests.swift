@@ -14,6 +14,14 @@ actor LoopBound {
     }
 }
 
+/// State a callback and its task share: not `Sendable`, only the loop
+/// thread touches it.
+final class SharedByCallbackAndTask {
+    var entries: [String] = []
+    var threads: [UInt] = []
+    var task: LoopTask<Int>?
+}
+
 extension AllSuites {
     @Suite("Executor", .serialized, .checksResources, .timeLimit(.minutes(1)))
     struct ExecutorTests {
@@ -43,6 +51,44 @@ extension AllSuites {
                 }
             }
             #expect(ok)
+        }
+
+        @Test("spawnLocal: a callback starts a task that shares its non-Sendable state on the loop thread; elsewhere wrongThread",
+              arguments: allBackends)
+        func spawnLocalFromCallback(backend: Backend) async throws {
+            let (entries, onLoopThread, value, refusals) = try await withLoop(backend) { loop in
+                var refusals: [String] = []
+                // A loop that is not running has no loop thread yet.
+                do { try loop.spawnLocal { 0 } } catch { refusals.append("\(error)") }
+                let loopThread = currentThreadID
+                let (entries, onLoopThread, value, offLoop) = try loop.runUntilComplete {
+                    () async throws -> ([String], Bool, Int, String) in
+                    let shared = SharedByCallbackAndTask()
+                    try loop.callSoon {
+                        shared.entries.append("callback")
+                        shared.task = try loop.spawnLocal {
+                            shared.entries.append("task starts")
+                            shared.threads.append(currentThreadID)
+                            try await loop.sleep(for: .milliseconds(2))
+                            shared.entries.append("task resumes")
+                            shared.threads.append(currentThreadID)
+                            return shared.entries.count
+                        }
+                        shared.entries.append("callback returns")
+                    }
+                    while shared.task == nil { await Task.yield() }
+                    let value = try await shared.task!.value
+                    let offLoop = await Task.detached { () -> String in
+                        do { try loop.spawnLocal { 0 }; return "no error" } catch { return "\(error)" }
+                    }.value
+                    return (shared.entries, shared.threads == [loopThread, loopThread], value, offLoop)
+                }
+                return (entries, onLoopThread, value, refusals + [offLoop])
+            }
+            #expect(entries == ["callback", "callback returns", "task starts", "task resumes"])
+            #expect(onLoopThread)
+            #expect(value == 4)
+            #expect(refusals.count == 2 && refusals.allSatisfy { $0.contains("spawnLocal") }, "\(refusals)")
         }
 
         @Test("a continuation resumed from another thread lands on the loop thread", arguments: allBackends)

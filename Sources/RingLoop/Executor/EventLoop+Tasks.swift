@@ -41,6 +41,47 @@ extension EventLoop {
         return LoopTask(task: task, record: record)
     }
 
+    /// Starts `operation` as a task on this loop from the loop thread, with a
+    /// closure that may capture the loop thread's non-`Sendable` objects:
+    /// tokio's `spawn_local`, or asyncio's `loop.create_task` called from a
+    /// protocol callback.
+    ///
+    /// ``spawn(name:_:)`` takes a `sending` closure, which a callback cannot
+    /// form around its own state (a proxy's connection objects, say): that
+    /// state is reachable from the callback's `self`. Here the compiler's
+    /// proof is replaced by a check at the call: the caller is on the
+    /// running loop's thread, and the task runs every nonisolated step on that
+    /// same thread, so the callback and the task take turns with the state
+    /// and never touch it at once. An actor-isolated closure still runs on
+    /// its actor. Everything else is as ``spawn(name:_:)``: the loop cancels
+    /// the task at close, and an error nobody retrieves is reported.
+    ///
+    /// ```swift
+    /// func connectionMade(_ transport: Transport) {   // a proxy's downstream side
+    ///     transport.pauseReading()
+    ///     _ = try? transport.loop.spawnLocal { [self] in
+    ///         upstream = try await transport.loop.createConnection(host: "10.0.0.2", port: 80) { Upstream(self) }.0
+    ///         transport.resumeReading()
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// - Throws: ``EventLoopError/wrongThread(operation:)`` off the running
+    ///   loop's thread (a loop that is not running yet included: use
+    ///   ``spawn(name:_:)`` there), ``EventLoopError/closed(operation:)``
+    ///   after ``close()``.
+    @discardableResult
+    public func spawnLocal<T: Sendable>(
+        name: String? = nil,
+        _ operation: @escaping () async throws -> T
+    ) throws(EventLoopError) -> LoopTask<T> {
+        try requireLoopThread("spawnLocal")
+        // Safe to hand over: see above; the closure only ever runs on this
+        // thread (or on its own actor).
+        let local = UnsafeSendable(operation)
+        return spawn(name: name) { try await local.value() }
+    }
+
     /// A spawned task ended. Not inlined: the task's outermost frame stays
     /// small, which keeps a parked task within the task allocator's first
     /// slab (see Docs/Transports.md, "Memory per idle connection").
