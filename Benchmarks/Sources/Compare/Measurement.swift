@@ -77,6 +77,10 @@ struct Measurement {
             let target = dataFile + ".copy"
             defer { unlink(target) }
             unlink(target)
+            // Every copy starts with no dirty pages: otherwise the kernel is
+            // still writing the previous round's 1 GiB out while this one
+            // runs, and which contestant pays for it depends on the order.
+            sync()
             if contestant == .cp {
                 let started = Date()
                 let result = try execute(["cp", dataFile, target], timeout: 300)
