@@ -16,6 +16,33 @@ extension AllSuites {
             }
         }
 
+        @Test("RINGLOOP_URING_OPTIONS items parse; an unknown or malformed item is a clear error, also at loop creation")
+        func uringOptionsParsing() async throws {
+            let options = try URingOptions.parse("no-multishot,file-slice=2,batch-wait=0,fixed-files")
+            #expect(!options.multishot && options.fileSubmitSlice == 2 && options.batchWaitMicroseconds == 0 && options.fixedFiles)
+            #expect(try URingOptions.parse("").fileSubmitSlice == URingOptions().fileSubmitSlice)
+            for bad in ["file-slice=8;batch-wait=0", "no-multishots", "file-slice=-1", "batch-wait=soon"] {
+                do {
+                    _ = try URingOptions.parse(bad)
+                    Issue.record("\(bad) was accepted")
+                } catch {
+                    #expect("\(error)".contains("unknown item \"\(bad)\""), "\(error)")
+                }
+            }
+            let refused = try await onNewThread { () -> String in
+                setenv("RINGLOOP_URING_OPTIONS", "no-ring-fdd", 1)
+                defer { unsetenv("RINGLOOP_URING_OPTIONS") }
+                do {
+                    let loop = try EventLoop()
+                    try loop.close()
+                    return "created"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            #expect(refused.contains("RINGLOOP_URING_OPTIONS") && refused.contains("no-ring-fdd"), "\(refused)")
+        }
+
         @Test("RINGLOOP_BACKEND overrides the default backend of a loop")
         func environmentOverride() async throws {
             let chosen = try await onNewThread { () -> [Backend] in

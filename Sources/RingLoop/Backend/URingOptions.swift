@@ -26,7 +26,7 @@ struct URingOptions: Sendable {
     /// File reads and writes are handed to the kernel every this many SQEs
     /// as an iteration builds its batch (1: each at once; 0: only at the
     /// iteration's enter). For A/B measurements of the submission depth.
-    var fileSubmitSlice = 8
+    var fileSubmitSlice = 4
     /// Sockets that receive and send are registered in a fixed-file table
     /// and their SQEs use IOSQE_FIXED_FILE (no fd lookup per SQE, one
     /// register call per connection). Off by default: see Docs/Backends.md.
@@ -41,10 +41,17 @@ struct URingOptions: Sendable {
     /// `no-buffer-ring`, `poll-first`, `batch-wait=MICROSECONDS` (0: off),
     /// `file-slice=N` (file SQEs submitted every N; 0: only at the enter),
     /// `fixed-files`, `sendfile` (no splice for `SocketStream.sendFile`).
-    static func fromEnvironment() -> URingOptions {
+    ///
+    /// An item it does not know is an error, as a bad `RINGLOOP_BACKEND` is:
+    /// a misspelt option would otherwise measure the defaults under another name.
+    static func fromEnvironment() throws(EventLoopError) -> URingOptions {
+        guard let raw = getenv("RINGLOOP_URING_OPTIONS") else { return URingOptions() }
+        return try parse(String(cString: raw))
+    }
+
+    static func parse(_ text: String) throws(EventLoopError) -> URingOptions {
         var options = URingOptions()
-        guard let raw = getenv("RINGLOOP_URING_OPTIONS") else { return options }
-        for item in String(cString: raw).split(separator: ",") {
+        for item in text.split(separator: ",") {
             switch item {
             case "no-ring-fd": options.registerRingFD = false
             case "no-multishot": options.multishot = false
@@ -55,9 +62,12 @@ struct URingOptions: Sendable {
             default:
                 if item.hasPrefix("batch-wait="), let us = UInt32(item.dropFirst("batch-wait=".count)) {
                     options.batchWaitMicroseconds = us
-                }
-                if item.hasPrefix("file-slice="), let slice = Int(item.dropFirst("file-slice=".count)), slice >= 0 {
+                } else if item.hasPrefix("file-slice="), let slice = Int(item.dropFirst("file-slice=".count)), slice >= 0 {
                     options.fileSubmitSlice = slice
+                } else {
+                    throw .invalidArgument(
+                        "RINGLOOP_URING_OPTIONS: unknown item \"\(item)\" (known: no-ring-fd, no-multishot, no-buffer-ring, "
+                            + "poll-first, fixed-files, sendfile, batch-wait=MICROSECONDS, file-slice=N)")
                 }
             }
         }

@@ -144,7 +144,7 @@ public final class EventLoop: @unchecked Sendable {
     ///   - logger: where the loop logs.
     /// - Throws: ``EventLoopError/backendUnavailable(_:reason:)`` when a forced
     ///   backend cannot be set up; ``EventLoopError/invalidArgument(_:)`` for a
-    ///   bad `RINGLOOP_BACKEND`, `ringEntries` or `receiveBuffers`.
+    ///   bad `RINGLOOP_BACKEND`, `RINGLOOP_URING_OPTIONS`, `ringEntries` or `receiveBuffers`.
     public convenience init(
         backend: Backend? = nil,
         debug: Bool? = nil,
@@ -154,7 +154,7 @@ public final class EventLoop: @unchecked Sendable {
         logger: Logger = Logger(label: "RingLoop")
     ) throws(EventLoopError) {
         try self.init(backend: backend, debug: debug, threadPool: threadPool, ringEntries: ringEntries,
-                      receiveBuffers: receiveBuffers, logger: logger, uringOptions: .fromEnvironment(), uringProbeFailure: nil)
+                      receiveBuffers: receiveBuffers, logger: logger, uringOptions: try .fromEnvironment(), uringProbeFailure: nil)
     }
 
     /// The designated initializer, with test hooks: `uringOptions` turns
