@@ -52,9 +52,13 @@ extension EventLoop {
     /// proof is replaced by a check at the call: the caller is on the
     /// running loop's thread, and the task runs every nonisolated step on that
     /// same thread, so the callback and the task take turns with the state
-    /// and never touch it at once. An actor-isolated closure still runs on
-    /// its actor. Everything else is as ``spawn(name:_:)``: the loop cancels
-    /// the task at close, and an error nobody retrieves is reported.
+    /// and never touch it at once. The contract, as for ``callSoon(file:line:_:)``:
+    /// what the closure captures belongs to the loop thread (its callbacks,
+    /// tasks started on this loop), not to a task that only visits the loop
+    /// (inside `withTaskExecutorPreference`) and goes on elsewhere. An
+    /// actor-isolated closure still runs on its actor. Everything else is as
+    /// ``spawn(name:_:)``: the loop cancels the task at close, and an error
+    /// nobody retrieves is reported.
     ///
     /// ```swift
     /// func connectionMade(_ transport: Transport) {   // a proxy's downstream side
