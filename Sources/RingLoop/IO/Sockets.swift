@@ -223,18 +223,28 @@ extension Sockets {
 
     static func listen(on address: SocketAddress, backlog: Int32,
                        configure: (Int32) throws(IOError) -> Void) throws(IOError) -> (Int32, SocketAddress) {
-        let fd = try make(address.family, Int32(SOCK_STREAM.rawValue), label: address.description)
-        do throws(IOError) {
-            try configure(fd)
-            try bind(fd, address)
-            guard Glibc.listen(fd, backlog) == 0 else {
-                throw IOError(operation: "listen", errno: .current, fd: fd, path: address.description)
-            }
-        } catch {
+        let fd = try bound(address, type: Int32(SOCK_STREAM.rawValue), configure: configure)
+        guard Glibc.listen(fd, backlog) == 0 else {
+            let error = IOError(operation: "listen", errno: .current, fd: fd, path: address.description)
             Glibc.close(fd)
             throw error
         }
         return (fd, localAddress(fd) ?? address)
+    }
+
+    /// A socket of `type` bound to `address`, `configure`d before the bind;
+    /// on any failure it is closed again and the error thrown.
+    static func bound(_ address: SocketAddress, type: Int32,
+                      configure: (Int32) throws(IOError) -> Void) throws(IOError) -> Int32 {
+        let fd = try make(address.family, type, label: address.description)
+        do throws(IOError) {
+            try configure(fd)
+            try bind(fd, address)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
     }
 
     /// A connected, non-blocking TCP socket: the first of `host`'s addresses

@@ -31,15 +31,9 @@ public final class UDPSocket: @unchecked Sendable {
         let loop = try EventLoop.running()
         let address = try await Sockets.resolve(host: host, port: port, type: Int32(SOCK_DGRAM.rawValue), loop: loop)[0]
         let fd = try await Sockets.retryingAddressInUse(loop: loop) { () throws(IOError) -> Int32 in
-            let fd = try Sockets.make(address.family, Int32(SOCK_DGRAM.rawValue), label: address.description)
-            do throws(IOError) {
+            try Sockets.bound(address, type: Int32(SOCK_DGRAM.rawValue)) { (fd: Int32) throws(IOError) in
                 if reuseAddress { try Sockets.setFlag(fd, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR", address: address) }
-                try Sockets.bind(fd, address)
-            } catch {
-                Glibc.close(fd)
-                throw error
             }
-            return fd
         }
         return UDPSocket(fd: fd, address: Sockets.localAddress(fd) ?? address, loop: loop)
     }
