@@ -247,19 +247,19 @@ extension AllSuites {
             #expect(cold.allSatisfy { (try? $0.get()) == 4096 })
         }
 
-        // io_uring only: the epoll backend reads a FIFO by readiness at the current
-        // position, and a positional batch read of a FIFO fails there with ESPIPE
-        // at once, leaving nothing to cancel.
+        // io_uring only, and on a socket wrapped as a plain File through the
+        // internal initializer: the public API refuses positional reads of a
+        // stream (ESPIPE, next test), and a regular file's reads finish before
+        // a cancellation could reach them. io_uring ignores the offset on a
+        // socket, so both reads wait until cancelled.
         @Test("a cancelled batch read ends with CancellationError and leaves nothing in flight", arguments: uringOnly)
         func batchCancelled(backend: Backend) async throws {
-            let path = temporaryPath("fifo-batch")
-            try #require(mkfifo(path, 0o600) == 0)
-            defer { unlink(path) }
+            var pair: [Int32] = [0, 0]
+            try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0)
+            let (reading, peer) = (pair[0], pair[1])
+            defer { close(peer) }
             let outcome = try await onLoop(backend) { loop -> String in
-                let file = try await File.open(path)
-                let writer = open(path, O_WRONLY | O_NONBLOCK)
-                defer { close(writer) }
-                // A FIFO with no data: both reads wait until cancelled.
+                let file = File(fd: reading, path: "socketpair", loop: loop)
                 let task = loop.spawn { try await file.read(batch: [(try IOBuffer(capacity: 8), 0), (try IOBuffer(capacity: 8), 0)]) }
                 try await loop.sleep(for: .milliseconds(20))
                 task.cancel()
@@ -269,6 +269,75 @@ extension AllSuites {
                 return outcome
             }
             #expect(outcome == "cancelled")
+        }
+
+        @Test("a FIFO has no position: positional I/O is ESPIPE on both backends; readAll, writeFile and copyFile take it in order",
+              arguments: allBackends)
+        func fifoIsAStream(backend: Backend) async throws {
+            let fifo = temporaryPath("fifo-stream"), source = temporaryPath("fifo-source"), copy = temporaryPath("fifo-copy")
+            try #require(mkfifo(fifo, 0o600) == 0)
+            defer { for path in [fifo, source, copy] { unlink(path) } }
+            let payload = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            let (positional, batch, waited, firstCount, firstBytes, end, readBack, copied) = try await onLoop(backend) { loop in
+                let file = try await File.open(fifo)
+                var positional: [Int32?] = []
+                for attempt in 0..<3 {
+                    do {
+                        switch attempt {
+                        case 0: _ = try await file.read(into: try IOBuffer(capacity: 8), at: 0)
+                        case 1: _ = try await file.write(IOBuffer([1]), at: 0)
+                        default: try await file.writeAll([1], at: 5)
+                        }
+                    } catch let error as IOError { positional.append(error.errno?.rawValue) }
+                }
+                let batch = try await file.read(batch: [(try IOBuffer(capacity: 8), 0)])
+                // No writer yet: a read waits for the first one (on epoll too,
+                // where the non-blocking FIFO would read 0 at once), and reads
+                // the end of file once the last writer has gone.
+                let buffer = try IOBuffer(capacity: 16)
+                let done = Locked(false)
+                let early = loop.spawn {
+                    defer { done.withLock { $0 = true } }
+                    return try await file.read(into: buffer)
+                }
+                try await loop.sleep(for: .milliseconds(20))
+                let waited = !done.withLock { $0 }
+                let first = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+                _ = write(first, "x", 1)
+                close(first)
+                let firstRead = (try await early.value, buffer.withUnsafeBytes { Array($0) })
+                let end = try await file.read(into: buffer)
+                try await file.close()
+                // A new reader: the old one has seen its writer go, so it
+                // would read the end of file before the next writer opened.
+                let reader = try await File.open(fifo)
+                // writeFile into the FIFO while readAll drains it: in order, whole.
+                let writer = loop.spawn { try await writeFile(fifo, payload) }
+                let readBack = try await reader.readAll()
+                try await writer.value
+                try await reader.close()
+                // copyFile from the FIFO while a writer fills it.
+                try await writeFile(source, payload)
+                let feeder = loop.spawn {
+                    // Until copyFile has opened the reading end, opening the
+                    // FIFO to write fails with ENXIO.
+                    for _ in 0..<500 {
+                        do { return try await copyFile(from: source, to: fifo) } catch let error as IOError where error.errno?.rawValue == ENXIO {}
+                        try await loop.sleep(for: .milliseconds(2))
+                    }
+                    Issue.record("the FIFO's reading end never opened")
+                }
+                try await copyFile(from: fifo, to: copy)
+                try await feeder.value
+                return (positional, batch, waited, firstRead.0, firstRead.1, end, readBack, try await readFile(copy))
+            }
+            #expect(positional == [ESPIPE, ESPIPE, ESPIPE])
+            #expect(waited, "a read of a FIFO with no writer yet returned at once")
+            #expect(firstCount == 1 && firstBytes == Array("x".utf8))
+            #expect(end == 0, "the writer's close is the end of file")
+            if case .failure(let error) = batch.first { #expect(error.errno?.rawValue == ESPIPE) } else { Issue.record("a positional batch read of a FIFO succeeded") }
+            #expect(readBack == payload)
+            #expect(copied == payload)
         }
 
         @Test("readAll of an empty file is empty; readToEnd follows the position", arguments: allBackends)

@@ -31,8 +31,11 @@ enum NonblockingCall {
         case .waitid(let pidfd, let info):
             let reaped = cu_waitid_pidfd(pidfd, info)
             return reaped == 0 ? nil : min(reaped, 0)
-        case .read, .write:
+        case .read(let fd, _, _, _):
             // A pollable file (non-blocking): the same call the pool makes.
+            rc = BlockingFileCall.perform(operation)
+            if rc == 0, awaitsFirstWriter(fifo: fd) { return nil }
+        case .write:
             rc = BlockingFileCall.perform(operation)
         case .connect(let fd, let address, let length):
             if connectStarted {
@@ -54,5 +57,17 @@ enum NonblockingCall {
             preconditionFailure("NonblockingCall.perform: \(operation.name) is not a one-shot socket operation")
         }
         return rc == -EAGAIN || rc == -EWOULDBLOCK ? nil : rc
+    }
+
+    /// Whether `fd` is a FIFO that no writer has opened yet. Opened
+    /// non-blocking, such a FIFO reads 0 at once, where io_uring (and a
+    /// blocking open) waits for the first writer; poll tells the two apart,
+    /// showing POLLHUP only once a writer has come and gone. Asked only when
+    /// a read returned 0, so it costs nothing on the data path.
+    private static func awaitsFirstWriter(fifo fd: Int32) -> Bool {
+        var status = stat()
+        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFIFO else { return false }
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return Glibc.poll(&descriptor, 1, 0) == 0
     }
 }

@@ -55,6 +55,11 @@ public final class File: @unchecked Sendable {
     /// A regular file opened without O_DIRECT: its reads may be served from
     /// the page cache inline.
     private(set) var pageCached = false
+    /// A FIFO, pipe, socket or terminal: it has no file position, so
+    /// positional reads and writes are refused with ESPIPE, as pread(2)
+    /// refuses them (io_uring would ignore the offset instead, and the
+    /// backends would disagree).
+    private(set) var isStream = false
     /// Inline attempts that found the data uncached, in a row; past a few,
     /// inline reads pause for a while (a cold file would pay a wasted
     /// syscall per read).
@@ -102,6 +107,9 @@ public final class File: @unchecked Sendable {
         // for the number (a stale one from an earlier owner), flags included.
         self.init(fd: fd, path: path, loop: loop)
         pageCached = kind == S_IFREG && fcntl(fd, F_GETFL) & CU_O_DIRECT == 0
+        // The kernel's own answer (a terminal is a stream, /dev/zero is not),
+        // asked only of the kinds that can be streams.
+        isStream = kind != S_IFREG && kind != S_IFBLK && kind != S_IFDIR && lseek(fd, 0, SEEK_CUR) < 0 && errno == ESPIPE
         if pollable, case .epoll(let backend) = loop.io {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             backend.markPollable(fd: fd)
@@ -215,9 +223,8 @@ public final class File: @unchecked Sendable {
         var results = [Result<Int, IOError>?](repeating: nil, count: batch.count)
         var pending: [Int] = []
         for (index, item) in batch.enumerated() {
-            if item.offset < 0 {
-                results[index] = .failure(IOError(operation: String(describing: name), errno: Errno(EINVAL), fd: fileDescriptor, path: path,
-                                                  detail: "offset must not be negative, got \(item.offset)"))
+            if let error = offsetError(item.offset, String(describing: name)) {
+                results[index] = .failure(error)
             } else if reading, item.buffer.capacity == 0 {
                 results[index] = .failure(emptyBufferError())
             } else if reading, let n = try readInline(into: item.buffer, count: item.buffer.capacity, offset: UInt64(item.offset)) {
@@ -259,11 +266,14 @@ public final class File: @unchecked Sendable {
         }
     }
 
-    /// Reads the whole file from offset 0, whatever the current position.
+    /// Reads the whole file from offset 0, whatever the current position. A
+    /// FIFO, pipe, socket or terminal has no offset 0 to go back to: it is read from
+    /// where it is to its end, as ``readToEnd(chunkSize:)`` does.
     public nonisolated(nonsending) func readAll(chunkSize: Int = 64 * 1024) async throws -> [UInt8] {
         guard chunkSize > 0 else {
             throw IOError(operation: "readAll", errno: Errno(EINVAL), path: path, detail: "chunkSize must be positive, got \(chunkSize)")
         }
+        if isStream { return try await readToEnd(chunkSize: chunkSize) }
         let buffer = try IOBuffer(capacity: chunkSize)
         var result: [UInt8] = []
         var offset: Int64 = 0
@@ -341,9 +351,20 @@ public final class File: @unchecked Sendable {
     }
 
     private func checkOffset(_ offset: Int64, _ operation: String) throws(IOError) {
-        guard offset >= 0 else {
-            throw IOError(operation: operation, errno: Errno(EINVAL), path: path, detail: "offset must not be negative, got \(offset)")
+        if let error = offsetError(offset, operation) { throw error }
+    }
+
+    /// Why a positional transfer at `offset` is refused, if it is.
+    private func offsetError(_ offset: Int64, _ operation: String) -> IOError? {
+        if isStream {
+            return IOError(operation: operation, errno: Errno(ESPIPE), fd: fileDescriptor, path: path,
+                           detail: "a FIFO, pipe, socket or terminal has no position; read or write without an offset")
         }
+        guard offset >= 0 else {
+            return IOError(operation: operation, errno: Errno(EINVAL), fd: fileDescriptor, path: path,
+                           detail: "offset must not be negative, got \(offset)")
+        }
+        return nil
     }
 
     // MARK: Vectored I/O

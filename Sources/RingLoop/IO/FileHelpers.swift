@@ -26,7 +26,8 @@ public nonisolated(nonsending) func readFile(_ path: String) async throws -> [UI
 public nonisolated(nonsending) func writeFile(_ path: String, _ bytes: some Collection<UInt8>, permissions: UInt32 = 0o644) async throws {
     let file = try await File.open(path, .write(create: true, truncate: true), permissions: permissions)
     do {
-        try await file.writeAll(bytes, at: 0)
+        // A FIFO has no offset 0: it takes the bytes in order.
+        try await file.writeAll(bytes, at: file.isStream ? nil : 0)
         try await file.close()
     } catch {
         try? await file.close()
@@ -44,7 +45,9 @@ public nonisolated(nonsending) func writeFile(_ path: String, _ bytes: some Coll
 /// writes with up to `parallelism` in flight, which keep the device busy
 /// instead of waiting for one chunk at a time. Either way the copy runs to
 /// the source's end of file, not to the size `stat` gave: files in `/proc`
-/// and `/sys` say 0 bytes, and a growing log says less than it holds.
+/// and `/sys` say 0 bytes, and a growing log says less than it holds. A
+/// FIFO at either end (`mkfifo`, `/dev/stdin` on a pipe) is copied in order,
+/// one chunk at a time, until the writer closes it, as `cp` does.
 ///
 /// ```swift
 /// try await copyFile(from: "/var/log/big.log", to: "/tmp/big.log")
@@ -82,6 +85,14 @@ nonisolated(nonsending) func copyFile(from source: String, to destination: Strin
         // marks the file for writeback at close ("auto_da_alloc"), and the
         // close of a fresh 1 GiB copy then started writing all of it out
         // (copyFile took 1.8x cp's time).
+        if output.isStream || input.isStream {
+            // A FIFO, pipe or socket at either end: no sizes, no offsets, no
+            // copy_file_range; the bytes go through in order to the end.
+            try await copyInOrder(input, output, chunkSize: chunkSize)
+            try await input.close()
+            try await output.close()
+            return
+        }
         if try await output.size > 0 { try await output.truncate(to: 0) }
         let size = try await input.size
         if inKernel, try await copyInKernel(input, output, size: size, loop: try EventLoop.running()) {
@@ -125,6 +136,14 @@ nonisolated(nonsending) func copyFile(from source: String, to destination: Strin
         try? await input.close()
         try? await output.close()
         throw error
+    }
+}
+
+/// Copies from `input`'s position to its end, writing at `output`'s position.
+private nonisolated(nonsending) func copyInOrder(_ input: File, _ output: File, chunkSize: Int) async throws {
+    let buffer = try IOBuffer(capacity: chunkSize)
+    while try await input.read(into: buffer) > 0 {
+        try await output.writeAll(buffer)
     }
 }
 
