@@ -166,11 +166,14 @@ enum HTTPHello {
         let replyHeader = IOBuffer(header)
         let replyClosing = IOBuffer(closingHeader)
         let replyKeepAlive = IOBuffer(keepAliveHeader)
-        let endOfHead = Array("\r\n\r\n".utf8)
+        // A head ends at an empty line. "\n\r\n" is the end of "\r\n\r\n"
+        // and "\n\n" that of a head in bare LFs, which RFC 9112 lets a
+        // server accept (nginx and Go do; `nc` sends them).
+        let endOfHead = [Array("\n\r\n".utf8), Array("\n\n".utf8)]
         while true {
             let head: [UInt8]
             do {
-                head = try await stream.readUntil(endOfHead)
+                head = try await stream.readUntil(anyOf: endOfHead)
             } catch is IncompleteReadError {
                 return   // the client closed between requests
             } catch is LimitOverrunError {

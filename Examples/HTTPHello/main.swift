@@ -7,12 +7,12 @@ import RingLoop
 // (HTTP/1.0 with "Connection: keep-alive" is answered with that header, so
 // the client knows the connection stays); HEAD gets the headers alone;
 // "Expect: 100-continue" gets its interim reply before the body is read.
-// Lines end in CRLF (a bare LF is not accepted).
+// Lines end in CRLF or, as RFC 9112 allows a server to accept, a bare LF.
 //
 //   swift run -c release HTTPHello --port 8080 [--threads N] [--backend auto|uring|epoll]
 //
 // Built on a LoopGroup (one loop per thread, one SO_REUSEPORT listener per
-// loop), readUntil("\r\n\r\n") for the head, readExactly for a body, and a
+// loop), readUntil(anyOf:) for the head, readExactly for a body, and a
 // vectored write for header plus body. SIGTERM or SIGINT stops it.
 
 let usage = "usage: HTTPHello --port PORT [--threads N] [--backend auto|uring|epoll]"

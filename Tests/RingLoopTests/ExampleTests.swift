@@ -127,6 +127,12 @@ extension AllSuites {
             #expect(replies.ranges(of: "HTTP/1.1 200 OK\r\n").count == 3, "\(replies)")
             #expect(replies.ranges(of: "\r\n\r\nHello, World!").count == 3)
             #expect(replies.contains("Connection: close"))
+            // Typed into `nc`: lines that end in a bare LF.
+            let typed = try BlockingClient(port: port)
+            defer { typed.close() }
+            try typed.send("GET / HTTP/1.1\nHost: x\n\nGET / HTTP/1.1\nConnection: close\n\n")
+            let typedReplies = String(decoding: try typed.readToEnd(), as: UTF8.self)
+            #expect(typedReplies.ranges(of: "\r\n\r\nHello, World!").count == 2, "\(typedReplies.debugDescription)")
 
             kill(server.pid, SIGINT)
             let (status, output) = try server.finish(limit: .seconds(5))

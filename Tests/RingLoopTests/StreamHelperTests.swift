@@ -49,6 +49,41 @@ extension AllSuites {
             #expect(end == nil)
         }
 
+        @Test("readUntil(anyOf:) returns the shortest read that ends in any separator, across partial arrivals; bad lists are refused",
+              arguments: allBackends)
+        func readUntilAnyOf(backend: Backend) async throws {
+            let endOfHead = [Array("\n\r\n".utf8), Array("\n\n".utf8)]
+            let (heads, refusals, end) = try await onLoop(backend) { loop -> ([String], [String], IncompleteReadError?) in
+                let (client, server, close) = try await connectedPair()
+                // A CRLF head, a bare-LF head, then one whose "\n\n" ends
+                // before the "\n\r\n" that starts earlier in the list; the
+                // pieces split separators.
+                let writer = loop.spawn {
+                    for piece in ["GET /a\r\nHost: x\r\n\r", "\nGET /b\nHost: y\n", "\nX\n\n\r\n", "tail"] {
+                        try await server.writeAll(Array(piece.utf8))
+                        try await loop.sleep(for: .milliseconds(5))
+                    }
+                    try await server.shutdown(.write)
+                }
+                var heads: [String] = []
+                for _ in 0..<3 { heads.append(String(decoding: try await client.readUntil(anyOf: endOfHead), as: UTF8.self)) }
+                var refusals: [String] = []
+                for bad in [[[UInt8]](), [Array("x".utf8), []]] {
+                    do { _ = try await client.readUntil(anyOf: bad) } catch let error as IOError where error.code == .invalidArgument {
+                        refusals.append(error.detail ?? "")
+                    }
+                }
+                var end: IncompleteReadError?
+                do { _ = try await client.readUntil(anyOf: endOfHead) } catch let error as IncompleteReadError { end = error }
+                try await writer.value
+                try await close()
+                return (heads, refusals, end)
+            }
+            #expect(heads == ["GET /a\r\nHost: x\r\n\r\n", "GET /b\nHost: y\n\n", "X\n\n"])
+            #expect(refusals == ["no separator was given", "a separator is empty"])
+            #expect(end?.partial == Array("\r\ntail".utf8), "the stream's end leaves what came after the last separator")
+        }
+
         @Test("a line past the limit throws LimitOverrunError naming it, and the bytes stay readable", arguments: allBackends)
         func limitOverrun(backend: Backend) async throws {
             let (error, recovered) = try await onLoop(backend) { _ -> (LimitOverrunError?, Int) in

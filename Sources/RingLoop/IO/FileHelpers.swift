@@ -80,19 +80,20 @@ nonisolated(nonsending) func copyFile(from source: String, to destination: Strin
             throw IOError(operation: "copyFile", errno: Errno(EINVAL), path: destination,
                           detail: "the destination is the source file (\(source)); nothing was copied")
         }
-        // Only a destination that has bytes is truncated, as open(O_TRUNC)
-        // leaves a file it has just created alone: on ext4 a truncate to 0
-        // marks the file for writeback at close ("auto_da_alloc"), and the
-        // close of a fresh 1 GiB copy then started writing all of it out
-        // (copyFile took 1.8x cp's time).
         if output.isStream || input.isStream {
-            // A FIFO, pipe or socket at either end: no sizes, no offsets, no
+            // A stream (FIFO, pipe, socket, terminal) at either end: no sizes,
+            // no offsets, no
             // copy_file_range; the bytes go through in order to the end.
             try await copyInOrder(input, output, chunkSize: chunkSize)
             try await input.close()
             try await output.close()
             return
         }
+        // Only a destination that has bytes is truncated, as open(O_TRUNC)
+        // leaves a file it has just created alone: on ext4 a truncate to 0
+        // marks the file for writeback at close ("auto_da_alloc"), and the
+        // close of a fresh 1 GiB copy then started writing all of it out
+        // (copyFile took 1.8x cp's time).
         if try await output.size > 0 { try await output.truncate(to: 0) }
         let size = try await input.size
         if inKernel, try await copyInKernel(input, output, size: size, loop: try EventLoop.running()) {

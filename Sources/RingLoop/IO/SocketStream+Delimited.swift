@@ -49,11 +49,27 @@ extension SocketStream {
     ///   ends first (its `partial` holds the bytes); ``IOError`` for an empty
     ///   separator or a failed connection; `CancellationError`.
     public nonisolated(nonsending) func readUntil(_ separator: [UInt8]) async throws -> [UInt8] {
+        try await readUntil(anyOf: [separator])
+    }
+
+    /// Reads up to and including the first of several separators to end in
+    /// the stream: asyncio's `readuntil` with a tuple of separators (Python
+    /// 3.13). The result is the shortest that ends with any of them.
+    ///
+    /// ```swift
+    /// // An HTTP head, whether its lines end in CRLF or in a bare LF:
+    /// let head = try await stream.readUntil(anyOf: [Array("\n\r\n".utf8), Array("\n\n".utf8)])
+    /// ```
+    ///
+    /// - Throws: as ``readUntil(_:)``; ``IOError`` for an empty list or an
+    ///   empty separator in it.
+    public nonisolated(nonsending) func readUntil(anyOf separators: [[UInt8]]) async throws -> [UInt8] {
         try loop.requireLoopThread("readUntil")
-        guard !separator.isEmpty else {
-            throw IOError(operation: "readUntil", errno: Errno(EINVAL), fd: fileDescriptor, detail: "the separator is empty")
+        guard !separators.isEmpty, !separators.contains(where: \.isEmpty) else {
+            throw IOError(operation: "readUntil", errno: Errno(EINVAL), fd: fileDescriptor,
+                          detail: separators.isEmpty ? "no separator was given" : "a separator is empty")
         }
-        guard let end = try await scan(for: separator, operation: "readUntil") else {
+        guard let end = try await scan(for: separators, operation: "readUntil") else {
             let partial = take(state.inbound.count)
             try state.throwFailure()
             throw IncompleteReadError(operation: "readUntil", partial: partial, expected: nil)
@@ -87,8 +103,7 @@ extension SocketStream {
 
     private nonisolated(nonsending) func readLineBytes(operation: String) async throws -> [UInt8]? {
         try loop.requireLoopThread(operation)
-        let newline: [UInt8] = [0x0A]
-        guard let end = try await scan(for: newline, operation: operation) else {
+        guard let end = try await scan(for: [[0x0A]], operation: operation) else {
             let rest = take(state.inbound.count)
             if rest.isEmpty {
                 try state.throwFailure()
@@ -191,15 +206,23 @@ extension SocketStream {
 
     // MARK: Helpers
 
-    /// Waits until the queued bytes hold `separator` within the limit and
-    /// returns where it ends; nil when the stream ended without it.
-    private nonisolated(nonsending) func scan(for separator: [UInt8], operation: String) async throws -> Int? {
+    /// Waits until the queued bytes hold one of `separators` within the
+    /// limit and returns where the first to end does; nil when the stream
+    /// ended without any.
+    private nonisolated(nonsending) func scan(for separators: [[UInt8]], operation: String) async throws -> Int? {
         var searched = 0
         while true {
             if state.closedLocally { try state.throwFailure(operation) }
-            let from = Swift.max(0, searched - separator.count + 1)
-            if let index = state.inbound.firstIndex(of: separator, from: from) {
-                let end = index + separator.count
+            var end: Int?
+            for separator in separators {
+                // Bytes searched before cannot hold a whole separator; one
+                // may straddle the old end, so step back by its length.
+                let from = Swift.max(0, searched - separator.count + 1)
+                if let index = state.inbound.firstIndex(of: separator, from: from) {
+                    end = Swift.min(end ?? .max, index + separator.count)
+                }
+            }
+            if let end {
                 guard end <= limit else {
                     throw LimitOverrunError(operation: operation, limit: limit, consumed: end, fd: fileDescriptor)
                 }
