@@ -82,8 +82,8 @@ nonisolated(nonsending) func copyFile(from source: String, to destination: Strin
         }
         if output.isStream || input.isStream {
             // A stream (FIFO, pipe, socket, terminal) at either end: no sizes,
-            // no offsets, no
-            // copy_file_range; the bytes go through in order to the end.
+            // no offsets, no copy_file_range; the bytes go through in order
+            // to the end.
             try await copyInOrder(input, output, chunkSize: chunkSize)
             try await input.close()
             try await output.close()

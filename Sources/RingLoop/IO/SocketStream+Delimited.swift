@@ -49,7 +49,7 @@ extension SocketStream {
     ///   ends first (its `partial` holds the bytes); ``IOError`` for an empty
     ///   separator or a failed connection; `CancellationError`.
     public nonisolated(nonsending) func readUntil(_ separator: [UInt8]) async throws -> [UInt8] {
-        try await readUntil(anyOf: [separator])
+        try await readUntil(separators: CollectionOfOne(separator))
     }
 
     /// Reads up to and including the first of several separators to end in
@@ -64,6 +64,12 @@ extension SocketStream {
     /// - Throws: as ``readUntil(_:)``; ``IOError`` for an empty list or an
     ///   empty separator in it.
     public nonisolated(nonsending) func readUntil(anyOf separators: [[UInt8]]) async throws -> [UInt8] {
+        try await readUntil(separators: separators)
+    }
+
+    /// Both readUntils; `CollectionOfOne` spares the single separator an
+    /// array allocation per call.
+    private nonisolated(nonsending) func readUntil(separators: some Collection<[UInt8]>) async throws -> [UInt8] {
         try loop.requireLoopThread("readUntil")
         guard !separators.isEmpty, !separators.contains(where: \.isEmpty) else {
             throw IOError(operation: "readUntil", errno: Errno(EINVAL), fd: fileDescriptor,
@@ -103,7 +109,7 @@ extension SocketStream {
 
     private nonisolated(nonsending) func readLineBytes(operation: String) async throws -> [UInt8]? {
         try loop.requireLoopThread(operation)
-        guard let end = try await scan(for: [[0x0A]], operation: operation) else {
+        guard let end = try await scan(for: CollectionOfOne(Self.newline), operation: operation) else {
             let rest = take(state.inbound.count)
             if rest.isEmpty {
                 try state.throwFailure()
@@ -206,10 +212,13 @@ extension SocketStream {
 
     // MARK: Helpers
 
+    /// The line separator, made once rather than per line.
+    private static let newline: [UInt8] = [0x0A]
+
     /// Waits until the queued bytes hold one of `separators` within the
     /// limit and returns where the first to end does; nil when the stream
     /// ended without any.
-    private nonisolated(nonsending) func scan(for separators: [[UInt8]], operation: String) async throws -> Int? {
+    private nonisolated(nonsending) func scan(for separators: some Collection<[UInt8]>, operation: String) async throws -> Int? {
         var searched = 0
         while true {
             if state.closedLocally { try state.throwFailure(operation) }
