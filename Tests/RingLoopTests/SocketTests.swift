@@ -397,6 +397,34 @@ extension AllSuites {
             }
             #expect(errors == [.wrongThread(operation: "accept"), .wrongThread(operation: "close")])
         }
+
+        @Test("I/O from a task on another loop of a group throws wrongLoop, and the owner still serves it", arguments: allBackends)
+        func ioFromAnotherLoop(backend: Backend) async throws {
+            let group = try LoopGroup(threads: 2, backend: backend)
+            defer { group.shutdown() }
+            let (home, other) = (group.loops[0], group.loops[1])
+            let listener = try await home.submit { try await SocketListener.bind(host: "127.0.0.1", port: 0) }
+            let errors = try await other.submit { () -> [EventLoopError] in
+                var errors: [EventLoopError] = []
+                do { _ = try await listener.accept() } catch let e as EventLoopError { errors.append(e) } catch {}
+                do { try await listener.close() } catch let e as EventLoopError { errors.append(e) } catch {}
+                do { _ = try home.callSoon {} } catch let e as EventLoopError { errors.append(e) } catch {}
+                return errors
+            }
+            #expect(errors == [.wrongLoop(operation: "accept"), .wrongLoop(operation: "close"), .wrongLoop(operation: "callSoon")])
+            #expect(errors.first?.description.contains("another event loop") == true)
+            // The refused calls changed nothing: the owner accepts and closes.
+            let port = listener.localAddress.port!
+            let accepted = try await home.submit { () -> Bool in
+                async let client = SocketStream.connect(host: "127.0.0.1", port: port)
+                let connection = try await listener.accept()
+                try await connection.close()
+                try await client.close()
+                try await listener.close()
+                return true
+            }
+            #expect(accepted)
+        }
     }
 }
 

@@ -184,7 +184,7 @@ final class Descriptor {
             return
         }
         let owner = loop.ownerThread.load(ordering: .relaxed)
-        if owner != 0, owner != UInt(pthread_self()) { throw EventLoopError.wrongThread(operation: "close") }
+        if owner != 0, owner != UInt(pthread_self()) { throw loop.offLoop("close") }
         let number = fd
         await closeNow()
         if closeResult != 0, closeResult != EINTR {

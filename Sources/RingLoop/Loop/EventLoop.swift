@@ -297,7 +297,17 @@ public final class EventLoop: @unchecked Sendable {
     @inline(__always)
     func requireLoopThread(_ operation: @autoclosure () -> String) throws(EventLoopError) {
         try checkLoopThread(operation())
-        if !isOnLoopThread { throw .wrongThread(operation: operation()) }
+        if !isOnLoopThread { throw offLoop(operation()) }
+    }
+
+    /// The error for a call made off this loop: `.wrongLoop` when the caller
+    /// is on another running loop (the likelier mistake with a LoopGroup, and
+    /// one `.wrongThread`'s advice about `Task { }` would not fix), else
+    /// `.wrongThread`. Only on the error path, so the thread-local read costs
+    /// nothing on the hot one.
+    func offLoop(_ operation: String) -> EventLoopError {
+        if let current = CurrentLoop.loop, current !== self { return .wrongLoop(operation: operation) }
+        return .wrongThread(operation: operation)
     }
 
     /// Throws when the loop is closed, or when a loop-thread-only call comes
@@ -308,6 +318,6 @@ public final class EventLoop: @unchecked Sendable {
         if closedFlag.load(ordering: .relaxed) { throw .closed(operation: operation()) }
         if forkGeneration != ProcessGuards.forkGeneration.load(ordering: .relaxed) { throw .usedAfterFork(operation: operation()) }
         let owner = ownerThread.load(ordering: .relaxed)
-        if owner != 0, owner != UInt(pthread_self()) { throw .wrongThread(operation: operation()) }
+        if owner != 0, owner != UInt(pthread_self()) { throw offLoop(operation()) }
     }
 }

@@ -22,6 +22,10 @@ public enum EventLoopError: Error, Equatable, Sendable, CustomStringConvertible 
     /// A call that is not thread-safe (`callSoon`, `callLater`, `callAt`, I/O)
     /// made from a thread other than the one running the loop.
     case wrongThread(operation: String)
+    /// The same kind of call made from a task or callback running on another
+    /// ``EventLoop`` (another loop of a ``LoopGroup``, or another loop on this
+    /// thread): a descriptor, timer or task belongs to the loop that made it.
+    case wrongLoop(operation: String)
     /// `EventLoop.running()` outside a running loop.
     case noRunningLoop
     /// A forced backend could not be set up; `reason` names the failing call and errno.
@@ -47,6 +51,10 @@ public enum EventLoopError: Error, Equatable, Sendable, CustomStringConvertible 
             "\(operation) was called from a thread other than the event loop's. A `Task { }` or `Task.detached` "
                 + "runs on Swift's global executor: start the task with `loop.spawn { }` (or "
                 + "`Task(executorPreference: loop)`), or hand the call over with `loop.submit` or `callSoonThreadsafe`."
+        case .wrongLoop(let operation):
+            "\(operation) was called from a task on another event loop. A stream, file, listener or timer belongs "
+                + "to the loop that made it (in a LoopGroup, each connection lives on the loop that accepted it): "
+                + "hand the call over with `owner.submit { }`, or do the work on the owning loop."
         case .noRunningLoop:
             "No event loop is running on this thread. Call this inside `EventLoop.run { }` or a task started with "
                 + "`loop.spawn { }`; a `Task { }` or `Task.detached` runs on Swift's global executor, not on the loop."
