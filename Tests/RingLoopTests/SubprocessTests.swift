@@ -80,6 +80,10 @@ extension AllSuites {
                 let child = try await Subprocess.spawn("sh", arguments: ["-c", "sort -r; echo done >&2; exit 7"],
                                                        stdin: .pipe, stdout: .pipe, stderr: .pipe)
                 let result = try await child.communicate(input: Array("a\nc\nb\n".utf8))
+                // A second call finds the pipes read and closed: empty output,
+                // the same termination, its input dropped (asyncio's behaviour).
+                let again = try await child.communicate(input: Array("x\n".utf8))
+                #expect(again.stdout.isEmpty && again.stderr.isEmpty && again.termination == result.termination)
                 return (result.stdout, result.stderr, result.termination)
             }
             #expect(String(decoding: out, as: UTF8.self) == "c\nb\na\n")

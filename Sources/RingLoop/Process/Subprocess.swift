@@ -151,8 +151,14 @@ public final class Subprocess: @unchecked Sendable {
     /// to their ends, then waits for the exit: asyncio's `communicate`. The
     /// three run at once, so a child that fills one pipe while the parent
     /// writes the other never deadlocks. Streams that are not `.pipe` give `[]`.
+    ///
+    /// Streams already closed (by an earlier `communicate`, or by the caller)
+    /// are left out, as asyncio does: a second call returns empty output and
+    /// the same termination, and `input` for a closed stdin is dropped, as it
+    /// is when the child stops reading.
     public nonisolated(nonsending) func communicate(input: [UInt8]? = nil) async throws -> (stdout: [UInt8], stderr: [UInt8], termination: Termination) {
-        let stdin = self.stdin, stdout = self.stdout, stderr = self.stderr
+        func open(_ stream: SocketStream?) -> SocketStream? { stream.flatMap { $0.fileDescriptor >= 0 ? $0 : nil } }
+        let stdin = open(self.stdin), stdout = open(self.stdout), stderr = open(self.stderr)
         async let output = stdout?.readToEnd() ?? []
         async let errors = stderr?.readToEnd() ?? []
         if let stdin {
