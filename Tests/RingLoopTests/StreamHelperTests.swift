@@ -35,7 +35,8 @@ extension AllSuites {
                 lines.append(try #require(try await client.readLine()))
                 lines.append(try #require(try await client.readLine()))
                 let until = try await client.readUntil(Array("\r\n\r\n".utf8))
-                let exact = try await client.readExactly(10)
+                // Bounded: a read that lost its first half would wait forever.
+                let exact = try await withTimeout(.seconds(5)) { try await client.readExactly(10) }
                 let last = try await client.readLine()
                 let end = try await client.readLine()
                 try await writer.value
@@ -162,6 +163,50 @@ extension AllSuites {
             #expect(huge?.expected == Int.max)
             #expect(until?.partial == Array("no separator".utf8))
             #expect(until?.expected == nil)
+        }
+
+        @Test("a readExactly or readToEnd that times out or is cancelled half-way loses no byte; past the limit the queue grows to the count",
+              arguments: allBackends)
+        func interruptedReadsKeepBytes(backend: Backend) async throws {
+            let (exact, toEnd, big, queuedAfter) = try await onLoop(backend) { loop -> ([UInt8], [UInt8], Bool, Int) in
+                let (client, server, close) = try await connectedPair()
+                try await server.writeAll(Array("12345".utf8))
+                await #expect(throws: TimeoutError.self) { try await withTimeout(.milliseconds(30)) { try await client.readExactly(10) } }
+                try await server.writeAll(Array("67890".utf8))
+                // Bounded: a read that lost its first half would wait forever.
+                let exact = try await withTimeout(.seconds(5)) { try await client.readExactly(10) }
+
+                // Cancelled rather than timed out, with a count past the pause
+                // mark: the queue takes all it needs, and the read that follows
+                // gets every byte.
+                try client.setLimit(1024)
+                let payload = pattern(1 << 20, seed: 5)
+                let half = Array(payload.prefix(payload.count / 2))
+                try await server.writeAll(half)
+                let reader = loop.spawn { try await client.readExactly(payload.count) }
+                try await waitUntil(loop) { client.state.inbound.count == half.count }
+                reader.cancel()
+                await #expect(throws: CancellationError.self) { try await reader.value }
+                try await server.writeAll(payload.dropFirst(half.count))
+                let big = try await withTimeout(.seconds(5)) { try await client.readExactly(payload.count) } == payload
+                // The wait is over: receiving pauses at twice the limit again.
+                try await server.writeAll(pattern(512 << 10, seed: 6))
+                try await loop.sleep(for: .milliseconds(50))
+                let queuedAfter = client.state.inbound.count
+                _ = try await client.readExactly(512 << 10)
+
+                try await server.writeAll(Array("abc".utf8))
+                await #expect(throws: TimeoutError.self) { try await withTimeout(.milliseconds(30)) { try await client.readToEnd() } }
+                try await server.writeAll(Array("def".utf8))
+                try await server.shutdown(.write)
+                let toEnd = try await withTimeout(.seconds(5)) { try await client.readToEnd() }
+                try await close()
+                return (exact, toEnd, big, queuedAfter)
+            }
+            #expect(exact == Array("1234567890".utf8))
+            #expect(big, "the half read before the cancel was still queued, in order")
+            #expect(queuedAfter < 256 << 10, "receiving paused near twice the 1 KiB limit (queued \(queuedAfter))")
+            #expect(toEnd == Array("abcdef".utf8))
         }
 
         @Test("lines iterates to the end; write(contentsOf:) keeps the order of its buffers", arguments: allBackends)

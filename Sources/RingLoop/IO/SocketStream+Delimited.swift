@@ -123,7 +123,9 @@ extension SocketStream {
     }
 
     /// Reads exactly `count` bytes: asyncio's `readexactly`. `count` may be
-    /// larger than ``limit``; the bytes are gathered as they come.
+    /// larger than ``limit``: the stream then queues up to `count` bytes.
+    /// Nothing is taken until all `count` have arrived, so a read that is
+    /// cancelled or times out leaves every byte queued for the next one.
     ///
     /// - Throws: ``IncompleteReadError`` when the stream ends first (with the
     ///   bytes read); ``IOError`` for a negative count or a failed connection;
@@ -133,24 +135,16 @@ extension SocketStream {
         guard count >= 0 else {
             throw IOError(operation: "readExactly", errno: Errno(EINVAL), fd: fileDescriptor, detail: "count must not be negative, got \(count)")
         }
-        var result: [UInt8] = []
-        // What is queued now, at most: a huge count must not reserve memory
-        // for bytes that may never come (the array grows as they do).
-        result.reserveCapacity(Swift.min(count, Swift.max(state.inbound.count, limit)))
-        while result.count < count {
-            if state.inbound.isEmpty {
-                try state.throwFailure()
-                try await state.waitForData(operation: "readExactly")
-            }
-            if state.closedLocally { try state.throwFailure("readExactly") }
-            let n = Swift.min(count - result.count, state.inbound.count)
-            if n == 0 {
-                try state.throwFailure()
-                throw IncompleteReadError(operation: "readExactly", partial: result, expected: count)
-            }
-            result += take(n)
+        if state.inbound.count < count {
+            try state.throwFailure("readExactly")
+            try await state.waitForData(needed: count, operation: "readExactly")
         }
-        return result
+        if state.closedLocally { try state.throwFailure("readExactly") }
+        guard state.inbound.count >= count else {
+            try state.throwFailure()
+            throw IncompleteReadError(operation: "readExactly", partial: take(state.inbound.count), expected: count)
+        }
+        return take(count)
     }
 
     /// The stream's lines, as ``readLine()`` returns them, until the end of
@@ -247,7 +241,7 @@ extension SocketStream {
     }
 
     /// Removes and returns the first `n` queued bytes.
-    private func take(_ n: Int) -> [UInt8] {
+    func take(_ n: Int) -> [UInt8] {
         guard n > 0 else { return [] }
         let bytes = [UInt8](unsafeUninitializedCapacity: n) { storage, count in
             count = state.inbound.peek(into: UnsafeMutableRawPointer(storage.baseAddress!), max: n)

@@ -192,20 +192,22 @@ public final class SocketStream: @unchecked Sendable {
         return bytes
     }
 
-    /// Reads until the peer closes its side, or `limit` bytes.
+    /// Reads until the peer closes its side, or `limit` bytes: asyncio's
+    /// `read(-1)` (or `read(n)` repeated). The bytes stay queued until the end
+    /// comes, so a read that is cancelled or times out loses none.
     ///
-    /// - Throws: ``IOError`` (`.invalidArgument`) for a negative `limit`.
+    /// - Throws: ``IOError`` (`.invalidArgument`) for a negative `limit`; the
+    ///   connection's error if it fails before its end.
     public nonisolated(nonsending) func readToEnd(limit: Int = .max) async throws -> [UInt8] {
+        try loop.requireLoopThread("readToEnd")
         guard limit >= 0 else {
             throw IOError(operation: "readToEnd", errno: Errno(EINVAL), fd: fileDescriptor, detail: "limit must not be negative, got \(limit)")
         }
-        var result: [UInt8] = []
-        while result.count < limit {
-            let chunk = try await read(upTo: Swift.min(64 * 1024, limit - result.count))
-            if chunk.isEmpty { break }
-            result += chunk
+        if state.inbound.count < limit {
+            try await state.waitForData(needed: limit, operation: "readToEnd")
         }
-        return result
+        if state.closedLocally || state.failure != nil { try state.throwFailure("readToEnd") }
+        return take(Swift.min(limit, state.inbound.count))
     }
 
     // MARK: Writing

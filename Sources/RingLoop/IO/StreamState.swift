@@ -45,6 +45,9 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     /// ``SocketStream/close()`` was called: reads and writes now fail with `.closed`.
     var closedLocally = false
     private var receivingPaused = false
+    /// A reader waits for more than the pause mark lets queue up
+    /// (`readExactly` of a large count, `readToEnd`): receiving stays on.
+    private var growing = false
     var writePaused = false
 
     enum Wake { case ready, cancelled, timedOut }
@@ -59,7 +62,7 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
 
     func dataReceived(_ bytes: UnsafeRawBufferPointer) {
         inbound.append(bytes, pool: loop.blocks)
-        if !receivingPaused, inbound.count > 2 * limit {
+        if !receivingPaused, !growing, inbound.count > 2 * limit {
             receivingPaused = true
             transport.pauseReading()
         }
@@ -127,9 +130,36 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     /// otherwise suspends until one of those, cancellation (throws
     /// CancellationError), or `timeout` (throws ``IOError`` `.timedOut`).
     /// `needed`: wait until at least that many bytes are queued.
+    ///
+    /// The bytes stay queued until the caller takes them, so a wait that is
+    /// cancelled or times out loses none. A `needed` past the pause mark
+    /// (twice the limit) keeps receiving on until it is met, as asyncio's
+    /// `readexactly` lets its buffer grow: the queue then holds up to
+    /// `needed` bytes.
     nonisolated(nonsending) func waitForData(needed: Int = 1, timeout: Duration? = nil, operation: String) async throws {
+        if needed > 2 * limit, inbound.count < needed { return try await waitGrowing(needed: needed, timeout: timeout, operation: operation) }
         // Errors are built in synchronous helpers: this frame is part of every
         // parked reader's task, and kept small (see SocketStream.read(into:)).
+        while inbound.count < needed, !eof, !closedLocally {
+            try checkCanPark(operation, timeout: timeout)
+            try wakeResult(await park(), operation, timeout)
+        }
+    }
+
+    /// ``waitForData(needed:timeout:operation:)`` past the pause mark: the
+    /// transport receives until `needed` bytes are queued or the wait ends.
+    /// Out of line, so the common wait's frame stays small.
+    @inline(never)
+    private nonisolated(nonsending) func waitGrowing(needed: Int, timeout: Duration?, operation: String) async throws {
+        // Another reader's wait is not this one's to change: that is EBUSY.
+        guard reader == nil else { return try checkCanPark(operation, timeout: timeout) }
+        growing = true
+        if receivingPaused {
+            receivingPaused = false
+            transport.resumeReading()
+        }
+        // The next receive past the mark pauses again once the wait is over.
+        defer { growing = false }
         while inbound.count < needed, !eof, !closedLocally {
             try checkCanPark(operation, timeout: timeout)
             try wakeResult(await park(), operation, timeout)
