@@ -118,6 +118,31 @@ extension AllSuites {
             #expect(outer == "outer fired")
         }
 
+        /// A loop-thread class, deliberately not `Sendable`.
+        final class Collector: TransportProtocol {
+            var received: [UInt8] = []
+            func dataReceived(_ bytes: UnsafeRawBufferPointer) throws { received += bytes }
+        }
+
+        @Test("withTimeout hands back a result that is not Sendable (a protocol object from createConnection)", arguments: allBackends)
+        func timeoutWithNonSendableResult(backend: Backend) async throws {
+            let received = try await onLoop(backend) { loop -> [UInt8] in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let port = listener.localAddress.port!
+                let (transport, collector) = try await withTimeout(.seconds(5)) {
+                    try await loop.createConnection(host: "127.0.0.1", port: port) { Collector() }
+                }
+                let server = try await listener.accept()
+                try await server.writeAll(Array("over the timeout".utf8))
+                try await waitUntil(loop) { collector.received.count == 16 }
+                transport.close()
+                try await server.close()
+                try await listener.close()
+                return collector.received
+            }
+            #expect(received == Array("over the timeout".utf8))
+        }
+
         @Test("close with a read in flight ends the read and leaks no descriptor", arguments: allBackends)
         func closeWithReadInFlight(backend: Backend) async throws {
             let before = openDescriptorCount()
