@@ -130,6 +130,31 @@ extension AllSuites {
             #expect(code == .connectionReset)
         }
 
+        @Test("readToEnd after a reset: the bytes that came before it are read, then the reset is the error", arguments: allBackends)
+        func readToEndAfterReset(backend: Backend) async throws {
+            let (head, code) = try await onLoop(backend) { loop -> ([UInt8], IOError.Code?) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                loop.spawn {
+                    let connection = try await listener.accept()
+                    try await connection.writeAll(Array("hello".utf8))
+                    try await loop.sleep(for: .milliseconds(20))
+                    try connection.setLinger(seconds: 0)
+                    try await connection.close()   // RST
+                }
+                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                try await waitUntil(loop) { stream.state.lost }
+                // All five bytes came before the reset: asking for them is no error.
+                let head = try await stream.readToEnd(limit: 5)
+                var code: IOError.Code?
+                do { _ = try await stream.readToEnd() } catch let error as IOError { code = error.code }
+                try await stream.close()
+                try await listener.close()
+                return (head, code)
+            }
+            #expect(head == Array("hello".utf8))
+            #expect(code == .connectionReset)
+        }
+
         @Test("connecting to a closed port is connectionRefused", arguments: allBackends)
         func connectRefused(backend: Backend) async throws {
             let error = try await onLoop(backend) { _ -> IOError? in

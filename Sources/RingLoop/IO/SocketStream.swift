@@ -206,7 +206,9 @@ public final class SocketStream: @unchecked Sendable {
         if state.inbound.count < limit {
             try await state.waitForData(needed: limit, operation: "readToEnd")
         }
-        if state.closedLocally || state.failure != nil { try state.throwFailure("readToEnd") }
+        // A connection that failed before `limit` bytes came is its error
+        // (the bytes stay queued); one that had sent them all is not.
+        if state.closedLocally || (state.failure != nil && state.inbound.count < limit) { try state.throwFailure("readToEnd") }
         return take(Swift.min(limit, state.inbound.count))
     }
 
