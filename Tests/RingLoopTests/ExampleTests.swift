@@ -246,8 +246,17 @@ final class BlockingClient {
 
     func send(_ text: String) throws { try send(bytes: Array(text.utf8)) }
 
+    /// Sends all of `bytes`, across short sends and signals (EINTR).
     func send(bytes: [UInt8]) throws {
-        guard bytes.withUnsafeBytes({ Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else { throw Errno(errno) }
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Errno(errno)
+            }
+            sent += n
+        }
     }
 
     /// The next `\n`-terminated line without the `\n`; nil at EOF.
@@ -302,7 +311,8 @@ final class BlockingClient {
 
     private func fill() throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 4096)
-        let n = recv(fd, &chunk, chunk.count, 0)
+        var n: Int
+        repeat { n = recv(fd, &chunk, chunk.count, 0) } while n < 0 && errno == EINTR
         if n < 0 { throw Errno(errno) }
         buffered += chunk.prefix(n)
         return n > 0

@@ -342,6 +342,47 @@ extension AllSuites {
             #expect(reported.first?.contains("ECONNRESET") == true, "only the upstream's reset was reported: \(reported)")
         }
 
+        @Test("serve: echo handlers whose clients reset while they write end on the reset, with no error report", arguments: allBackends)
+        func serveEchoResetWhileWriting(backend: Backend) async throws {
+            let (ended, reported) = try await onLoop(backend) { loop -> ([IOError.Code], [String]) in
+                let reports = Box<[String]>([])
+                loop.setExceptionHandler { _, context in reports.value.append("\(context.error.map { "\($0)" } ?? context.message)") }
+                let ended = Box<[IOError.Code]>([])
+                let server = try await loop.serve(host: "127.0.0.1", port: 0) { stream in
+                    let buffer = try IOBuffer(capacity: 16 * 1024)
+                    do {
+                        while try await stream.read(into: buffer) > 0 { try await stream.writeAll(buffer) }
+                    } catch let error as IOError {
+                        ended.value.append(error.code)
+                        throw error
+                    }
+                }
+                // Each client has one echo, then sends 50 KB and resets at
+                // once: the reset lands while the handler echoes (on io_uring,
+                // between the transport's abort and connectionLost reaching
+                // the stream, the window where a write said "closing").
+                // Blocking clients on a thread of their own, as a load tool's.
+                let port = server.localAddress.port!
+                try await Task.detached {
+                    for _ in 0..<50 {
+                        let client = try BlockingClient(port: port)
+                        try client.send(bytes: pattern(100))
+                        _ = try client.readBytes(100)
+                        try client.send(bytes: pattern(50_000))
+                        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+                        setsockopt(client.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+                        client.close()
+                    }
+                }.value
+                try await waitUntil(loop) { server.connectionCount == 0 && ended.value.count == 50 }
+                server.close()
+                await server.waitClosed()
+                return (ended.value, reports.value)
+            }
+            #expect(ended.allSatisfy { $0 == .connectionReset || $0 == .brokenPipe }, "\(ended)")
+            #expect(reported.isEmpty, "a client's own reset is no server fault: \(reported)")
+        }
+
         @Test("a cancelled waitClosed (withTimeout) returns early; the handler runs on until a later waitClosed cancels it",
               arguments: allBackends)
         func waitClosedIsCancellable(backend: Backend) async throws {

@@ -268,6 +268,10 @@ public final class SocketStream: @unchecked Sendable {
         try loop.requireLoopThread("write")
         try state.throwFailure("write")
         if transport.isClosing {
+            // A connection failing (a reset) reports its error to the stream
+            // only in connectionLost, once its socket is closed; until then
+            // the error is the transport's. "Closing" is for a local close.
+            if !state.lost, let error = transport.lossError { throw error }
             throw IOError(operation: "write", errno: Errno(EPIPE), fd: fileDescriptor, path: remoteAddress?.description,
                           detail: state.lost ? IOError.closedDetail : "the stream is closing")
         }

@@ -48,9 +48,10 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     @exclusivity(unchecked) private var heldReceives: Deque<(id: UInt16, count: Int32)>?
     private var closeError: (any Error)?
 
-    /// The error the connection ended with, once its socket is closed: known
-    /// here a moment before ``TransportProtocol/connectionLost(_:)`` runs.
-    var lossError: (any Error)? { state == .closed ? closeError : nil }
+    /// The error the connection is ending with: known here from the moment
+    /// it aborts (on io_uring its cancels may still be in flight), before
+    /// ``TransportProtocol/connectionLost(_:)`` runs.
+    var lossError: (any Error)? { closeError }
     /// The server that accepted this transport, told when it closes. A
     /// weak reference rather than a callback: 8 bytes in every transport
     /// instead of 16, and no closure context per connection.
