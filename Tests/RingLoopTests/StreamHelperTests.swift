@@ -344,16 +344,20 @@ extension AllSuites {
 
         @Test("serve: echo handlers whose clients reset while they write end on the reset, with no error report", arguments: allBackends)
         func serveEchoResetWhileWriting(backend: Backend) async throws {
-            let (ended, reported) = try await onLoop(backend) { loop -> ([IOError.Code], [String]) in
+            let (ended, reported, closeErrors) = try await onLoop(backend) { loop -> ([IOError.Code], [String], [String]) in
                 let reports = Box<[String]>([])
                 loop.setExceptionHandler { _, context in reports.value.append("\(context.error.map { "\($0)" } ?? context.message)") }
                 let ended = Box<[IOError.Code]>([])
+                let closeErrors = Box<[String]>([])
                 let server = try await loop.serve(host: "127.0.0.1", port: 0) { stream in
                     let buffer = try IOBuffer(capacity: 16 * 1024)
                     do {
                         while try await stream.read(into: buffer) > 0 { try await stream.writeAll(buffer) }
                     } catch let error as IOError {
                         ended.value.append(error.code)
+                        #expect(error.isDisconnect, "\(error)")
+                        // The reset was thrown once: closing after it is no second error.
+                        do { try await stream.close() } catch { closeErrors.value.append("\(error)") }
                         throw error
                     }
                 }
@@ -377,10 +381,11 @@ extension AllSuites {
                 try await waitUntil(loop) { server.connectionCount == 0 && ended.value.count == 50 }
                 server.close()
                 await server.waitClosed()
-                return (ended.value, reports.value)
+                return (ended.value, reports.value, closeErrors.value)
             }
             #expect(ended.allSatisfy { $0 == .connectionReset || $0 == .brokenPipe }, "\(ended)")
             #expect(reported.isEmpty, "a client's own reset is no server fault: \(reported)")
+            #expect(closeErrors.isEmpty, "\(closeErrors)")
         }
 
         @Test("a cancelled waitClosed (withTimeout) returns early; the handler runs on until a later waitClosed cancels it",

@@ -77,6 +77,23 @@ public struct IOError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The peer went away: ECONNRESET, EPIPE or ECONNABORTED (asyncio's
+    /// `ConnectionResetError`, `BrokenPipeError` and `ConnectionAbortedError`).
+    /// For a server it is a client hanging up, not a fault: load tools such as
+    /// wrk end their connections with a reset.
+    ///
+    /// ```swift
+    /// do {
+    ///     while try await connection.read(into: buffer) > 0 { try await connection.writeAll(buffer) }
+    /// } catch let error as IOError where error.isDisconnect {
+    ///     // the client left
+    /// }
+    /// ```
+    public var isDisconnect: Bool {
+        guard let errno else { return false }
+        return errno.rawValue == ECONNRESET || errno.rawValue == EPIPE || errno.rawValue == ECONNABORTED
+    }
+
     /// Starts the detail of every `.closed` error; ``code`` matches on it.
     static let closedDetail = "the descriptor was closed"
 

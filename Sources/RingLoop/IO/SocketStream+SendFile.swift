@@ -113,7 +113,7 @@ extension SocketStream {
         if socket < 0 {
             try state.throwFailure(operation)
             // Lost this iteration: the socket is closed, connectionLost is still to come.
-            if !state.lost, let error = transport.lossError { throw error }
+            try throwPendingLoss()
         }
         guard socket >= 0, source >= 0 else {
             throw IOError(operation: operation, errno: Errno(EBADF), path: source < 0 ? file.path : remoteAddress?.description,

@@ -268,12 +268,21 @@ public final class SocketStream: @unchecked Sendable {
         try loop.requireLoopThread("write")
         try state.throwFailure("write")
         if transport.isClosing {
-            // A connection failing (a reset) reports its error to the stream
-            // only in connectionLost, once its socket is closed; until then
-            // the error is the transport's. "Closing" is for a local close.
-            if !state.lost, let error = transport.lossError { throw error }
+            try throwPendingLoss()
             throw IOError(operation: "write", errno: Errno(EPIPE), fd: fileDescriptor, path: remoteAddress?.description,
                           detail: state.lost ? IOError.closedDetail : "the stream is closing")
+        }
+    }
+
+    /// Throws the error a failing connection (a reset) is ending with while
+    /// only the transport knows it: the stream hears of it in
+    /// `connectionLost`, a moment later (on io_uring, once the aborted
+    /// connection's cancels complete). Thrown once: `connectionLost` does
+    /// not record it again for a later call.
+    func throwPendingLoss() throws {
+        if !state.lost, let error = transport.lossError {
+            state.lossReported = true
+            throw error
         }
     }
 

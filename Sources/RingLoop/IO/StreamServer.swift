@@ -128,7 +128,7 @@ public final class StreamServer: @unchecked Sendable {
             do {
                 try await handler(stream)
             } catch is CancellationError {
-            } catch let error as IOError where error.fd == fd && Self.peerLeft.contains(error.errno?.rawValue ?? 0) {
+            } catch let error as IOError where error.fd == fd && error.isDisconnect {
                 loop.logger.debug("serve handler ended: the peer left", metadata: ["error": "\(error)"])
             } catch {
                 loop.callExceptionHandler(ExceptionContext(message: "serve handler failed", error: error, source: .task("serve handler")))
@@ -137,9 +137,6 @@ public final class StreamServer: @unchecked Sendable {
         }
         // The task starts once this job yields, so it is registered before it can finish.
     }
-
-    /// The errnos that mean the served connection's peer went away.
-    private static let peerLeft: Set<Int32> = [ECONNRESET, EPIPE, ECONNABORTED]
 
     private func finished(_ id: UInt64) {
         handlers[id] = nil

@@ -48,6 +48,9 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     /// A reader waits for more than the pause mark lets queue up
     /// (`readExactly` of a large count, `readToEnd`): receiving stays on.
     private var growing = false
+    /// A write already threw the error the connection is ending with (the
+    /// transport's, before `connectionLost`): it is not thrown a second time.
+    var lossReported = false
     var writePaused = false
 
     enum Wake { case ready, cancelled, timedOut }
@@ -85,7 +88,7 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     func connectionLost(_ error: (any Error)?) {
         lost = true
         eof = true
-        if let error, failure == nil { failure = error }
+        if let error, failure == nil, !lossReported { failure = error }
         wakeReader(.ready)
         let drains = drainWaiters
         drainWaiters = []
