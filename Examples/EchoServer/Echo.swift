@@ -24,11 +24,16 @@ func serve(_ connection: SocketStream, buffer: IOBuffer) async {
     try? await connection.close()
 }
 
-/// The protocol API: callbacks, no task.
+/// The protocol API: callbacks, no task. Flow control as asyncio's docs
+/// advise: while the client does not read its echo fast enough (the send
+/// queue above its high-water mark), stop reading from it, so the server
+/// holds at most the mark's worth of its bytes.
 final class Echo: TransportProtocol {
     var transport: Transport?
     func connectionMade(_ transport: Transport) { self.transport = transport }
     func dataReceived(_ bytes: UnsafeRawBufferPointer) throws { try transport?.write(bytes) }
+    func pauseWriting() { transport?.pauseReading() }
+    func resumeWriting() { transport?.resumeReading() }
 }
 
 

@@ -5,7 +5,7 @@ import Testing
 extension AllSuites {
     /// The examples' command lines are a contract: these run the built programs
     /// as a user would, with real sockets and real signals.
-    @Suite("Examples: Chat and HTTPHello", .serialized, .checksResources, .timeLimit(.minutes(2)),
+    @Suite("Examples: Chat, HTTPHello and EchoServer", .serialized, .checksResources, .timeLimit(.minutes(2)),
            .enabled(if: Child.productExists("Chat") && Child.productExists("HTTPHello"),
                     "needs the Chat and HTTPHello products next to the test bundle (swift build --build-tests)"))
     struct ExampleTests {
@@ -111,6 +111,36 @@ extension AllSuites {
             #expect(result.count == lines + 2048, "the reader got every line")
             #expect(result.inOrder)
             #expect(result.goodbye)
+        }
+
+        @Test("EchoServer (stream and protocol API) stops reading from a client that does not read its echo, then echoes every byte",
+              arguments: allBackends, ["stream", "protocol"])
+        func echoServerFlowControl(backend: Backend, api: String) throws {
+            let (server, port) = try startListening(["EchoServer", "--port", "0", "--backend", backend.rawValue, "--api", api])
+            defer { server.stop() }
+            let client = try BlockingClient(port: port)
+            defer { client.close() }
+            // Send without reading until the kernel says stop. A server that
+            // kept reading would queue every echo in its own memory and take
+            // all 256 MiB; one that pauses fills the socket buffers (a few
+            // MiB each way on loopback) and its send queue's mark.
+            let flags = fcntl(client.fd, F_GETFL)
+            _ = fcntl(client.fd, F_SETFL, flags | O_NONBLOCK)
+            let chunk = [UInt8](repeating: 0x61, count: 64 << 10)
+            var sent = 0, stalls = 0
+            while sent < 256 << 20, stalls < 50 {
+                let n = chunk.withUnsafeBytes { Glibc.send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n > 0 { sent += n; stalls = 0; continue }
+                #expect(errno == EAGAIN, "send: \(Errno(errno))")
+                stalls += 1
+                usleep(2_000)   // the server gets its turn; still full after 100 ms means it stopped reading
+            }
+            #expect(sent < 64 << 20, "the server stopped reading after \(sent) bytes")
+            _ = fcntl(client.fd, F_SETFL, flags)
+            shutdown(client.fd, Int32(SHUT_WR))
+            let echoed = try client.readToEnd()
+            #expect(echoed.count == sent, "every byte came back")
+            #expect(echoed.allSatisfy { $0 == 0x61 })
         }
 
         @Test("HTTPHello answers keep-alive, pipelined and closing requests on 2 loops, and stops on SIGINT", arguments: allBackends)
