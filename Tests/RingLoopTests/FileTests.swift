@@ -361,6 +361,46 @@ extension AllSuites {
             #expect(sequential == Array("hello world".utf8))
         }
 
+        @Test("writeAll at the current position that the file size limit cuts short: the error, the first part intact, the position after it",
+              arguments: allBackends)
+        func shortWriteAtPosition(backend: Backend) async throws {
+            let path = temporaryPath("short-write")
+            defer { unlink(path) }
+            // RLIMIT_FSIZE makes a write that crosses it short, then EFBIG, as
+            // a full disk does with ENOSPC (SIGXFSZ ignored meanwhile, since
+            // its default ends the process). io_uring's current-position mode
+            // lost the position there: the second half went over the first,
+            // and writeAll reported success.
+            let limit = 1 << 20
+            var old = rlimit()
+            getrlimit(Int32(RLIMIT_FSIZE.rawValue), &old)
+            let previous = signal(SIGXFSZ, unsafeBitCast(Int(1), to: __sighandler_t.self))   // SIG_IGN
+            var capped = rlimit(rlim_cur: rlim_t(limit), rlim_max: old.rlim_max)
+            setrlimit(Int32(RLIMIT_FSIZE.rawValue), &capped)
+            defer {
+                setrlimit(Int32(RLIMIT_FSIZE.rawValue), &old)
+                signal(SIGXFSZ, previous)
+            }
+            let data = pattern(2 << 20, seed: 11)
+            let (failure, position, tail) = try await onLoop(backend) { _ -> (Int32?, Int, Int) in
+                let file = try await File.open(path, .write())
+                var failure: Int32?
+                do { try await file.writeAll(data) } catch let error as IOError { failure = error.errno?.rawValue }
+                // The next write at the position goes after the part written.
+                var tail = 0
+                do { tail = try await file.write(IOBuffer([1])) } catch {}
+                let position = Int(file.position ?? -1)
+                try await file.close()
+                return (failure, position, tail)
+            }
+            #expect(failure == EFBIG, "writeAll threw EFBIG")
+            #expect(position == limit, "the position is after the megabyte written")
+            #expect(tail == 0, "nothing more fits")
+            let written = try await onLoop(backend) { _ in try await readFile(path) }
+            #expect(written.count == limit)
+            #expect(written == Array(data.prefix(limit)), "the first megabyte, not the second written over it")
+        }
+
         @Test("opening a missing file is a clean error naming the path", arguments: allBackends)
         func missingFile(backend: Backend) async throws {
             let error = try await onLoop(backend) { _ -> IOError? in
