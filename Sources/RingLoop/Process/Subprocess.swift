@@ -157,8 +157,8 @@ public final class Subprocess: @unchecked Sendable {
     /// the same termination, and `input` for a closed stdin is dropped, as it
     /// is when the child stops reading.
     public nonisolated(nonsending) func communicate(input: [UInt8]? = nil) async throws -> (stdout: [UInt8], stderr: [UInt8], termination: Termination) {
-        func open(_ stream: SocketStream?) -> SocketStream? { stream.flatMap { $0.fileDescriptor >= 0 ? $0 : nil } }
-        let stdin = open(self.stdin), stdout = open(self.stdout), stderr = open(self.stderr)
+        func unclosed(_ stream: SocketStream?) -> SocketStream? { stream.flatMap { $0.fileDescriptor >= 0 ? $0 : nil } }
+        let stdin = unclosed(self.stdin), stdout = unclosed(self.stdout), stderr = unclosed(self.stderr)
         async let output = stdout?.readToEnd() ?? []
         async let errors = stderr?.readToEnd() ?? []
         if let stdin {
