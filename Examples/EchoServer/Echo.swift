@@ -45,7 +45,7 @@ func serveOnGroup(host: String, port: Int, threads: Int, backend: Backend?, prot
     @Sendable func listen(_ loop: EventLoop, _ port: Int) async throws -> (SocketAddress, AnyObject & Sendable) {
         if protocolAPI {
             let server = try await loop.createServer(host: host, port: port, backlog: 4096, reusePort: true) { Echo() }
-            return (server.localAddresses[0], server)
+            return (server.localAddress, server)
         }
         let listener = try await SocketListener.bind(host: host, port: port, backlog: 4096, reusePort: true)
         let buffer = try IOBuffer(capacity: 16 * 1024)

@@ -77,7 +77,7 @@ do {
             }
         case .protocol:
             let server = try await loop.createServer(host: options.host, port: options.port, backlog: 4096) { Echo() }
-            say("EchoServer listening on \(server.localAddresses[0]) with the \(loop.backend) backend (protocol API)")
+            say("EchoServer listening on \(server.localAddress) with the \(loop.backend) backend (protocol API)")
             if let reason = loop.backendFallbackReason { say("(io_uring unavailable: \(reason))") }
             try await server.serveForever()
         }

@@ -201,7 +201,7 @@ extension AllSuites {
                 }
                 var clients: [RecordingProtocol] = []
                 for _ in 0..<16 {
-                    clients.append(try await loop.createConnection(host: "127.0.0.1", port: server.localAddresses[0].port!) { RecordingProtocol() }.1)
+                    clients.append(try await loop.createConnection(host: "127.0.0.1", port: server.localAddress.port!) { RecordingProtocol() }.1)
                 }
                 for client in clients { try client.transport!.write([UInt8](repeating: 7, count: 100)) }
                 try await waitUntil(loop) { clients.allSatisfy { $0.received.count == 100 } }

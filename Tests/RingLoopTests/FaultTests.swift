@@ -466,7 +466,7 @@ func echoServer(_ api: String) async throws -> (port: Int, stop: () async throws
             echo.echo = true
             return echo
         }
-        return (server.localAddresses[0].port!, {
+        return (server.localAddress.port!, {
             server.close()
             server.abortClients()
             await server.waitClosed()

@@ -236,27 +236,44 @@ extension AllSuites {
                 try loop.close()
                 return loop.spawn { 1 }
             }
+            #expect(task.isDone, "a task refused by a closed loop is done at once")
             await #expect(throws: EventLoopError.closed(operation: "spawn")) { try await task.value }
         }
 
-        @Test("an error nobody retrieved is reported once; retrieved errors and cancellations are not", arguments: allBackends)
+        @Test("an error nobody retrieved is reported once; retrieved errors and cancellations are not; isDone says when each ended",
+              arguments: allBackends)
         func unretrievedErrors(backend: Backend) async throws {
             struct Lost: Error {}
-            let reports = try await withLoop(backend) { loop -> [String] in
+            let (reports, done) = try await withLoop(backend) { loop -> ([String], [String]) in
                 let reports = Box<[String]>([])
                 loop.setExceptionHandler { _, context in reports.value.append("\(context.source): \(context.message)") }
-                try loop.runUntilComplete {
+                let done = try loop.runUntilComplete { () -> [String] in
+                    var done: [String] = []
                     _ = loop.spawn(name: "forgotten") { () async throws -> Void in throw Lost() }
                     let awaited = loop.spawn(name: "awaited") { () async throws -> Void in throw Lost() }
-                    _ = try? await awaited.value
                     let cancelled = loop.spawn(name: "cancelled") { try await loop.sleep(for: .seconds(30)) }
+                    done.append("before: \([awaited, cancelled].map(\.isDone))")
+                    _ = try? await awaited.value
+                    done.append("awaited: \(awaited.isDone)")
                     cancelled.cancel()
+                    done.append("cancel called: \(cancelled.isDone)")
                     _ = await cancelled.result
+                    done.append("cancelled: \(cancelled.isDone)")
+                    do {
+                        // Looking at isDone is not retrieving the error.
+                        let peeked = loop.spawn(name: "peeked") { () async throws -> Void in throw Lost() }
+                        try await loop.sleep(for: .milliseconds(1))
+                        done.append("peeked: \(peeked.isDone)")
+                    }
                     try await loop.sleep(for: .milliseconds(10))
+                    return done
                 }
-                return reports.value
+                return (reports.value, done)
             }
-            #expect(reports == ["task 'forgotten': Task exception was never retrieved"])
+            #expect(reports == ["task 'forgotten': Task exception was never retrieved",
+                                "task 'peeked': Task exception was never retrieved"])
+            #expect(done == ["before: [false, false]", "awaited: true", "cancel called: false", "cancelled: true",
+                             "peeked: true"])
         }
 
         @Test("a child process that uses its parent's loop gets usedAfterFork, not a crash", arguments: allBackends)

@@ -86,7 +86,7 @@ extension AllSuites {
             let (events, received, lostNil) = try await onLoop(backend) { loop -> ([String], [UInt8], Bool) in
                 let recorder = RecordingProtocol()
                 let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddresses[0].port!)
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
                 try await client.writeAll(Array("hello".utf8))
                 try await client.shutdown(.write)
                 try await waitUntil(loop) { recorder.lostCount > 0 }
@@ -111,7 +111,7 @@ extension AllSuites {
                     let recorder = RecordingProtocol()
                     recorder.pauseReadingOnData = true
                     let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
-                    let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddresses[0].port!)
+                    let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
                     try await client.writeAll(Array("first;".utf8))
                     try await waitUntil(loop) { recorder.dataCalls == 1 }
                     for part in ["second;", "third;"] {   // separate segments, each arriving while paused
@@ -143,7 +143,7 @@ extension AllSuites {
             let (events, code) = try await onLoop(backend) { loop -> ([String], IOError.Code?) in
                 let recorder = RecordingProtocol()
                 let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddresses[0].port!)
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
                 try await client.writeAll(Array("x".utf8))
                 try await waitUntil(loop) { recorder.events.contains("data") }
                 try client.setLinger(seconds: 0)  // close sends RST
@@ -167,7 +167,7 @@ extension AllSuites {
                 for useAbort in [false, true] {
                     let recorder = RecordingProtocol()
                     let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
-                    let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddresses[0].port!)
+                    let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
                     try await waitUntil(loop) { recorder.transport != nil }
                     try recorder.transport!.write(Array("bye".utf8))
                     if useAbort { recorder.transport!.abort() } else { recorder.transport!.close() }
@@ -194,7 +194,7 @@ extension AllSuites {
                 let recorder = RecordingProtocol()
                 recorder.keepOpenOnEOF = true
                 let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddresses[0].port!)
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
                 try await client.shutdown(.write)
                 try await waitUntil(loop) { recorder.events.contains("eof") }
                 try recorder.transport!.write(Array("after eof".utf8))
@@ -217,7 +217,7 @@ extension AllSuites {
                     echo.echo = true
                     return echo
                 }
-                let (transport, client) = try await loop.createConnection(host: "127.0.0.1", port: server.localAddresses[0].port!) {
+                let (transport, client) = try await loop.createConnection(host: "127.0.0.1", port: server.localAddress.port!) {
                     RecordingProtocol()
                 }
                 try transport.write(message)
@@ -265,7 +265,7 @@ extension AllSuites {
                     echo.echo = true
                     return echo
                 }
-                let stream = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddresses[0].port!)
+                let stream = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
                 let reader = loop.spawn { try await stream.readToEnd(limit: message.count) }
                 try await stream.writeAll(message)
                 let received = try await reader.value
@@ -290,7 +290,7 @@ extension AllSuites {
                     echo.echo = true
                     return echo
                 }
-                let port = server.localAddresses[0].port!
+                let port = server.localAddress.port!
                 let waitedForBuffers = Flag()
                 let watcher = loop.spawn {
                     while !Task.isCancelled {
@@ -327,7 +327,7 @@ extension AllSuites {
         func serverWaitClosedIsCancellable(backend: Backend) async throws {
             let (waited, openDuring, openAfter) = try await onLoop(backend) { loop -> (Duration, Int, Int) in
                 let server = try await loop.createServer(host: "127.0.0.1", port: 0) { RecordingProtocol() }
-                let (client, _) = try await loop.createConnection(host: "127.0.0.1", port: server.localAddresses[0].port!) {
+                let (client, _) = try await loop.createConnection(host: "127.0.0.1", port: server.localAddress.port!) {
                     RecordingProtocol()
                 }
                 try await waitUntil(loop) { server.connectionCount == 1 }
@@ -350,7 +350,7 @@ extension AllSuites {
         func closedTransportErrors(backend: Backend) async throws {
             let (writeError, limitsError) = try await onLoop(backend) { loop -> (IOError?, IOError?) in
                 let server = try await loop.createServer(host: "127.0.0.1", port: 0) { RecordingProtocol() }
-                let (transport, _) = try await loop.createConnection(host: "127.0.0.1", port: server.localAddresses[0].port!) {
+                let (transport, _) = try await loop.createConnection(host: "127.0.0.1", port: server.localAddress.port!) {
                     RecordingProtocol()
                 }
                 transport.close()
@@ -381,7 +381,7 @@ extension AllSuites {
                 let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
                 // A peer that does not read, with a tiny receive buffer: what the
                 // server writes can only pile up in its send queue.
-                let peer = rawConnect(port: server.localAddresses[0].port!, receiveBuffer: 4096)
+                let peer = rawConnect(port: server.localAddress.port!, receiveBuffer: 4096)
                 try await waitUntil(loop) { recorder.transport != nil }
                 let transport = recorder.transport!
                 try transport.setWriteBufferLimits(high: 64 * 1024)
@@ -460,7 +460,7 @@ extension AllSuites {
                     made.append(p)
                     return p
                 }
-                let port = server.localAddresses[0].port!
+                let port = server.localAddress.port!
                 let bad = try await SocketStream.connect(host: "127.0.0.1", port: port)
                 try await waitUntil(loop) { made.count == 1 }
                 let good = try await SocketStream.connect(host: "127.0.0.1", port: port)
@@ -501,7 +501,7 @@ extension AllSuites {
                 // Protocol side.
                 let recorder = RecordingProtocol()
                 let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddresses[0].port!)
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
                 try await waitUntil(loop) { recorder.transport != nil }
                 try client.setLinger(seconds: 0)
                 try await client.close()

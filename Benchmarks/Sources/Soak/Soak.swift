@@ -171,7 +171,7 @@ final class ServerThread: @unchecked Sendable {
                 try loop.runUntilComplete { () async throws -> Void in
                     if api == "protocol" {
                         let server = try await loop.createServer(host: "127.0.0.1", port: 0) { Echo() }
-                        self.port = .success(server.localAddresses[0].port!)
+                        self.port = .success(server.localAddress.port!)
                         self.ready.signal()
                         try await server.serveForever()
                     } else {

@@ -22,6 +22,9 @@ extension EventLoop {
     ) -> LoopTask<T> {
         let record = SpawnRecord(name: name, loop: self)
         if isClosed {
+            // Done before it starts; the error goes to whoever awaits it, and
+            // is not reported to a closed loop.
+            record.finish(nil)
             let task = Task<T, any Error> { throw EventLoopError.closed(operation: "spawn") }
             return LoopTask(task: task, record: record)
         }

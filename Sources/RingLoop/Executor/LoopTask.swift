@@ -50,6 +50,16 @@ public struct LoopTask<Success: Sendable>: Sendable {
     /// True once ``cancel()`` was called.
     public var isCancelled: Bool { task.isCancelled }
 
+    /// True once the operation has returned or thrown: asyncio's
+    /// `Task.done()`. Reading it does not count as retrieving an error.
+    ///
+    /// ```swift
+    /// let task = loop.spawn { try await refresh() }
+    /// …
+    /// if task.isDone { print(await task.result) }
+    /// ```
+    public var isDone: Bool { handle.record.isFinished }
+
     /// Lives as long as any copy of the `LoopTask`: its deinit is the moment
     /// nobody can await the task any more.
     private final class Handle: Sendable {
@@ -83,6 +93,8 @@ final class SpawnRecord: @unchecked Sendable {
     private func report(_ context: ExceptionContext) { loop.reportFromAnyThread(context) }
 
     func markRetrieved() { flags.bitwiseOr(Self.retrievedBit, ordering: .sequentiallyConsistent) }
+
+    var isFinished: Bool { flags.load(ordering: .sequentiallyConsistent) & Self.finishedBit != 0 }
 
     /// The task ended; `error` is nil on success.
     func finish(_ error: (any Error)?) {

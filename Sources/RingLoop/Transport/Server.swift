@@ -18,6 +18,9 @@ public final class Server: @unchecked Sendable {
     /// The addresses it listens on, one socket each (the real port when
     /// bound to port 0).
     public let localAddresses: [SocketAddress]
+    /// The first of ``localAddresses``: the one a server on one address has,
+    /// as on ``StreamServer``.
+    public var localAddress: SocketAddress { localAddresses[0] }
     private let acceptors: [Acceptor]
     private var acceptorsClosed = 0
     private let factory: () -> any TransportProtocol
