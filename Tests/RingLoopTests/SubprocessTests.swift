@@ -91,6 +91,29 @@ extension AllSuites {
             #expect(status == .exited(7))
         }
 
+        @Test("writing to a child that exited without reading: brokenPipe naming the descriptor, never SIGPIPE",
+              arguments: allBackends)
+        func writeToExitedChild(backend: Backend) async throws {
+            let error = try await onLoop(backend) { _ -> IOError? in
+                let child = try await Subprocess.spawn("true", stdin: .pipe)
+                #expect(try await child.wait() == .exited(0))
+                let stdin = try #require(child.stdin)
+                var failure: IOError?
+                do {
+                    try await stdin.writeAll(pattern(1 << 20, seed: 3))
+                } catch let error as IOError {
+                    failure = error
+                }
+                try? await stdin.close()
+                return failure
+            }
+            let failure = try #require(error, "a megabyte into a pipe nobody reads cannot succeed")
+            #expect(failure.code == .brokenPipe)
+            #expect(failure.fd != nil)
+            // The pipe is an unnamed socket: no address to name ("unix:" would be noise).
+            #expect(failure.path == nil, "\(failure)")
+        }
+
         @Test("10 MiB on stdout while 10 MiB go to stdin: no deadlock, every byte", arguments: allBackends)
         func largeOutput(backend: Backend) async throws {
             let (count, status) = try await onLoop(backend) { _ -> (Int, Subprocess.Termination) in

@@ -116,7 +116,7 @@ extension SocketStream {
             try throwPendingLoss()
         }
         guard socket >= 0, source >= 0 else {
-            throw IOError(operation: operation, errno: Errno(EBADF), path: source < 0 ? file.path : remoteAddress?.description,
+            throw IOError(operation: operation, errno: Errno(EBADF), path: source < 0 ? file.path : transport.errorLabel,
                           detail: IOError.closedDetail)
         }
         return (socket, source)

@@ -80,7 +80,7 @@ public final class SocketStream: @unchecked Sendable {
     public func setLimit(_ limit: Int) throws {
         try loop.requireLoopThread("setLimit")
         guard limit >= 1 else {
-            throw IOError(operation: "setLimit", errno: Errno(EINVAL), fd: fileDescriptor, path: remoteAddress?.description,
+            throw IOError(operation: "setLimit", errno: Errno(EINVAL), fd: fileDescriptor, path: transport.errorLabel,
                           detail: "the limit must be at least 1 byte, got \(limit)")
         }
         state.setLimit(limit)
@@ -152,7 +152,7 @@ public final class SocketStream: @unchecked Sendable {
     private func checkReadable(_ buffer: IOBuffer) throws {
         try loop.requireLoopThread("read")
         guard buffer.capacity > 0 else {
-            throw IOError(operation: "read", errno: Errno(EINVAL), fd: fileDescriptor, path: remoteAddress?.description,
+            throw IOError(operation: "read", errno: Errno(EINVAL), fd: fileDescriptor, path: transport.errorLabel,
                           detail: "the buffer has no capacity; a 0-byte read would look like end of stream")
         }
         if state.inbound.isEmpty { try state.throwFailure() }
@@ -175,7 +175,7 @@ public final class SocketStream: @unchecked Sendable {
     public nonisolated(nonsending) func read(upTo maxBytes: Int) async throws -> [UInt8] {
         try loop.requireLoopThread("read")
         guard maxBytes > 0 else {
-            throw IOError(operation: "read", errno: Errno(EINVAL), path: remoteAddress?.description,
+            throw IOError(operation: "read", errno: Errno(EINVAL), path: transport.errorLabel,
                           detail: "maxBytes must be positive, got \(maxBytes)")
         }
         if state.inbound.isEmpty {
@@ -269,7 +269,7 @@ public final class SocketStream: @unchecked Sendable {
         try state.throwFailure("write")
         if transport.isClosing {
             try throwPendingLoss()
-            throw IOError(operation: "write", errno: Errno(EPIPE), fd: fileDescriptor, path: remoteAddress?.description,
+            throw IOError(operation: "write", errno: Errno(EPIPE), fd: fileDescriptor, path: transport.errorLabel,
                           detail: state.lost ? IOError.closedDetail : "the stream is closing")
         }
     }
@@ -296,14 +296,14 @@ public final class SocketStream: @unchecked Sendable {
     public nonisolated(nonsending) func shutdown(_ direction: ShutdownDirection) async throws {
         try loop.requireLoopThread("shutdown")
         guard transport.fileDescriptor >= 0 else {
-            throw IOError(operation: "shutdown", errno: Errno(EBADF), path: remoteAddress?.description, detail: IOError.closedDetail)
+            throw IOError(operation: "shutdown", errno: Errno(EBADF), path: transport.errorLabel, detail: IOError.closedDetail)
         }
         switch direction {
         case .write:
             transport.writeEOF()
         case .read, .both:
             if Glibc.shutdown(transport.fileDescriptor, Int32(SHUT_RD)) != 0 {
-                throw IOError(operation: "shutdown", errno: .current, fd: fileDescriptor, path: remoteAddress?.description)
+                throw IOError(operation: "shutdown", errno: .current, fd: fileDescriptor, path: transport.errorLabel)
             }
             if direction == .both { transport.writeEOF() }
         }
@@ -374,7 +374,7 @@ public final class SocketStream: @unchecked Sendable {
         let fd = try openDescriptor("setsockopt(SO_LINGER)")
         var value = linger(l_onoff: seconds == nil ? 0 : 1, l_linger: seconds ?? 0)
         if setsockopt(fd, SOL_SOCKET, SO_LINGER, &value, socklen_t(MemoryLayout<linger>.size)) != 0 {
-            throw IOError(operation: "setsockopt(SO_LINGER)", errno: .current, fd: fd, path: remoteAddress?.description)
+            throw IOError(operation: "setsockopt(SO_LINGER)", errno: .current, fd: fd, path: transport.errorLabel)
         }
     }
 
@@ -386,13 +386,13 @@ public final class SocketStream: @unchecked Sendable {
     private func openDescriptor(_ operation: String) throws(IOError) -> Int32 {
         let fd = transport.fileDescriptor
         guard fd >= 0 else {
-            throw IOError(operation: operation, errno: Errno(EBADF), path: remoteAddress?.description, detail: IOError.closedDetail)
+            throw IOError(operation: operation, errno: Errno(EBADF), path: transport.errorLabel, detail: IOError.closedDetail)
         }
         return fd
     }
 
     private func setOption(_ level: Int32, _ name: Int32, _ value: Int32, _ label: String) throws(IOError) {
-        try Sockets.setOption(try openDescriptor("setsockopt(\(label))"), level, name, value, label, path: remoteAddress?.description)
+        try Sockets.setOption(try openDescriptor("setsockopt(\(label))"), level, name, value, label, path: transport.errorLabel)
     }
 
     private func option(_ level: Int32, _ name: Int32, _ label: String) throws(IOError) -> Int32 {
@@ -400,7 +400,7 @@ public final class SocketStream: @unchecked Sendable {
         var value: Int32 = 0
         var size = socklen_t(MemoryLayout<Int32>.size)
         if getsockopt(fd, level, name, &value, &size) != 0 {
-            throw IOError(operation: "getsockopt(\(label))", errno: .current, fd: fd, path: remoteAddress?.description)
+            throw IOError(operation: "getsockopt(\(label))", errno: .current, fd: fd, path: transport.errorLabel)
         }
         return value
     }

@@ -144,6 +144,15 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// nil once the transport is closed.
     public var remoteAddress: SocketAddress? { Sockets.remoteAddress(fileDescriptor) }
 
+    /// What an error names the connection by: the peer's address, or for a
+    /// Unix socket whose peer is unnamed (a client that did not bind, a
+    /// subprocess pipe) this end's path, or nothing when neither has one.
+    var errorLabel: String? {
+        if let remote = remoteAddress, remote != .unix(path: "") { return remote.description }
+        if let local = localAddress, local != .unix(path: "") { return local.description }
+        return nil
+    }
+
     // MARK: Writing
 
     /// Queues a copy of `bytes`; they go out at the end of this loop iteration.
@@ -261,7 +270,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
                 return
             }
             if result == -EBADF { numberLost = true }
-            abort(IOError(operation: "send", errno: Errno(result), fd: fileDescriptor, path: remoteAddress?.description))
+            abort(IOError(operation: "send", errno: Errno(result), fd: fileDescriptor, path: errorLabel))
             return
         }
         if writingPaused { checkWriteFlowControl() }
@@ -336,7 +345,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
             startReceiving()  // cancelled for pauseReading; resumeReading re-arms
         } else if result < 0 {
             if result == -EBADF { numberLost = true }
-            abort(IOError(operation: "recv", errno: Errno(result), fd: fileDescriptor, path: remoteAddress?.description))
+            abort(IOError(operation: "recv", errno: Errno(result), fd: fileDescriptor, path: errorLabel))
         } else {
             startReceiving()  // a single-shot receive (no multishot here): re-arm
         }
