@@ -361,6 +361,42 @@ extension AllSuites {
             #expect(sequential == Array("hello world".utf8))
         }
 
+        @Test("append mode: writes without an offset go to the end, from two Files and from concurrent tasks, none lost",
+              arguments: allBackends)
+        func appendMode(backend: Backend) async throws {
+            let path = temporaryPath("append")
+            defer { unlink(path) }
+            let text = try await onLoop(backend) { _ -> String in
+                try await writeFile(path, Array("header\n".utf8))
+                // The File's own position starts at 0 here; O_APPEND puts each
+                // write at the end regardless, as it does for pwrite on Linux.
+                let first = try await File.open(path, .write(create: false, truncate: false, append: true))
+                let second = try await File.open(path, .write(create: false, truncate: false, append: true))
+                for i in 0..<20 {
+                    try await first.writeAll(Array("a\(i)\n".utf8))
+                    _ = try await second.write(IOBuffer(Array("b\(i)\n".utf8)))
+                }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for i in 0..<20 {
+                        group.addTask { try await first.writeAll(Array(repeating: UInt8(ascii: "x"), count: 5000) + Array("\(i)\n".utf8)) }
+                    }
+                    try await group.waitForAll()
+                }
+                try await first.close()
+                try await second.close()
+                return String(decoding: try await readFile(path), as: UTF8.self)
+            }
+            let lines = text.split(separator: "\n").map(String.init)
+            #expect(lines.count == 1 + 40 + 20)
+            let interleaved: [String] = ["header"] + (0..<20).flatMap { (i: Int) -> [String] in ["a\(i)", "b\(i)"] }
+            #expect(Array(lines.prefix(41)) == interleaved)
+            let bulk = Array(lines.dropFirst(41))
+            let numbers: Set<String> = Set(bulk.map { (line: String) -> String in String(line.drop { $0 == "x" }) })
+            let expected: Set<String> = Set((0..<20).map { String($0) })
+            #expect(numbers == expected, "each concurrent append whole")
+            #expect(bulk.allSatisfy { (line: String) -> Bool in line.prefix { $0 == "x" }.count == 5000 })
+        }
+
         @Test("writeAll at the current position that the file size limit cuts short: the error, the first part intact, the position after it",
               arguments: allBackends)
         func shortWriteAtPosition(backend: Backend) async throws {

@@ -22,7 +22,11 @@ public final class File: @unchecked Sendable {
 
         /// Read only.
         public static let read = Options(flags: O_RDONLY)
-        /// Write only; `create` adds `O_CREAT`, `truncate` adds `O_TRUNC`.
+        /// Write only; `create` adds `O_CREAT`, `truncate` adds `O_TRUNC`,
+        /// `append` adds `O_APPEND`: then every write lands at the end of the
+        /// file, whatever its offset (Linux's rule for pwrite(2), and
+        /// io_uring's), so several `File`s or tasks appending to one log
+        /// never overwrite each other.
         public static func write(create: Bool = true, truncate: Bool = true, append: Bool = false) -> Options {
             Options(flags: O_WRONLY | (create ? O_CREAT : 0) | (truncate ? O_TRUNC : 0) | (append ? O_APPEND : 0))
         }
