@@ -150,7 +150,7 @@ public final class StreamServer: @unchecked Sendable {
 extension EventLoop {
     /// Listens on `host:port` and runs `handler` in a task of its own for each
     /// connection: asyncio's `start_server`. A name that resolves to several
-    /// addresses (`localhost` to `127.0.0.1` and `::1`) gets a listening
+    /// addresses (`localhost`, often, to `127.0.0.1` and `::1`) gets a listening
     /// socket on each, all on one port: ``StreamServer/localAddresses``.
     ///
     /// ```swift
