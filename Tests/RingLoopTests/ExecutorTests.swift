@@ -122,6 +122,20 @@ extension AllSuites {
             #expect(resumedThread == loopThread)
         }
 
+        @Test("a pool asked for fewer than one thread has one, and runs work", arguments: allBackends)
+        func poolOfZeroThreads(backend: Backend) async throws {
+            let (counts, value) = try await onNewThread { () -> ([Int], Int) in
+                let pools = [try ThreadPool(threads: 0), try ThreadPool(threads: -3)]
+                defer { for pool in pools { pool.shutdown() } }
+                let loop = try EventLoop(backend: backend, threadPool: pools[0])
+                defer { try? loop.close() }
+                let value = try loop.runUntilComplete { try await loop.offload { 6 * 7 } }
+                return (pools.map(\.threadCount), value)
+            }
+            #expect(counts == [1, 1])
+            #expect(value == 42)
+        }
+
         @Test("offload cancelled before a worker starts it never runs", arguments: allBackends)
         func offloadCancelledBeforeStart(backend: Backend) async throws {
             let ran = Recorder<Int>()

@@ -40,7 +40,8 @@ public final class ThreadPool: @unchecked Sendable {
     /// Number of worker threads.
     public private(set) var threadCount = 0
 
-    /// Starts `threads` workers (default: one per online core).
+    /// Starts `threads` workers (default: one per online core; fewer than one
+    /// means one, since a pool without a worker would never run its work).
     ///
     /// - Throws: ``Errno`` when not even one thread could be created.
     public init(threads: Int = ThreadPool.defaultThreadCount) throws(Errno) {
