@@ -332,21 +332,29 @@ public final class File: @unchecked Sendable {
     /// offset each get their own range: the position moves past a write's
     /// bytes when it starts.
     public nonisolated(nonsending) func write(_ buffer: IOBuffer) async throws -> Int {
-        if isStream { return try await write(buffer, from: 0, offset: currentFileOffset) }
-        let start = try currentPosition("write")
-        let end = start + Int64(buffer.count)
-        position = end
+        guard let range = try reserveAtPosition(buffer.count, "write") else {
+            return try await write(buffer, from: 0, offset: currentFileOffset)
+        }
         var written = 0
-        defer { releaseUnwritten(start: start, end: end, written: written) }
-        written = try await write(buffer, from: 0, offset: UInt64(start))
+        defer { releaseUnwritten(range, written: written) }
+        written = try await write(buffer, from: 0, offset: UInt64(range.start))
         return written
     }
 
-    /// After a write at the current position that wrote less than it
-    /// reserved: the position comes back to the end of what was written,
-    /// unless another write has reserved the range after it since.
-    private func releaseUnwritten(start: Int64, end: Int64, written: Int) {
-        if position == end { position = start + Int64(written) }
+    /// Takes the next `count` bytes at the current position for one write,
+    /// moving the position past them; nil for a FIFO, pipe or terminal.
+    private func reserveAtPosition(_ count: Int, _ operation: String) throws -> (start: Int64, end: Int64)? {
+        if isStream { return nil }
+        let start = try currentPosition(operation)
+        position = start + Int64(count)
+        return (start, start + Int64(count))
+    }
+
+    /// After a write into a reserved range that wrote less than it reserved:
+    /// the position comes back to the end of what was written, unless
+    /// another write has reserved the range after it since.
+    private func releaseUnwritten(_ range: (start: Int64, end: Int64), written: Int) {
+        if position == range.end { position = range.start + Int64(written) }
     }
 
     private nonisolated(nonsending) func write(_ buffer: IOBuffer, from start: Int, offset: UInt64) async throws -> Int {
@@ -386,11 +394,10 @@ public final class File: @unchecked Sendable {
         if let offset { try checkOffset(offset, "writeAll") }
         // At the current position: the whole range is this call's from the
         // start, so a short write continues where it stopped.
-        let start = isStream ? nil : try offset ?? currentPosition("writeAll")
-        let reserved = offset == nil ? start.map { $0 + Int64(buffer.count) } : nil
-        if let reserved { position = reserved }
+        let range = offset == nil ? try reserveAtPosition(buffer.count, "writeAll") : nil
+        let start = offset ?? range?.start
         var written = 0
-        defer { if let start, let reserved { releaseUnwritten(start: start, end: reserved, written: written) } }
+        defer { if let range { releaseUnwritten(range, written: written) } }
         while written < buffer.count {
             let position = start.map { UInt64($0) + UInt64(written) } ?? currentFileOffset
             let n = try await write(buffer, from: written, offset: position)
