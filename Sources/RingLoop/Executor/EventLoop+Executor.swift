@@ -36,8 +36,11 @@ extension EventLoop: TaskExecutor {
     /// ```swift
     /// actor Cache {
     ///     let loop: EventLoop
+    ///     var entries: [String: [UInt8]] = [:]
+    ///     init(loop: EventLoop) { self.loop = loop }
     ///     nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
     /// }
+    /// let cache = Cache(loop: loop)   // its methods run on the loop's thread, no hop from a loop task
     /// ```
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
         serialExecutor.asUnownedSerialExecutor()

@@ -8,7 +8,7 @@ import Synchronization
 /// never runs. ``shutdown()`` lets queued work finish, then joins the threads.
 ///
 /// ```swift
-/// let pool = ThreadPool(threads: 4)
+/// let pool = try ThreadPool(threads: 4)
 /// pool.submit { print("on a worker") }
 /// pool.shutdown()
 /// ```

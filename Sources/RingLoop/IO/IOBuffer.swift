@@ -13,7 +13,7 @@ import Glibc
 /// Reads fill it from the start and set `count`; writes send the first `count`.
 ///
 /// ```swift
-/// let buffer = IOBuffer(capacity: 4096)
+/// let buffer = try IOBuffer(capacity: 4096)
 /// let n = try await stream.read(into: buffer)
 /// print(buffer.bytes)                // the n bytes read
 /// try await stream.writeAll(buffer)  // echo them back

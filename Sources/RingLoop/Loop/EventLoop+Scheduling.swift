@@ -27,7 +27,8 @@ extension EventLoop {
     /// asyncio's `call_soon_threadsafe`.
     ///
     /// ```swift
-    /// Thread { try? loop.callSoonThreadsafe { print("on the loop") } }.start()
+    /// let pool = try ThreadPool(threads: 1)   // any other thread will do
+/// pool.submit { try? loop.callSoonThreadsafe { print("on the loop") } }
     /// ```
     ///
     /// - Throws: ``EventLoopError/closed(operation:)`` after ``close()``.
