@@ -46,6 +46,7 @@ let package = Package(
             name: "BenchWorker",
             dependencies: [
                 "LoopWorkloads",
+                "CompareCore",
                 .product(name: "RingLoop", package: "RingLoop"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -60,6 +61,7 @@ let package = Package(
         .target(
             name: "LoopWorkloads",
             dependencies: [
+                "CompareCore",
                 .product(name: "RingLoop", package: "RingLoop"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import CompareCore
 import LoopWorkloads
 import NIOCore
 import NIOPosix

@@ -1,3 +1,4 @@
+import CompareCore
 import ArgumentParser
 import LoopWorkloads
 import Synchronization

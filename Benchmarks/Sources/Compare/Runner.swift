@@ -40,7 +40,7 @@ struct Runner {
                 if case .idle = workload.kind, round >= idleRounds { continue }
                 runs += taking(workload).map { Run(round: round, workload: workload, contestant: $0) }
             }
-            var random = Statistics.Random(seed: seed &+ UInt64(round) &* 0x9E37_79B9)
+            var random = SplitMix64(seed: seed &+ UInt64(round) &* 0x9E37_79B9)
             random.shuffle(&runs)
             plan += runs
         }

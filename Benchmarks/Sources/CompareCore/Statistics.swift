@@ -60,7 +60,7 @@ public enum Statistics {
     public static func bootstrapMedian(_ values: [Double], resamples: Int = 4000, seed: UInt64 = 0x5EED) -> Interval? {
         guard let center = median(values) else { return nil }
         guard values.count > 1 else { return Interval(median: center, low: center, high: center, count: 1) }
-        var random = Random(seed: seed)
+        var random = SplitMix64(seed: seed)
         var medians: [Double] = []
         medians.reserveCapacity(resamples)
         var draw = [Double](repeating: 0, count: values.count)
@@ -71,26 +71,5 @@ public enum Statistics {
         medians.sort()
         return Interval(median: center, low: quantile(sorted: medians, 0.025), high: quantile(sorted: medians, 0.975),
                         count: values.count)
-    }
-
-    /// SplitMix64: small, fast and reproducible.
-    public struct Random: Sendable {
-        private var state: UInt64
-        public init(seed: UInt64) { state = seed }
-        public mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-
-        /// Fisher-Yates.
-        public mutating func shuffle<T>(_ values: inout [T]) {
-            guard values.count > 1 else { return }
-            for i in stride(from: values.count - 1, to: 0, by: -1) {
-                values.swapAt(i, Int(next() % UInt64(i + 1)))
-            }
-        }
     }
 }

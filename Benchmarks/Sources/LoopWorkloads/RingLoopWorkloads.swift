@@ -1,3 +1,4 @@
+import CompareCore
 import Glibc
 import RingLoop
 

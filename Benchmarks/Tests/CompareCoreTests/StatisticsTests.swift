@@ -33,7 +33,7 @@ struct StatisticsTests {
 
     @Test("the bootstrap interval holds the median, is reproducible, and narrows with more rounds")
     func bootstrap() throws {
-        var random = Statistics.Random(seed: 7)
+        var random = SplitMix64(seed: 7)
         func noisy(_ n: Int) -> [Double] { (0..<n).map { _ in 1.1 + Double(random.next() % 1000) / 5000 - 0.1 } }
         let few = noisy(5), many = noisy(200)
         let a = try #require(Statistics.bootstrapMedian(few, seed: 3))
@@ -74,7 +74,7 @@ struct StatisticsTests {
 
     @Test("the run order is shuffled per round, reproducibly, and covers every pair once per round")
     func shuffle() {
-        var a = Statistics.Random(seed: 11), b = Statistics.Random(seed: 11), c = Statistics.Random(seed: 12)
+        var a = SplitMix64(seed: 11), b = SplitMix64(seed: 11), c = SplitMix64(seed: 12)
         var x = Array(0..<50), y = Array(0..<50), z = Array(0..<50)
         a.shuffle(&x)
         b.shuffle(&y)
