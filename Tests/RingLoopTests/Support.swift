@@ -76,6 +76,21 @@ func onNewThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async 
     }
 }
 
+/// `task`'s value, awaited so that the test's time limit ends the wait
+/// (`Task.value` itself ignores cancellation): a task that never finishes
+/// fails its test instead of hanging the run.
+func valueOrHung<T: Sendable>(_ task: Task<T, any Error>) async throws -> T {
+    let once = ResumeOnce<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            once.set(continuation)
+            Task { once.resume(with: await task.result) }
+        }
+    } onCancel: {
+        once.resume(with: .failure(TestHung()))
+    }
+}
+
 /// The error a test body's wait ends with when the test is cancelled.
 struct TestHung: Error, CustomStringConvertible {
     var description: String { "the test body did not finish in its time limit; its thread is abandoned" }

@@ -240,6 +240,24 @@ extension AllSuites {
             await #expect(throws: EventLoopError.closed(operation: "spawn")) { try await task.value }
         }
 
+        @Test("submit queued before close, or made after it, fails with .closed instead of waiting forever",
+              .timeLimit(.minutes(1)), arguments: allBackends)
+        func submitAcrossClose(backend: Backend) async throws {
+            let loop = try EventLoop(backend: backend)
+            // The loop is not running: the submission waits in its inbox.
+            let queued = Task { try await loop.submit { 1 } }
+            var spins = 0
+            while !loop.inbox.mayHaveItems, spins < 5_000 {
+                await Task.yield()
+                usleep(1_000)   // not Task.sleep: its first use opens the global executor's timer descriptors
+                spins += 1
+            }
+            try #require(loop.inbox.mayHaveItems, "the submission reached the inbox")
+            try await onNewThread { try loop.close() }
+            await #expect(throws: EventLoopError.closed(operation: "submit")) { try await valueOrHung(queued) }
+            await #expect(throws: EventLoopError.closed(operation: "submit")) { try await loop.submit { 2 } }
+        }
+
         @Test("an error nobody retrieved is reported once; retrieved errors and cancellations are not; isDone says when each ended",
               arguments: allBackends)
         func unretrievedErrors(backend: Backend) async throws {

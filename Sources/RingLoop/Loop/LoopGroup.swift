@@ -123,12 +123,18 @@ extension EventLoop {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             do {
                 try callSoonThreadsafe { [self] in
+                    // Queued before close() and run by its drain: spawn would
+                    // now drop the operation, and the continuation with it.
+                    guard !isClosed else {
+                        continuation.resume(throwing: EventLoopError.closed(operation: "submit"))
+                        return
+                    }
                     _ = spawn(name: "submitted") {
                         do { continuation.resume(returning: try await operation()) } catch { continuation.resume(throwing: error) }
                     }
                 }
             } catch {
-                continuation.resume(throwing: error)
+                continuation.resume(throwing: EventLoopError.closed(operation: "submit"))
             }
         }
     }
