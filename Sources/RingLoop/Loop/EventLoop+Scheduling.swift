@@ -28,7 +28,7 @@ extension EventLoop {
     ///
     /// ```swift
     /// let pool = try ThreadPool(threads: 1)   // any other thread will do
-/// pool.submit { try? loop.callSoonThreadsafe { print("on the loop") } }
+    /// pool.submit { try? loop.callSoonThreadsafe { print("on the loop") } }
     /// ```
     ///
     /// - Throws: ``EventLoopError/closed(operation:)`` after ``close()``.
