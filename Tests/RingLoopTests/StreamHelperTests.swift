@@ -128,6 +128,47 @@ extension AllSuites {
             #expect(badLimit == .invalidArgument)
         }
 
+        @Test("isAtEOF only once the peer's end and every byte before it are read; isClosing after close or abort, not after the peer's half-close",
+              arguments: allBackends)
+        func atEOFAndClosing(backend: Backend) async throws {
+            let seen = try await onLoop(backend) { loop -> [String] in
+                var seen: [String] = []
+                let (client, server, close) = try await connectedPair()
+                seen.append("open: eof \(client.isAtEOF), closing \(client.isClosing)")
+                try await server.writeAll(Array("abcdef".utf8))
+                try await server.shutdown(.write)
+                // Both the bytes and the end have arrived; none is read yet.
+                var spins = 0
+                while !client.state.eof, spins < 5_000 {
+                    try await loop.sleep(for: .milliseconds(1))
+                    spins += 1
+                }
+                seen.append("end arrived, bytes unread: eof \(client.isAtEOF)")
+                _ = try await client.readExactly(4)
+                seen.append("2 bytes left: eof \(client.isAtEOF)")
+                _ = try await client.readExactly(2)
+                seen.append("all read: eof \(client.isAtEOF), closing \(client.isClosing)")
+                // The peer's half-close leaves this side writing.
+                try await client.writeAll(Array("still writable".utf8))
+                seen.append("peer got: \(String(decoding: try await server.readExactly(14), as: UTF8.self))")
+                try await client.close()
+                seen.append("closed: closing \(client.isClosing)")
+                server.abort()
+                seen.append("aborted: closing \(server.isClosing)")
+                try await close()
+                return seen
+            }
+            #expect(seen == [
+                "open: eof false, closing false",
+                "end arrived, bytes unread: eof false",
+                "2 bytes left: eof false",
+                "all read: eof true, closing false",
+                "peer got: still writable",
+                "closed: closing true",
+                "aborted: closing true",
+            ])
+        }
+
         @Test("EOF before readExactly or readUntil completes: IncompleteReadError with the partial bytes", arguments: allBackends)
         func incompleteReads(backend: Backend) async throws {
             let (exact, until, huge) = try await onLoop(backend) { _ -> (IncompleteReadError?, IncompleteReadError?, IncompleteReadError?) in

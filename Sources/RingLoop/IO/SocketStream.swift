@@ -289,6 +289,23 @@ public final class SocketStream: @unchecked Sendable {
     /// Bytes queued to send and not yet sent.
     public var writeBufferSize: Int { transport.writeBufferSize }
 
+    /// True once the peer has ended its side (or the connection is gone)
+    /// and every byte it sent before that has been read: asyncio's
+    /// `reader.at_eof()`. A read then returns 0 at once, or throws the
+    /// connection's error. Loop thread only, like the stream's other calls.
+    ///
+    /// ```swift
+    /// let header = try await stream.readExactly(8)
+    /// if stream.isAtEOF { print("the peer sent a header and nothing else") }
+    /// ```
+    public var isAtEOF: Bool { state.eof && state.inbound.count == 0 }
+
+    /// True once ``close()`` or ``abort()`` was called on this stream, or
+    /// the connection failed: asyncio's `writer.is_closing()`. Writes then
+    /// fail. The peer's half-close (``isAtEOF``) does not make it true: this
+    /// side can still write.
+    public var isClosing: Bool { state.closedLocally || transport.isClosing }
+
     // MARK: Closing and options
 
     /// Shuts down one or both directions. `.write` sends EOF to the peer once
