@@ -14,6 +14,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.5.0"),
+        // The examples' command lines only. SwiftPM resolves a dependency for
+        // the products that use it, so a user of the library never fetches it.
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
     ],
     targets: [
         // liburing 2.3 plus the few static-inline shims Swift cannot import directly.
@@ -41,19 +44,19 @@ let package = Package(
         ),
         .executableTarget(
             name: "EchoServer",
-            dependencies: ["RingLoop"],
+            dependencies: ["RingLoop", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/EchoServer",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "Chat",
-            dependencies: ["RingLoop"],
+            dependencies: ["RingLoop", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Chat",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
             name: "HTTPHello",
-            dependencies: ["RingLoop"],
+            dependencies: ["RingLoop", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/HTTPHello",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

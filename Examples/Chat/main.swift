@@ -1,3 +1,4 @@
+import ArgumentParser
 import Glibc
 import RingLoop
 
@@ -16,12 +17,23 @@ import RingLoop
 // Built on serve (a task per connection), the stream's lines (as bytes:
 // byteLines) and addSignalHandler.
 
-let usage = "usage: Chat --port PORT [--backend auto|uring|epoll]"
+struct Options: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "Chat",
+        abstract: "A line-based chat server: each line a client sends goes to every other client."
+    )
 
-func fail(_ message: String) -> Never {
-    say(message, to: 2)
-    exit(64)
+    @Option(help: "The port to listen on, on every interface (0: any free port).")
+    var port: Int
+    @Option(help: "auto, uring or epoll (default: RINGLOOP_BACKEND, else auto).")
+    var backend: Backend?
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a port number") }
+    }
 }
+
+extension Backend: ExpressibleByArgument {}
 
 /// Writes a line straight to a descriptor, unbuffered: a script waiting for
 /// "listening" sees it at once.
@@ -30,23 +42,9 @@ func say(_ line: String, to fd: Int32 = 1) {
     _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
 }
 
-var port: Int?
-var backend: Backend?
-var arguments = CommandLine.arguments.dropFirst()
-while let flag = arguments.popFirst() {
-    guard let value = arguments.popFirst() else { fail("\(flag) needs a value\n\(usage)") }
-    switch flag {
-    case "--port":
-        guard let number = Int(value), (0...65535).contains(number) else { fail("--port \(value) is not a port number") }
-        port = number
-    case "--backend":
-        guard let chosen = Backend(rawValue: value) else { fail("--backend \(value); expected auto, uring or epoll") }
-        backend = chosen
-    default:
-        fail("unknown option \(flag)\n\(usage)")
-    }
-}
-guard let port else { fail(usage) }
+let options = Options.parseOrExit()
+let port = options.port
+let backend = options.backend
 
 /// One connected client: its stream, and the lines on their way to it.
 ///

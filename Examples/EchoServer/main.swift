@@ -1,3 +1,4 @@
+import ArgumentParser
 import Glibc
 import RingLoop
 
@@ -15,51 +16,35 @@ import RingLoop
 // With --threads N it runs N loops (a LoopGroup), each with its own
 // SO_REUSEPORT listener, until killed.
 
-struct Options {
-    enum API: String { case stream, `protocol` }
+struct Options: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "EchoServer",
+        abstract: "A TCP echo server: every byte a client sends comes back."
+    )
+
+    enum API: String, CaseIterable, ExpressibleByArgument { case stream, `protocol` }
+
+    @Option(help: "The address to listen on.")
     var host = "127.0.0.1"
+    @Option(help: "The port to listen on (0: any free port).")
     var port = 7000
-    var backend: Backend? = nil
+    @Option(help: "auto, uring or epoll (default: RINGLOOP_BACKEND, else auto).")
+    var backend: Backend?
+    @Option(help: "stream (a task per connection) or protocol (callbacks, no task).")
     var api = API.stream
+    @Option(help: "Event loops, one per thread, each with its own SO_REUSEPORT listener.")
     var threads = 1
 
-    static let usage = "usage: EchoServer [--host ADDRESS] [--port PORT] [--backend auto|uring|epoll] [--api stream|protocol] [--threads N]"
-
-    init(_ arguments: [String]) throws(EventLoopError) {
-        var rest = arguments[...]
-        while let flag = rest.popFirst() {
-            guard let value = rest.popFirst() else { throw .invalidArgument("\(flag) needs a value\n\(Self.usage)") }
-            switch flag {
-            case "--host": host = value
-            case "--port":
-                guard let port = Int(value), (0...65535).contains(port) else {
-                    throw .invalidArgument("--port \(value) is not a port number")
-                }
-                self.port = port
-            case "--backend":
-                guard let backend = Backend(rawValue: value) else {
-                    throw .invalidArgument("--backend \(value); expected auto, uring or epoll")
-                }
-                self.backend = backend
-            case "--threads":
-                guard let threads = Int(value), threads >= 1 else { throw .invalidArgument("--threads \(value) is not a positive number") }
-                self.threads = threads
-            case "--api":
-                guard let api = API(rawValue: value) else { throw .invalidArgument("--api \(value); expected stream or protocol") }
-                self.api = api
-            default:
-                throw .invalidArgument("unknown option \(flag)\n\(Self.usage)")
-            }
-        }
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a port number") }
+        guard threads >= 1 else { throw ValidationError("--threads \(threads) is not a positive number") }
     }
 }
 
-if CommandLine.arguments.contains(where: { $0 == "--help" || $0 == "-h" }) {
-    say(Options.usage)
-    exit(0)
-}
+extension Backend: ExpressibleByArgument {}
+
+let options = Options.parseOrExit()
 do {
-    let options = try Options(Array(CommandLine.arguments.dropFirst()))
     if options.threads > 1 {
         try await serveOnGroup(host: options.host, port: options.port, threads: options.threads,
                                backend: options.backend, protocolAPI: options.api == .protocol)

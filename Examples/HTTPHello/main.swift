@@ -1,3 +1,4 @@
+import ArgumentParser
 import Glibc
 import RingLoop
 
@@ -15,35 +16,28 @@ import RingLoop
 // loop), readUntil(anyOf:) for the head, readExactly for a body, and a
 // vectored write for header plus body. SIGTERM or SIGINT stops it.
 
-let usage = "usage: HTTPHello --port PORT [--threads N] [--backend auto|uring|epoll]"
+struct Options: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "HTTPHello",
+        abstract: "An HTTP/1.1 server that answers every request with 200 OK and \"Hello, World!\"."
+    )
 
-func fail(_ message: String) -> Never {
-    say(message, to: 2)
-    exit(64)
-}
+    @Option(help: "The port to listen on, on every interface (0: any free port).")
+    var port: Int
+    @Option(help: "Event loops, one per thread, each with its own SO_REUSEPORT listener.")
+    var threads = 1
+    @Option(help: "auto, uring or epoll (default: RINGLOOP_BACKEND, else auto).")
+    var backend: Backend?
 
-var port: Int?
-var threads = 1
-var backend: Backend?
-var arguments = CommandLine.arguments.dropFirst()
-while let flag = arguments.popFirst() {
-    guard let value = arguments.popFirst() else { fail("\(flag) needs a value\n\(usage)") }
-    switch flag {
-    case "--port":
-        guard let number = Int(value), (0...65535).contains(number) else { fail("--port \(value) is not a port number") }
-        port = number
-    case "--threads":
-        guard let number = Int(value), number >= 1 else { fail("--threads \(value) is not a positive number") }
-        threads = number
-    case "--backend":
-        guard let chosen = Backend(rawValue: value) else { fail("--backend \(value); expected auto, uring or epoll") }
-        backend = chosen
-    default:
-        fail("unknown option \(flag)\n\(usage)")
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port \(port) is not a port number") }
+        guard threads >= 1 else { throw ValidationError("--threads \(threads) is not a positive number") }
     }
 }
-guard let port else { fail(usage) }
-let options = (port: port, threads: threads, backend: backend)
+
+extension Backend: ExpressibleByArgument {}
+
+let options = Options.parseOrExit()
 
 do {
     try await HTTPHello.run(port: options.port, threads: options.threads, backend: options.backend)
