@@ -14,6 +14,26 @@ actor LoopBound {
     }
 }
 
+/// An actor on a loop that counts calls whose bodies overlap: any overlap
+/// means two of its jobs ran at once.
+actor OverlapCounter {
+    let loop: EventLoop
+    private var inside = false
+    private(set) var overlaps = 0
+    private(set) var calls = 0
+    nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
+    init(loop: EventLoop) { self.loop = loop }
+    func enter() {
+        if inside { overlaps += 1 }
+        inside = true
+        // Long enough that a second thread in here at the same time is all
+        // but certain to be seen; one at a time, it costs only time.
+        for _ in 0..<200 { sched_yield() }
+        calls += 1
+        inside = false
+    }
+}
+
 /// State a callback and its task share: not `Sendable`, only the loop
 /// thread touches it.
 final class SharedByCallbackAndTask {
@@ -51,6 +71,23 @@ extension AllSuites {
                 }
             }
             #expect(ok)
+        }
+
+        @Test("an actor on a closed loop stays isolated: its jobs run one at a time, off the loop, and none is lost",
+              arguments: allBackends)
+        func actorOnClosedLoop(backend: Backend) async throws {
+            let loop = try EventLoop(backend: backend)
+            let counter = OverlapCounter(loop: loop)
+            try await onNewThread { try loop.close() }
+            // Callers on Swift's global executor, several at once.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<4 {
+                    group.addTask { for _ in 0..<250 { await counter.enter() } }
+                }
+                try await group.waitForAll()
+            }
+            #expect(await counter.calls == 1_000)
+            #expect(await counter.overlaps == 0)
         }
 
         @Test("spawnLocal: a callback starts a task that shares its non-Sendable state on the loop thread; elsewhere wrongThread",

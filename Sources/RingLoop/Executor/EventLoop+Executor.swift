@@ -52,10 +52,10 @@ extension EventLoop: TaskExecutor {
             return
         }
         if !inbox.push(actor ? .actorJob(job) : .job(job), wake: { io.wake() }) {
-            // The loop is closed: the task continues on Swift's global
-            // executor, where every call it makes on this loop throws
-            // `.closed`, so it unwinds instead of hanging.
-            globalConcurrentExecutor.enqueue(ExecutorJob(job))
+            // The loop is closed: the job runs elsewhere, where every call it
+            // makes on this loop throws `.closed`, so it unwinds instead of
+            // hanging.
+            handOff(actor ? .actorJob(job) : .job(job))
         }
     }
 }
@@ -80,10 +80,14 @@ public final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
     }
 
     public func checkIsolated() {
-        precondition(loop.isOnLoopThread, "Expected to run on the event loop's thread")
+        precondition(isolatesCurrentThread, "Expected to run on the event loop's thread")
     }
 
-    public func isIsolatingCurrentContext() -> Bool? { loop.isOnLoopThread }
+    public func isIsolatingCurrentContext() -> Bool? { isolatesCurrentThread }
+
+    /// The loop's thread, or after the loop closed the thread that runs its
+    /// actors' remaining jobs.
+    private var isolatesCurrentThread: Bool { loop.isOnLoopThread || loop.orphanedActorJobs.runsOnCurrentThread }
 
     public func isSameExclusiveExecutionContext(other: LoopSerialExecutor) -> Bool { self === other }
 }

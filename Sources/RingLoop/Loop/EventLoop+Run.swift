@@ -254,8 +254,10 @@ extension EventLoop {
     ///    and resumes its tasks through the still-open inbox;
     /// 5. everything in the inbox runs, callbacks included (a descriptor
     ///    released on another thread is closed there);
-    /// 6. the inbox and the backend close. A job that arrives after that runs
-    ///    on Swift's global executor, where its loop calls fail with `.closed`.
+    /// 6. the inbox and the backend close. A task's job that arrives after
+    ///    that runs on Swift's global executor, an actor's job (an actor whose
+    ///    executor is this loop) on a thread of its own, one job at a time so
+    ///    the actor stays isolated; their loop calls fail with `.closed`.
     ///
     /// Closing from a thread that may not submit to the ring (another thread
     /// than the one that ran a SINGLE_ISSUER loop) cannot reap anything: every
@@ -305,7 +307,7 @@ extension EventLoop {
             pool = nil
         }
         // Bounded, so a task that keeps rescheduling itself cannot hang close();
-        // whatever is left after that goes to the global executor.
+        // whatever is left after that is handed off (see handOff).
         var budget = 100_000
         while budget > 0, inbox.mayHaveItems || !ready.isEmpty {
             if inbox.mayHaveItems { drainInbox() }
@@ -320,7 +322,7 @@ extension EventLoop {
         signalWatcher = nil
         for item in inbox.close() { ready.append(item.readyItem) }
         if !ready.isEmpty {
-            logger.warning("Closing with \(ready.count) task steps still queued; they continue on the global executor")
+            logger.warning("Closing with \(ready.count) task steps still queued; they continue off the loop")
             while let item = ready.popFirst() { handOff(item) }
         }
         if operations.inFlight > 0 || handlers.count > 0 {
@@ -347,11 +349,15 @@ extension EventLoop {
         }
     }
 
-    /// A job or callback that can no longer run on this loop.
-    private func handOff(_ item: ReadyItem) {
+    /// A job or callback that can no longer run on this loop: a task goes on
+    /// on Swift's global executor, an actor's job to the closed loop's own
+    /// serial queue (``OrphanedActorJobs``), so the actor stays isolated.
+    func handOff(_ item: ReadyItem) {
         switch item {
-        case .job(let job), .actorJob(let job):
+        case .job(let job):
             globalConcurrentExecutor.enqueue(ExecutorJob(job))
+        case .actorJob(let job):
+            orphanedActorJobs.enqueue(job, executor: unownedSerialExecutor)
         case .callback, .tracedCallback, .timer:
             break
         }

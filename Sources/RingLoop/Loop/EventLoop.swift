@@ -116,6 +116,8 @@ public final class EventLoop: @unchecked Sendable {
     // MARK: Cross-thread state
 
     let inbox = Inbox()
+    /// Where the jobs of this loop's actors go once it has closed.
+    let orphanedActorJobs = OrphanedActorJobs()
     /// `pthread_self()` of the running thread, 0 when not running.
     let ownerThread = Atomic<UInt>(0)
     /// Held while the loop starts running, and by other threads that touch
