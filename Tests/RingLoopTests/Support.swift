@@ -61,18 +61,12 @@ let uringOnly: [Backend] = allBackends.filter { $0 == .uring }
 /// awaiting task, the wait ends with an error and the run goes on (the stuck
 /// thread is abandoned; it cannot be stopped from outside).
 func onNewThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    let once = ResumeOnce<T>()
-    return try await withTaskCancellationHandler {
-        try await withCheckedThrowingContinuation { continuation in
-            once.set(continuation)
-            do {
-                try startDetachedThread { once.resume(with: Result { try body() }) }
-            } catch {
-                once.resume(with: .failure(error))
-            }
+    try await untilDoneOrHung { once in
+        do {
+            try startDetachedThread { once.resume(with: Result { try body() }) }
+        } catch {
+            once.resume(with: .failure(error))
         }
-    } onCancel: {
-        once.resume(with: .failure(TestHung()))
     }
 }
 
@@ -80,11 +74,19 @@ func onNewThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async 
 /// (`Task.value` itself ignores cancellation): a task that never finishes
 /// fails its test instead of hanging the run.
 func valueOrHung<T: Sendable>(_ task: Task<T, any Error>) async throws -> T {
+    try await untilDoneOrHung { once in
+        Task { once.resume(with: await task.result) }
+    }
+}
+
+/// Starts work that reports through `once`, and waits for it or for the
+/// test's cancellation, whichever comes first (then with ``TestHung``).
+private func untilDoneOrHung<T: Sendable>(_ start: (ResumeOnce<T>) -> Void) async throws -> T {
     let once = ResumeOnce<T>()
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { continuation in
             once.set(continuation)
-            Task { once.resume(with: await task.result) }
+            start(once)
         }
     } onCancel: {
         once.resume(with: .failure(TestHung()))

@@ -36,10 +36,11 @@ final class OrphanedActorJobs: Sendable {
         } catch {
             // No thread to be had: the jobs still run, on the global
             // executor, rather than never (their awaiters would hang).
-            let jobs = state.withLock { state -> [UnownedJob] in
+            let jobs = state.withLock { state -> Deque<UnownedJob> in
+                let jobs = state.jobs
+                state.jobs = []
                 state.draining = false
-                defer { state.jobs.removeAll() }
-                return Array(state.jobs)
+                return jobs
             }
             for job in jobs { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
         }
