@@ -19,6 +19,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -190,6 +191,12 @@ static inline int cu_epoll_pwait2(int epfd, struct epoll_event *events, int maxe
 extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 static inline int cu_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     return accept4(fd, addr, len, flags);
+}
+
+/// Names the calling thread (the kernel keeps 15 bytes): prctl is variadic,
+/// which Swift cannot call, and pthread_setname_np is a GNU extension.
+static inline int cu_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
 }
 
 /// statx through the raw syscall, for the same reason. Returns 0 or -1/errno.

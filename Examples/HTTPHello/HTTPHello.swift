@@ -9,14 +9,17 @@ enum HTTPHello {
         let group = try LoopGroup(threads: threads, backend: backend)
         // Every interface, IPv4 and IPv6 (""). The first loop binds the port
         // (a free one for --port 0); the others share it through SO_REUSEPORT.
+        // One loop does without it, so that a port already served by another
+        // program, this one included, is an error rather than shared.
+        let reusePort = threads > 1
         let first = try await group.loops[0].submit {
-            try await group.loops[0].serve(host: "", port: port, reusePort: true) { try await handle($0) }
+            try await group.loops[0].serve(host: "", port: port, reusePort: reusePort) { try await handle($0) }
         }
         let bound = first.localAddress.port ?? port
         var servers = [first]
         for loop in group.loops.dropFirst() {
             servers.append(try await loop.submit {
-                try await loop.serve(host: "", port: bound, reusePort: true) { try await handle($0) }
+                try await loop.serve(host: "", port: bound, reusePort: reusePort) { try await handle($0) }
             })
         }
         let stop = StopSignal()
@@ -38,12 +41,12 @@ enum HTTPHello {
     /// A request the server refuses, with the status it answers before
     /// closing the connection.
     enum Refusal: Error {
-        /// Not HTTP/1.x, or a malformed or conflicting `Content-Length`.
+        /// Not HTTP/1.x; a malformed or conflicting `Content-Length`; a
+        /// `Transfer-Encoding` whose last coding is not `chunked`, or beside a
+        /// `Content-Length`, or from HTTP/1.0; a malformed chunk.
         case badRequest
         /// A body larger than ``RequestHead/maxBody``.
         case tooLarge
-        /// A `Transfer-Encoding` (chunked bodies are not implemented here).
-        case notImplemented
         /// A request head longer than the stream's 64 KiB limit.
         case headTooLarge
 
@@ -51,7 +54,6 @@ enum HTTPHello {
             let status = switch self {
             case .badRequest: "400 Bad Request"
             case .tooLarge: "413 Content Too Large"
-            case .notImplemented: "501 Not Implemented"
             case .headTooLarge: "431 Request Header Fields Too Large"
             }
             return Array("HTTP/1.1 \(status)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
@@ -66,6 +68,9 @@ enum HTTPHello {
         static let maxBody = 1 << 20
 
         var contentLength = 0
+        /// `Transfer-Encoding: chunked`: the body is a series of chunks, read
+        /// by ``discardChunkedBody(_:)``.
+        var isChunked = false
         var keepAlive = true
         /// HTTP/1.1 (persistent unless told otherwise); HTTP/1.0 keeps the
         /// connection only when asked to, and then must be told it was kept.
@@ -101,7 +106,11 @@ enum HTTPHello {
                     lengthSeen = true
                     contentLength = length
                 } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
-                    throw .notImplemented
+                    // RFC 9112 6.1: only a final "chunked" says where the body
+                    // ends, and HTTP/1.0 has no transfer codings at all.
+                    let last = value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).last.map(Self.trimmed)
+                    guard isHTTP11, let last, Self.equalsIgnoringCase(last, "chunked") else { throw .badRequest }
+                    isChunked = true
                 } else if Self.equalsIgnoringCase(name, "expect") {
                     // Never to an HTTP/1.0 client, which does not know 1xx replies.
                     expectsContinue = isHTTP11 && Self.equalsIgnoringCase(value, "100-continue")
@@ -109,6 +118,71 @@ enum HTTPHello {
                     if Self.containsIgnoringCase(value, "close") { keepAlive = false }
                     if Self.containsIgnoringCase(value, "keep-alive") { keepAlive = true }
                 }
+            }
+            // Both framings at once is how requests get smuggled (RFC 9112 6.3).
+            if isChunked && lengthSeen { throw .badRequest }
+        }
+
+        /// The body, read and thrown away so that the next request starts
+        /// where this one ends.
+        func discardBody(_ stream: SocketStream) async throws {
+            guard isChunked || contentLength > 0 else { return }
+            if expectsContinue { try await stream.writeAll(HTTPHello.continueLine) }
+            if isChunked {
+                try await Self.discardChunkedBody(stream)
+            } else {
+                _ = try await stream.readExactly(contentLength)
+            }
+        }
+
+        /// A chunked body (RFC 9112 7.1): chunks of "size[;extensions]" CRLF,
+        /// data, CRLF; a last chunk of size 0; trailer lines up to an empty
+        /// one. Its data counts against ``maxBody``, its trailers against the
+        /// stream's limit, as a head's lines do.
+        static func discardChunkedBody(_ stream: SocketStream) async throws {
+            var total = 0
+            while true {
+                let size = try chunkSize(try await line(stream))
+                total += size
+                guard total <= maxBody else { throw Refusal.tooLarge }
+                if size == 0 { break }
+                _ = try await stream.readExactly(size)
+                guard try await line(stream).isEmpty else { throw Refusal.badRequest }
+            }
+            var trailers = 0
+            while true {
+                let trailer = try await line(stream)
+                if trailer.isEmpty { return }
+                trailers += trailer.count
+                guard trailers <= stream.limit else { throw Refusal.headTooLarge }
+            }
+        }
+
+        /// One line of a chunked body, without its CRLF (or bare LF) and the
+        /// blanks around it.
+        private static func line(_ stream: SocketStream) async throws -> ArraySlice<UInt8> {
+            trimmed(try await stream.readUntil(newline).dropLast())
+        }
+        private static let newline = Array("\n".utf8)
+
+        /// A chunk-size line's hex number; extensions after ";" are ignored.
+        private static func chunkSize(_ line: ArraySlice<UInt8>) throws(Refusal) -> Int {
+            let digits = trimmed(line.prefix { $0 != UInt8(ascii: ";") })
+            guard !digits.isEmpty, digits.count <= 8 else { throw digits.isEmpty ? .badRequest : .tooLarge }
+            var size = 0
+            for digit in digits {
+                guard let value = hexValue(digit) else { throw .badRequest }
+                size = size << 4 | value
+            }
+            return size
+        }
+
+        private static func hexValue(_ byte: UInt8) -> Int? {
+            switch byte {
+            case 0x30...0x39: Int(byte - 0x30)
+            case 0x41...0x46: Int(byte - 0x41 + 10)
+            case 0x61...0x66: Int(byte - 0x61 + 10)
+            default: nil
             }
         }
 
@@ -183,13 +257,15 @@ enum HTTPHello {
             let request: RequestHead
             do {
                 request = try RequestHead(head)
-            } catch {
-                try await stream.writeAll(error.response)
+                try await request.discardBody(stream)
+            } catch let refusal as Refusal {
+                try await stream.writeAll(refusal.response)
                 return
-            }
-            if request.contentLength > 0 {
-                if request.expectsContinue { try await stream.writeAll(continueLine) }
-                _ = try await stream.readExactly(request.contentLength)
+            } catch is IncompleteReadError {
+                return   // the client closed inside the body
+            } catch is LimitOverrunError {
+                try await stream.writeAll(Refusal.badRequest.response)   // a chunk line past the limit
+                return
             }
             let replyHead = !request.keepAlive ? replyClosing : request.isHTTP11 ? replyHeader : replyKeepAlive
             try await stream.write(contentsOf: request.isHead ? [replyHead] : [replyHead, replyBody])

@@ -8,6 +8,8 @@ import RingLoop
 // (HTTP/1.0 with "Connection: keep-alive" is answered with that header, so
 // the client knows the connection stays); HEAD gets the headers alone;
 // "Expect: 100-continue" gets its interim reply before the body is read.
+// Bodies, by Content-Length or chunked, are read and thrown away (up to
+// 1 MiB; larger gets 413, a framing it cannot trust 400).
 // Lines end in CRLF or, as RFC 9112 allows a server to accept, a bare LF.
 //
 //   swift run -c release HTTPHello --port 8080 [--threads N] [--backend auto|uring|epoll]

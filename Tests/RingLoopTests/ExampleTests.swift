@@ -169,7 +169,7 @@ extension AllSuites {
             #expect(status == 0, "\(output)")
         }
 
-        @Test("HTTPHello refuses what it must not trust (an overflowing, malformed or conflicting Content-Length, a large body, chunked, a huge head) and stays up; HEAD gets no body; Expect: 100-continue gets its interim reply",
+        @Test("HTTPHello refuses what it must not trust (an overflowing, malformed or conflicting Content-Length, a large body, a Transfer-Encoding it cannot frame, a bad chunk, a huge head) and stays up; chunked bodies are read; HEAD gets no body; Expect: 100-continue gets its interim reply",
               arguments: allBackends)
         func httpHelloRefusals(backend: Backend) throws {
             let (server, port) = try startListening(["HTTPHello", "--port", "0", "--backend", backend.rawValue])
@@ -180,7 +180,13 @@ extension AllSuites {
                 ("POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", "400"),
                 ("POST / HTTP/1.1\r\nContent-Length: 5x\r\n\r\nhello", "400"),
                 ("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", "400"),
-                ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "501"),
+                ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", "400"),
+                ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "400"),
+                ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "400"),
+                ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", "400"),
+                ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello!\r\n0\r\n\r\n", "400"),
+                ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n200000\r\n", "413"),
+                ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n", "413"),
                 ("NOT HTTP\r\n\r\n", "400"),
                 ("GET / HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 70_000) + "\r\n\r\n", "431"),
                 ("POST / HTTP/1.1\r\nContent-Length: \t5 \r\nConnection: close\r\n\r\nhello", "200"),
@@ -199,6 +205,14 @@ extension AllSuites {
             let replies = String(decoding: try head.readToEnd(), as: UTF8.self)
             #expect(occurrences(of: "Hello, World!", in: replies) == 1, "one body, for the GET: \(replies.debugDescription)")
             #expect(occurrences(of: "HTTP/1.1 200 OK", in: replies) == 2, "\(replies.debugDescription)")
+            // A chunked body (extensions, two chunks, a trailer) is read to its end:
+            // the pipelined GET after it is answered too.
+            let chunked = try BlockingClient(port: port)
+            defer { chunked.close() }
+            try chunked.send("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n5;name=value\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n"
+                             + "GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            let chunkedReplies = String(decoding: try chunked.readToEnd(), as: UTF8.self)
+            #expect(occurrences(of: "HTTP/1.1 200 OK", in: chunkedReplies) == 2, "\(chunkedReplies.debugDescription)")
             // Expect: 100-continue gets its interim reply before the body is sent.
             let expecting = try BlockingClient(port: port)
             defer { expecting.close() }
@@ -224,6 +238,10 @@ extension AllSuites {
             let reply = String(decoding: try old.readToEnd(), as: UTF8.self)
             #expect(reply.hasPrefix("HTTP/1.1 200 OK") && !reply.contains("100 Continue"), "\(reply.debugDescription)")
             #expect(kill(server.pid, 0) == 0, "the server is still up")
+            // One loop binds without SO_REUSEPORT: a second server on the port fails, it does not join.
+            let second = try Child(["HTTPHello", "--port", "\(port)", "--backend", backend.rawValue])
+            let (secondStatus, secondOutput) = try second.finish(limit: .seconds(10))
+            #expect(secondStatus == 1 && secondOutput.contains("EADDRINUSE"), "\(secondOutput)")
             kill(server.pid, SIGTERM)
             let (status, output) = try server.finish(limit: .seconds(5))
             #expect(status == 0, "\(output)")

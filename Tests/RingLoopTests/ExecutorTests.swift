@@ -159,18 +159,22 @@ extension AllSuites {
             #expect(resumedThread == loopThread)
         }
 
-        @Test("a pool asked for fewer than one thread has one, and runs work", arguments: allBackends)
+        @Test("a pool asked for fewer than one thread has one, and runs work on threads named as asked", arguments: allBackends)
         func poolOfZeroThreads(backend: Backend) async throws {
-            let (counts, value) = try await onNewThread { () -> ([Int], Int) in
-                let pools = [try ThreadPool(threads: 0), try ThreadPool(threads: -3)]
+            let (counts, value, names) = try await onNewThread { () -> ([Int], Int, [String]) in
+                let pools = [try ThreadPool(threads: 0, name: "a-name-longer-than-15-bytes"), try ThreadPool(threads: -3)]
                 defer { for pool in pools { pool.shutdown() } }
                 let loop = try EventLoop(backend: backend, threadPool: pools[0])
                 defer { try? loop.close() }
                 let value = try loop.runUntilComplete { try await loop.offload { 6 * 7 } }
-                return (pools.map(\.threadCount), value)
+                let names = try loop.runUntilComplete {
+                    [try await loop.offload { currentThreadName }, try await loop.offload(to: pools[1]) { currentThreadName }]
+                }
+                return (pools.map(\.threadCount), value, names)
             }
             #expect(counts == [1, 1])
             #expect(value == 42)
+            #expect(names == ["a-name-longer-t", "RingLoop-pool"], "Linux keeps 15 bytes of a name")
         }
 
         @Test("offload cancelled before a worker starts it never runs", arguments: allBackends)

@@ -139,6 +139,7 @@ extension AllSuites {
             #expect((0..<8).map { _ in ObjectIdentifier(group.next()) } == (group.loops + group.loops).map(ObjectIdentifier.init))
             let threads = try await group.onEach { _ in currentThreadID }
             #expect(Set(threads).count == 4, "each loop runs on a thread of its own")
+            #expect(try await group.onEach { _ in currentThreadName } == ["RingLoop-0", "RingLoop-1", "RingLoop-2", "RingLoop-3"])
 
             let first = try await group.loops[0].submit {
                 try await group.loops[0].serve(host: "127.0.0.1", port: 0, reusePort: true) { stream in

@@ -209,6 +209,16 @@ func capturingLogger() -> (Logger, Recorder<(Logger.Level, String)>) {
 
 var currentThreadID: UInt { UInt(pthread_self()) }
 
+/// The calling thread's name, as `top -H` shows it.
+var currentThreadName: String {
+    let fd = open("/proc/thread-self/comm", O_RDONLY)
+    guard fd >= 0 else { return "?" }
+    defer { close(fd) }
+    var bytes = [UInt8](repeating: 0, count: 32)
+    let n = read(fd, &bytes, bytes.count)
+    return String(decoding: bytes.prefix(max(0, n)).filter { $0 != 0x0A }, as: UTF8.self)
+}
+
 /// A mutable box for single-thread use inside one loop test.
 final class Box<Value>: @unchecked Sendable {
     var value: Value
@@ -223,7 +233,7 @@ final class Flag: Sendable {
 }
 
 private func startThread(_ body: @escaping @Sendable () -> Void) throws -> pthread_t {
-    try NativeThread.start(body)
+    try NativeThread.start(name: "test-thread", body)
 }
 
 /// Starts `body` on a new thread; returns a function that joins it.

@@ -181,7 +181,7 @@ extension EventLoop {
                 if let pool { return pool }
                 if isClosed { throw .closed(operation: "getaddrinfo") }
                 do {
-                    let made = try ThreadPool(threads: 2)
+                    let made = try ThreadPool(threads: 2, name: "RingLoop-dns")
                     pool = made
                     return made
                 } catch {

@@ -32,7 +32,7 @@ final class OrphanedActorJobs: Sendable {
         }
         guard start else { return }
         do {
-            pthread_detach(try NativeThread.start { [self] in drain(executor) })
+            pthread_detach(try NativeThread.start(name: "RingLoop-orphan") { [self] in drain(executor) })
         } catch {
             // No thread to be had: the jobs still run, on the global
             // executor, rather than never (their awaiters would hang).

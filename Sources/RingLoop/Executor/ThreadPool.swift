@@ -41,17 +41,18 @@ public final class ThreadPool: @unchecked Sendable {
     public private(set) var threadCount = 0
 
     /// Starts `threads` workers (default: one per online core; fewer than one
-    /// means one, since a pool without a worker would never run its work).
+    /// means one, since a pool without a worker would never run its work),
+    /// each called `name` (the first 15 bytes: what `top -H` shows).
     ///
     /// - Throws: ``Errno`` when not even one thread could be created.
-    public init(threads: Int = ThreadPool.defaultThreadCount) throws(Errno) {
+    public init(threads: Int = ThreadPool.defaultThreadCount, name: String = "RingLoop-pool") throws(Errno) {
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         condition = .allocate(capacity: 1)
         pthread_cond_init(condition, nil)
         for index in 0..<max(1, threads) {
             do throws(Errno) {
-                self.threads.append(try NativeThread.start { [self] in workerLoop() })
+                self.threads.append(try NativeThread.start(name: name) { [self] in workerLoop() })
             } catch {
                 if index == 0 { throw error }
                 break

@@ -32,7 +32,8 @@ public final class LoopGroup: Sendable {
     private let counter = Atomic<UInt>(0)
 
     /// Starts `threads` loops, each running on a thread of its own until
-    /// ``shutdown()``.
+    /// ``shutdown()``. The threads are named `RingLoop-0`, `RingLoop-1`, …
+    /// in the order of ``loops``, as `top -H` and debuggers show them.
     ///
     /// - Throws: ``EventLoopError/invalidArgument(_:)`` for fewer than one
     ///   thread or when a thread cannot start; the loops' set-up errors.
@@ -48,9 +49,9 @@ public final class LoopGroup: Sendable {
         }
         self.loops = loops
         var started: [pthread_t] = []
-        for loop in loops {
+        for (index, loop) in loops.enumerated() {
             do {
-                started.append(try NativeThread.start {
+                started.append(try NativeThread.start(name: "RingLoop-\(index)") {
                     // Runs until shutdown() stops it; closes on its own thread,
                     // the ring's issuer, so teardown can drain.
                     try? loop.runForever()
