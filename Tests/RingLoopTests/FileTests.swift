@@ -361,6 +361,34 @@ extension AllSuites {
             #expect(sequential == Array("hello world".utf8))
         }
 
+        @Test("a read limit: a file of exactly the limit reads whole, one byte more is EFBIG naming the path; /dev/zero stops at it",
+              arguments: allBackends)
+        func readLimit(backend: Backend) async throws {
+            let path = temporaryPath("limit")
+            defer { unlink(path) }
+            let content = pattern(200_000, seed: 9)
+            let (exact, over, zero, positional, negative) = try await onLoop(backend) { _ in
+                try await writeFile(path, content)
+                let exact = try await readFile(path, limit: content.count)
+                var over: IOError?, zero: IOError?, negative: IOError?
+                do { _ = try await readFile(path, limit: content.count - 1) } catch let error as IOError { over = error }
+                do { _ = try await readFile("/dev/zero", limit: 100_000) } catch let error as IOError { zero = error }
+                let file = try await File.open(path)
+                let head = try IOBuffer(capacity: 100)
+                _ = try await file.read(into: head)
+                let positional = try await file.readToEnd(chunkSize: 4096, limit: content.count - 100)
+                do { _ = try await file.readAll(limit: -1) } catch let error as IOError { negative = error }
+                try await file.close()
+                return (exact, over, zero, positional, negative)
+            }
+            #expect(exact == content)
+            #expect(over?.errno == Errno(EFBIG) && over?.path == path, "\(String(describing: over))")
+            #expect(over?.description.contains("limit of 199999 bytes") == true, "\(String(describing: over))")
+            #expect(zero?.errno == Errno(EFBIG) && zero?.path == "/dev/zero", "\(String(describing: zero))")
+            #expect(positional == Array(content.dropFirst(100)), "readToEnd's limit counts from the position")
+            #expect(negative?.errno == Errno(EINVAL), "\(String(describing: negative))")
+        }
+
         @Test("append mode: writes without an offset go to the end, from two Files and from concurrent tasks, none lost",
               arguments: allBackends)
         func appendMode(backend: Backend) async throws {

@@ -15,7 +15,7 @@ enum NativeThread {
     /// Swift's `com.apple.root.default-qos` threads.
     static func start(name: String, _ body: @escaping @Sendable () -> Void) throws(Errno) -> pthread_t {
         let box = Unmanaged.passRetained(Body {
-            _ = cu_set_thread_name(String(decoding: name.utf8.prefix(15), as: UTF8.self))
+            _ = cu_set_thread_name(name)   // the kernel cuts it to 15 bytes
             body()
         })
         var thread = pthread_t()

@@ -14,7 +14,7 @@ import Glibc
 ///
 /// Every method must be called from a task running on the loop the file was
 /// opened on. Reads of 0 bytes mean end of file. Reads and writes may be short;
-/// ``writeAll(_:at:)`` and ``readToEnd(chunkSize:)`` loop until done.
+/// ``writeAll(_:at:)`` and ``readToEnd(chunkSize:limit:)`` loop until done.
 public final class File: @unchecked Sendable {
     /// How to open a file: `open(2)` flags, spelled out.
     public struct Options: Sendable, Equatable {
@@ -285,36 +285,49 @@ public final class File: @unchecked Sendable {
     }
 
     /// Reads the rest of the file from the current position, `chunkSize`
-    /// bytes at a time.
-    public nonisolated(nonsending) func readToEnd(chunkSize: Int = 64 * 1024) async throws -> [UInt8] {
-        guard chunkSize > 0 else {
-            throw IOError(operation: "readToEnd", errno: Errno(EINVAL), path: path, detail: "chunkSize must be positive, got \(chunkSize)")
-        }
-        let buffer = try IOBuffer(capacity: chunkSize)
-        var result: [UInt8] = []
-        while true {
-            let n = try await read(into: buffer)
-            if n == 0 { return result }
-            buffer.withUnsafeBytes { result.append(contentsOf: $0) }
-        }
+    /// bytes at a time, up to `limit` bytes.
+    ///
+    /// - Throws: ``IOError`` (`EFBIG`) when the file holds more than `limit`
+    ///   bytes (`/dev/zero` never ends; a limit stops it at a size the caller
+    ///   chose); `EINVAL` for a chunk size below 1 or a negative limit.
+    public nonisolated(nonsending) func readToEnd(chunkSize: Int = 64 * 1024, limit: Int = .max) async throws -> [UInt8] {
+        try await readRest(operation: "readToEnd", chunkSize: chunkSize, limit: limit, from: nil)
     }
 
-    /// Reads the whole file from offset 0, whatever the current position. A
-    /// FIFO, pipe, socket or terminal has no offset 0 to go back to: it is read from
-    /// where it is to its end, as ``readToEnd(chunkSize:)`` does.
-    public nonisolated(nonsending) func readAll(chunkSize: Int = 64 * 1024) async throws -> [UInt8] {
-        guard chunkSize > 0 else {
-            throw IOError(operation: "readAll", errno: Errno(EINVAL), path: path, detail: "chunkSize must be positive, got \(chunkSize)")
+    /// Reads the whole file from offset 0, whatever the current position, up
+    /// to `limit` bytes. A FIFO, pipe, socket or terminal has no offset 0 to
+    /// go back to: it is read from where it is to its end, as
+    /// ``readToEnd(chunkSize:limit:)`` does.
+    ///
+    /// ```swift
+    /// let config = try await file.readAll(limit: 1 << 20)   // a megabyte at most
+    /// ```
+    ///
+    /// - Throws: as ``readToEnd(chunkSize:limit:)``.
+    public nonisolated(nonsending) func readAll(chunkSize: Int = 64 * 1024, limit: Int = .max) async throws -> [UInt8] {
+        try await readRest(operation: "readAll", chunkSize: chunkSize, limit: limit, from: isStream ? nil : 0)
+    }
+
+    /// Both reads to the end: at the file's position (`offset` nil) or from
+    /// `offset` on. One byte past `limit` is asked for, so a file of exactly
+    /// `limit` bytes is read whole and only a longer one fails.
+    private nonisolated(nonsending) func readRest(operation: String, chunkSize: Int, limit: Int, from offset: Int64?) async throws -> [UInt8] {
+        guard chunkSize > 0, limit >= 0 else {
+            throw IOError(operation: operation, errno: Errno(EINVAL), path: path,
+                          detail: chunkSize > 0 ? "limit must not be negative, got \(limit)" : "chunkSize must be positive, got \(chunkSize)")
         }
-        if isStream { return try await readToEnd(chunkSize: chunkSize) }
         let buffer = try IOBuffer(capacity: chunkSize)
         var result: [UInt8] = []
-        var offset: Int64 = 0
+        var offset = offset
         while true {
-            let n = try await read(into: buffer, at: offset)
+            let n: Int
+            if let offset { n = try await read(into: buffer, at: offset) } else { n = try await read(into: buffer) }
             if n == 0 { return result }
+            guard n <= limit - result.count else {
+                throw IOError(operation: operation, errno: Errno(EFBIG), path: path, detail: "the file holds more than the limit of \(limit) bytes")
+            }
             buffer.withUnsafeBytes { result.append(contentsOf: $0) }
-            offset += Int64(n)
+            offset? += Int64(n)
         }
     }
 

@@ -1,15 +1,20 @@
 import CUring
 import Glibc
 
-/// Reads a whole file on the running loop.
+/// Reads a whole file on the running loop, up to `limit` bytes.
 ///
 /// ```swift
 /// let bytes = try await readFile("/etc/hostname")
+/// let upload = try await readFile(path, limit: 10 << 20)   // 10 MiB at most
 /// ```
-public nonisolated(nonsending) func readFile(_ path: String) async throws -> [UInt8] {
+///
+/// - Throws: ``IOError`` naming the path: the open's errors, `EFBIG` for a
+///   file longer than `limit` (a device such as `/dev/zero` has no end, so
+///   without a limit it would fill memory), `EINVAL` for a negative limit.
+public nonisolated(nonsending) func readFile(_ path: String, limit: Int = .max) async throws -> [UInt8] {
     let file = try await File.open(path)
     do {
-        let bytes = try await file.readAll()
+        let bytes = try await file.readAll(limit: limit)
         try await file.close()
         return bytes
     } catch {
