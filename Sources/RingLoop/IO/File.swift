@@ -309,8 +309,8 @@ public final class File: @unchecked Sendable {
     }
 
     /// Both reads to the end: at the file's position (`offset` nil) or from
-    /// `offset` on. One byte past `limit` is asked for, so a file of exactly
-    /// `limit` bytes is read whole and only a longer one fails.
+    /// `offset` on. A file of exactly `limit` bytes is read whole; the first
+    /// chunk that would go past it fails the read.
     private nonisolated(nonsending) func readRest(operation: String, chunkSize: Int, limit: Int, from offset: Int64?) async throws -> [UInt8] {
         guard chunkSize > 0, limit >= 0 else {
             throw IOError(operation: operation, errno: Errno(EINVAL), path: path,
@@ -318,6 +318,7 @@ public final class File: @unchecked Sendable {
         }
         let buffer = try IOBuffer(capacity: chunkSize)
         var result: [UInt8] = []
+        result.reserveCapacity(Swift.min(expectedLength(from: offset), limit))
         var offset = offset
         while true {
             let n: Int
@@ -329,6 +330,21 @@ public final class File: @unchecked Sendable {
             buffer.withUnsafeBytes { result.append(contentsOf: $0) }
             offset? += Int64(n)
         }
+    }
+
+    /// What a regular file holds from `offset` (nil: the position) to its
+    /// end by `fstat`, capped at 1 GiB; 0 for other kinds and sizes that say
+    /// nothing (`/proc` files: 0). Reserving it up front makes one allocation
+    /// of the result instead of a doubling series, each new block's pages
+    /// touched and the old block copied: half of readFile's time for a
+    /// 512 MiB file. Only a hint: a file that grows meanwhile still reads to
+    /// its end, and the cap keeps a huge sparse file from one vast allocation.
+    private func expectedLength(from offset: Int64?) -> Int {
+        var status = Glibc.stat()
+        guard !isStream, descriptor.fd >= 0, fstat(descriptor.fd, &status) == 0,
+              status.st_mode & S_IFMT == S_IFREG,
+              let start = offset ?? (try? currentPosition("readToEnd")) else { return 0 }
+        return Int(Swift.min(Swift.max(Int64(status.st_size) - start, 0), 1 << 30))
     }
 
     // MARK: Writing
