@@ -392,6 +392,29 @@ extension AllSuites {
             #expect(negative?.errno == Errno(EINVAL), "\(String(describing: negative))")
         }
 
+        @Test("writeAll of an array over 1 MiB (written through one reused chunk) lands whole, at an offset and at the position",
+              arguments: allBackends)
+        func largeArrayWrites(backend: Backend) async throws {
+            let path = temporaryPath("large-array")
+            defer { unlink(path) }
+            let first = pattern(3 << 20 | 12_345, seed: 21), second = pattern(2 << 20, seed: 22)
+            let (content, position) = try await onLoop(backend) { _ -> ([UInt8], Int64) in
+                let file = try await File.open(path, .readWrite(create: true, truncate: true))
+                try await file.writeAll(first)                                  // at the position: 0
+                try await file.writeAll(second)                                 // at the position: after `first`
+                try await file.writeAll(ArraySlice(first.prefix(1 << 21 | 7)), at: 1_000)   // over both, at an offset
+                let position = file.position ?? -1
+                let content = try await file.readAll()
+                try await file.close()
+                return (content, position)
+            }
+            var expected = first + second
+            expected.replaceSubrange(1_000..<(1_000 + (1 << 21 | 7)), with: first.prefix(1 << 21 | 7))
+            #expect(content.count == expected.count)
+            #expect(content == expected)
+            #expect(position == Int64(first.count + second.count), "a positional write does not move the position")
+        }
+
         @Test("append mode: writes without an offset go to the end, from two Files and from concurrent tasks, none lost",
               arguments: allBackends)
         func appendMode(backend: Backend) async throws {
