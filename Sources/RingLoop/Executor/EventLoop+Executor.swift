@@ -51,11 +51,12 @@ extension EventLoop: TaskExecutor {
             ready.append(actor ? .actorJob(job) : .job(job))
             return
         }
-        if !inbox.push(actor ? .actorJob(job) : .job(job), wake: { io.wake() }) {
+        let item: InboxItem = actor ? .actorJob(job) : .job(job)
+        if !inbox.push(item, wake: { io.wake() }) {
             // The loop is closed: the job runs elsewhere, where every call it
             // makes on this loop throws `.closed`, so it unwinds instead of
             // hanging.
-            handOff(actor ? .actorJob(job) : .job(job))
+            handOff(item.readyItem)
         }
     }
 }

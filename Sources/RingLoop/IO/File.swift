@@ -343,7 +343,7 @@ public final class File: @unchecked Sendable {
         var status = Glibc.stat()
         guard !isStream, descriptor.fd >= 0, fstat(descriptor.fd, &status) == 0,
               status.st_mode & S_IFMT == S_IFREG,
-              let start = offset ?? (try? currentPosition("readToEnd")) else { return 0 }
+              let start = offset ?? (try? currentPosition("read")) else { return 0 }
         return Int(Swift.min(Swift.max(Int64(status.st_size) - start, 0), 1 << 30))
     }
 
@@ -425,15 +425,14 @@ public final class File: @unchecked Sendable {
         }
     }
 
-    /// Writes `bytes` in full, through a copy: of the whole when it is at most
-    /// 1 MiB, else through one 1 MiB ``IOBuffer`` refilled chunk by chunk, in
-    /// order, so a large array is not duplicated in memory (a 512 MiB
-    /// `writeFile` took 0.7-2.2 s with the whole copy).
+    /// Writes `bytes` in full, through a copy into one ``IOBuffer`` of at most
+    /// 1 MiB, refilled chunk by chunk in order, so a large array is not
+    /// duplicated in memory (a 512 MiB `writeFile` took 0.7-2.2 s with a copy
+    /// of the whole).
     public nonisolated(nonsending) func writeAll(_ bytes: some Collection<UInt8>, at offset: Int64? = nil) async throws {
         let chunk = 1 << 20
         let total = bytes.count
-        if total <= chunk { return try await writeAll(IOBuffer(bytes), at: offset) }
-        let buffer = try IOBuffer(capacity: chunk)
+        let buffer = try IOBuffer(capacity: Swift.min(total, chunk))
         try await writeAll(count: total, at: offset) { start, written in
             var index = bytes.startIndex
             while index != bytes.endIndex {
