@@ -258,6 +258,49 @@ extension AllSuites {
             #expect(received == Array(pattern(16, seed: 7)))
         }
 
+        @Test("a large write is queued a chunk at a time: the send queue never holds a second copy of it, and the bytes arrive in order",
+              arguments: allBackends)
+        func largeWritesAreChunked(backend: Backend) async throws {
+            let results = try await onLoop(backend) { loop -> [(String, Bool, Int)] in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                let peer = try await listener.accept()
+                let body = pattern(8 << 20, seed: 11), header = pattern(300, seed: 12)
+                let writes: [(String, @Sendable () async throws -> Void)] = [
+                    ("array", { try await stream.writeAll(body) }),
+                    ("IOBuffer", { try await stream.writeAll(IOBuffer(body)) }),
+                    ("contentsOf", { try await stream.write(contentsOf: [IOBuffer(header), IOBuffer(body)]) }),
+                ]
+                var results: [(String, Bool, Int)] = []
+                for (name, write) in writes {
+                    let expected = name == "contentsOf" ? header + body : body
+                    let writer = loop.spawn { try await write() }
+                    var received: [UInt8] = []
+                    var mostQueued = 0
+                    let buffer = try IOBuffer(capacity: 256 * 1024)
+                    while received.count < expected.count {
+                        let n = try await peer.read(into: buffer)
+                        if n == 0 { break }
+                        received += buffer.bytes
+                        mostQueued = max(mostQueued, stream.writeBufferSize)
+                    }
+                    try await writer.value
+                    results.append((name, received == expected, mostQueued))
+                }
+                try await peer.close()
+                try await stream.close()
+                try await listener.close()
+                return results
+            }
+            #expect(results.count == 3)
+            for (name, inOrder, mostQueued) in results {
+                #expect(inOrder, "\(name): the bytes arrive whole and in order")
+                // One chunk (1 MiB) plus the high-water mark (64 KiB) at
+                // most; a whole-payload copy shows about 8 MiB here.
+                #expect(mostQueued <= (1 << 20) + 64 * 1024, "\(name): \(mostQueued) bytes queued")
+            }
+        }
+
         @Test("abort() against a peer that does not read: the waiting write and read fail, close returns at once, the peer sees the end", arguments: allBackends)
         func abortStream(backend: Backend) async throws {
             let (writeError, readError, peerSaw) = try await onLoop(backend) { loop -> (IOError.Code?, IOError.Code?, Int) in

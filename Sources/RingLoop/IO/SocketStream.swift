@@ -226,27 +226,46 @@ public final class SocketStream: @unchecked Sendable {
     /// is above its high-water mark (asyncio's `write` then `drain`).
     ///
     /// The bytes go out at the end of the loop iteration. The buffer may be
-    /// reused as soon as this returns.
+    /// reused as soon as this returns. A buffer larger than
+    /// ``writeChunkSize`` is queued a chunk at a time, each after the queue
+    /// has drained, so the queue never holds a second copy of all of it.
     ///
     /// Cancelled while it waits (for example by `withTimeout` against a peer
     /// that does not read), it aborts the connection: some of its bytes were
     /// not sent, so nothing written after them could arrive intact.
     public nonisolated(nonsending) func writeAll(_ buffer: IOBuffer) async throws {
-        try await send(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
+        var offset = 0
+        repeat {
+            let n = Swift.min(buffer.count - offset, Self.writeChunkSize)
+            try checkWritable()
+            // `buffer` is used on every pass, so it outlives the pointer.
+            try transport.write(UnsafeRawBufferPointer(start: buffer.base + offset, count: n))
+            try await drainOrAbort()
+            offset += n
+        } while offset < buffer.count
     }
 
-    /// Queues a copy of `bytes`.
+    /// Queues a copy of `bytes`, a chunk of at most ``writeChunkSize`` at a
+    /// time, each after the queue has drained; suspends while the send
+    /// queue is above its high-water mark.
+    ///
+    /// ```swift
+    /// try await stream.writeAll(Array("HTTP/1.1 200 OK\r\n\r\n".utf8))
+    /// ```
     public nonisolated(nonsending) func writeAll(_ bytes: some Collection<UInt8>) async throws {
-        try checkWritable()
-        try transport.write(bytes)
-        try await drainOrAbort()
+        var start = bytes.startIndex
+        repeat {
+            let end = bytes.index(start, offsetBy: Self.writeChunkSize, limitedBy: bytes.endIndex) ?? bytes.endIndex
+            try checkWritable()
+            try transport.write(bytes[start..<end])
+            try await drainOrAbort()
+            start = end
+        } while start != bytes.endIndex
     }
 
-    private nonisolated(nonsending) func send(_ bytes: UnsafeRawBufferPointer) async throws {
-        try checkWritable()
-        try transport.write(bytes)
-        try await drainOrAbort()
-    }
+    /// The most one write copies into the send queue before waiting for it to
+    /// drain (1 MiB): writing a 1 GiB array costs 1 MiB of queue, not 1 GiB.
+    public static let writeChunkSize = 1 << 20
 
     /// Waits for the send queue to fall below its high-water mark.
     ///
