@@ -183,6 +183,51 @@ extension AllSuites {
             #expect(throws: EventLoopError.self) { _ = try LoopGroup(threads: 0) }
         }
 
+        @Test("both servers' close, waitClosed and serveForever work from another loop of the group and from a plain task",
+              arguments: allBackends)
+        func serverLifecycleFromOtherThreads(backend: Backend) async throws {
+            let group = try LoopGroup(threads: 2, backend: backend)
+            defer { group.shutdown() }
+            let home = group.loops[0], other = group.loops[1]
+            let streamServer = try await home.submit {
+                try await home.serve(host: "127.0.0.1", port: 0) { stream in _ = try await stream.readToEnd() }
+            }
+            let protocolServer = try await home.submit {
+                try await home.createServer(host: "127.0.0.1", port: 0) { RecordingProtocol() }
+            }
+            // Called from this test's own task, on Swift's global executor.
+            let serving = Task { try await protocolServer.serveForever() }
+            // One open connection to each, held by the other loop.
+            let clients = try await other.submit {
+                [try await SocketStream.connect(to: streamServer.localAddress),
+                 try await SocketStream.connect(to: protocolServer.localAddress)]
+            }
+            while try await home.submit({ streamServer.connectionCount + protocolServer.connectionCount }) < 2 { usleep(1000) }
+            let waitsEnded = Locked<[String]>([])
+            // Closed and waited on from the other loop's thread and from a plain task.
+            let waiters = [
+                Task {
+                    try await other.submit {
+                        streamServer.close()
+                        await streamServer.waitClosed()
+                        waitsEnded.withLock { $0.append("stream") }
+                    }
+                },
+                Task {
+                    protocolServer.close()
+                    await protocolServer.waitClosed()
+                    waitsEnded.withLock { $0.append("protocol") }
+                },
+            ]
+            try await serving.value   // returns once the listener is closed
+            try await other.submit { try await other.sleep(for: .milliseconds(100)) }
+            #expect(waitsEnded.withLock { $0 }.isEmpty, "waitClosed returned while a connection was still open")
+            #expect(try await home.submit { !streamServer.isServing && !protocolServer.isServing })
+            try await other.submit { for client in clients { try await client.close() } }
+            for waiter in waiters { try await waiter.value }
+            #expect(Set(waitsEnded.withLock { $0 }) == ["stream", "protocol"])
+        }
+
         @Test("a group dropped without shutdown() closes its loops and their descriptors", arguments: allBackends)
         func loopGroupDropped(backend: Backend) async throws {
             // The suite's resource check counts the descriptors afterwards.

@@ -89,6 +89,18 @@ extension EventLoop {
         return spawn(name: name) { try await local.value() }
     }
 
+    /// Runs `operation` as a task on this loop and waits for it, passing the
+    /// caller's cancellation on to it: how a server's `waitClosed` and
+    /// `serveForever` serve a caller on another thread (another loop of a
+    /// group, a task on Swift's global executor).
+    ///
+    /// - Throws: ``EventLoopError/closed(operation:)`` after ``close()``;
+    ///   whatever `operation` throws.
+    nonisolated(nonsending) func runOnLoop(_ name: String, _ operation: sending @escaping () async throws -> Void) async throws {
+        let task = spawn(name: name, operation)
+        try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+    }
+
     /// A spawned task ended. Not inlined: the task's outermost frame stays
     /// small, which keeps a parked task within the task allocator's first
     /// slab (see Docs/Transports.md, "Memory per idle connection").

@@ -22,7 +22,10 @@ import Glibc
 /// hang up, not a server fault, so it is logged at debug level only (asyncio's
 /// transports ignore the same three errors).
 ///
-/// Use it on its loop's thread.
+/// Thread-safety: ``close()``, ``waitClosed(deadline:)`` and
+/// ``serveForever()`` are safe from any thread (another loop of a
+/// ``LoopGroup``, say): they do their work on the server's loop. The rest is
+/// for its loop's thread.
 public final class StreamServer: @unchecked Sendable {
     /// The loop the server and its handlers run on.
     public let loop: EventLoop
@@ -69,8 +72,9 @@ public final class StreamServer: @unchecked Sendable {
     public var isServing: Bool { !closing }
 
     /// Stops accepting: the listening socket closes, handlers keep running.
-    /// Idempotent.
+    /// Idempotent; safe from any thread.
     public func close() {
+        guard loop.isOnLoopThread else { loop.onLoopThread { [self] in close() }; return }
         guard !closing else { return }
         closing = true
         for task in acceptTasks { task.cancel() }
@@ -96,6 +100,10 @@ public final class StreamServer: @unchecked Sendable {
     /// Cancelling the waiting task (a `withTimeout`, say) ends the wait
     /// early; the server and its handlers carry on.
     public nonisolated(nonsending) func waitClosed(deadline: Duration? = nil) async {
+        guard loop.isOnLoopThread else {
+            try? await loop.runOnLoop("serve waitClosed") { [self] in await waitClosed(deadline: deadline) }
+            return
+        }
         let timer = try? deadline.map { delay in
             try loop.callLater(delay) { [self] in for task in handlers.values { task.cancel() } }
         }

@@ -10,8 +10,10 @@ import Glibc
 /// try await server.serveForever()     // until server.close(), or the task is cancelled
 /// ```
 ///
-/// Thread-safety: use it on its loop's thread; ``close()`` is also safe
-/// from other threads.
+/// Thread-safety: ``close()``, ``closeClients()``, ``abortClients()``,
+/// ``waitClosed()`` and ``serveForever()`` are safe from any thread (another
+/// loop of a ``LoopGroup``, say): they do their work on the server's loop.
+/// The rest is for its loop's thread.
 public final class Server: @unchecked Sendable {
     /// The loop the server and its connections live on.
     public let loop: EventLoop
@@ -116,7 +118,10 @@ public final class Server: @unchecked Sendable {
     /// closed (asyncio's `wait_closed`). Cancelling the waiting task ends the
     /// wait early; the server and its connections carry on.
     public nonisolated(nonsending) func waitClosed() async {
-        guard loop.isOnLoopThread else { return }
+        guard loop.isOnLoopThread else {
+            try? await loop.runOnLoop("server waitClosed") { [self] in await waitClosed() }
+            return
+        }
         if listenerClosed, transports.isEmpty { return }
         await closeWaiters.wait(cancelled: ())
     }
@@ -125,7 +130,10 @@ public final class Server: @unchecked Sendable {
     /// the server (asyncio's `serve_forever`). Returns once the listening
     /// socket is closed; connections still open are left to their protocols.
     public nonisolated(nonsending) func serveForever() async throws {
-        try loop.requireLoopThread("serveForever")
+        guard loop.isOnLoopThread else {
+            try await loop.runOnLoop("server serveForever") { [self] in try await serveForever() }
+            return
+        }
         if !listenerClosed {
             await withTaskCancellationHandler {
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
