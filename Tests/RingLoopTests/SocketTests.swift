@@ -365,6 +365,46 @@ extension AllSuites {
             #expect(from)
         }
 
+        @Test("UDP: two receivers on one socket share its datagrams; none is lost, doubled or an error until the close", arguments: allBackends)
+        func udpSharedReceivers(backend: Backend) async throws {
+            let (values, endings) = try await onLoop(backend) { loop -> ([Int], [String]) in
+                let sender = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
+                let shared = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
+                final class Received: @unchecked Sendable { var values: [Int] = [] }
+                let received = Received()
+                // Each waits in its own receive at once: a datagram wakes
+                // both, and the one that finds nothing must wait again, not
+                // fail (io_uring reported that as EAGAIN).
+                let receivers = (0..<2).map { _ in
+                    loop.spawn { () async throws -> String in
+                        let buffer = try IOBuffer(capacity: 64)
+                        do {
+                            while true {
+                                _ = try await shared.receive(into: buffer)
+                                received.values.append(buffer.bytes.withUnsafeBytes { $0.loadUnaligned(as: Int.self) })
+                            }
+                        } catch let error as IOError {
+                            return error.code == .closed ? "closed" : "\(error)"
+                        }
+                    }
+                }
+                let total = 2000
+                for value in 0..<total {
+                    try await sender.send(IOBuffer(withUnsafeBytes(of: value) { Array($0) }), to: shared.localAddress)
+                    // A few in flight at a time, so the socket's buffer never overflows.
+                    if value % 16 == 15 { try await waitUntil(loop) { received.values.count > value - 8 } }
+                }
+                try await waitUntil(loop) { received.values.count == total }
+                try await shared.close()
+                var endings: [String] = []
+                for receiver in receivers { endings.append(try await receiver.value) }
+                try await sender.close()
+                return (received.values, endings)
+            }
+            #expect(values.sorted() == Array(0..<2000))
+            #expect(endings == ["closed", "closed"])
+        }
+
         @Test("Unix-domain stream round trip", arguments: allBackends)
         func unixStream(backend: Backend) async throws {
             let path = temporaryPath("sock")

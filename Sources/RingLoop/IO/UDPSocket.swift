@@ -57,6 +57,26 @@ public final class UDPSocket: @unchecked Sendable {
     }
 
     private nonisolated(nonsending) func sendMessage(_ buffer: IOBuffer, to address: SocketAddress) async throws -> Int {
+        try await retryingLostRace { try await sendMessageOnce(buffer, to: address) }
+    }
+
+    /// Runs `operation` again while io_uring completes it with EAGAIN. Two
+    /// operations waiting on one socket can be woken by one datagram (or by
+    /// room for one); the kernel retries the one that found nothing on a
+    /// worker thread, which honours the socket's `O_NONBLOCK` and completes
+    /// it with EAGAIN. Submitted again, it waits for the next, as a wait for
+    /// readiness does on epoll, where EAGAIN never reaches this far.
+    private nonisolated(nonsending) func retryingLostRace<R>(_ operation: nonisolated(nonsending) () async throws -> R) async throws -> R {
+        while true {
+            do {
+                return try await operation()
+            } catch let error as IOError where error.errno?.rawValue == EAGAIN {
+                continue
+            }
+        }
+    }
+
+    private nonisolated(nonsending) func sendMessageOnce(_ buffer: IOBuffer, to address: SocketAddress) async throws -> Int {
         try await descriptor.perform("sendmsg", keepAlive: buffer) { fd, scratch in
             let length = address.write(to: scratch.address)
             scratch.iov.pointee = iovec(iov_base: buffer.base, iov_len: buffer.count)
@@ -82,7 +102,22 @@ public final class UDPSocket: @unchecked Sendable {
             throw IOError(operation: "recvmsg", errno: Errno(EINVAL), fd: descriptor.fd, path: descriptor.label,
                           detail: "the buffer has no capacity")
         }
-        let (count, sender, truncated) = try await descriptor.perform("recvmsg", keepAlive: buffer, { fd, scratch in
+        let (count, sender, truncated) = try await retryingLostRace { try await receiveOnce(into: buffer) }
+        buffer.count = Int(count)
+        if truncated {
+            throw IOError(operation: "recvmsg", errno: Errno(EMSGSIZE), fd: descriptor.fd, path: sender?.description ?? descriptor.label,
+                          detail: "the datagram was larger than the \(buffer.capacity)-byte buffer and was truncated")
+        }
+        guard let sender else {
+            throw IOError(operation: "recvmsg", errno: Errno(EAFNOSUPPORT), fd: descriptor.fd, path: descriptor.label,
+                          detail: "datagram from an address family RingLoop does not represent")
+        }
+        return sender
+    }
+
+    /// One `recvmsg`: the byte count, the sender and whether it was truncated.
+    private nonisolated(nonsending) func receiveOnce(into buffer: IOBuffer) async throws -> (Int32, SocketAddress?, Bool) {
+        try await descriptor.perform("recvmsg", keepAlive: buffer, { fd, scratch in
             scratch.iov.pointee = iovec(iov_base: buffer.base, iov_len: buffer.capacity)
             var message = msghdr()
             message.msg_name = UnsafeMutableRawPointer(scratch.address)
@@ -95,16 +130,6 @@ public final class UDPSocket: @unchecked Sendable {
             (result, result >= 0 ? SocketAddress(scratch.address, length: scratch.message.pointee.msg_namelen) : nil,
              scratch.message.pointee.msg_flags & Int32(MSG_TRUNC) != 0)
         })
-        buffer.count = Int(count)
-        if truncated {
-            throw IOError(operation: "recvmsg", errno: Errno(EMSGSIZE), fd: descriptor.fd, path: sender?.description ?? descriptor.label,
-                          detail: "the datagram was larger than the \(buffer.capacity)-byte buffer and was truncated")
-        }
-        guard let sender else {
-            throw IOError(operation: "recvmsg", errno: Errno(EAFNOSUPPORT), fd: descriptor.fd, path: descriptor.label,
-                          detail: "datagram from an address family RingLoop does not represent")
-        }
-        return sender
     }
 
     /// Cancels operations in flight, waits for them, and closes. Idempotent.
