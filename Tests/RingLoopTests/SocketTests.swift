@@ -301,6 +301,46 @@ extension AllSuites {
             }
         }
 
+        @Test("concurrent writes never interleave, whether or not they are queued a chunk at a time", arguments: allBackends)
+        func concurrentLargeWritesStayWhole(backend: Backend) async throws {
+            let (received, messages) = try await onLoop(backend) { loop -> ([UInt8], [[UInt8]]) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                let peer = try await listener.accept()
+                // Two writes of several chunks each, in both APIs, and small
+                // ones started while they are under way.
+                let messages = [pattern(3 << 20, seed: 21), pattern(5 << 19, seed: 22), pattern(5000, seed: 23), pattern(7, seed: 24)]
+                let writers = [
+                    loop.spawn { try await stream.writeAll(messages[0]) },
+                    loop.spawn { try await stream.write(contentsOf: [IOBuffer(Array(messages[1].prefix(100))), IOBuffer(Array(messages[1].dropFirst(100)))]) },
+                    loop.spawn { try await stream.writeAll(IOBuffer(messages[2])) },
+                    loop.spawn { try await stream.writeAll(messages[3]) },
+                ]
+                let total = messages.reduce(0) { $0 + $1.count }
+                var received: [UInt8] = []
+                let buffer = try IOBuffer(capacity: 256 * 1024)
+                while received.count < total {
+                    let n = try await peer.read(into: buffer)
+                    if n == 0 { break }
+                    received += buffer.bytes
+                }
+                for writer in writers { try await writer.value }
+                try await peer.close()
+                try await stream.close()
+                try await listener.close()
+                return (received, messages)
+            }
+            // Each message must appear whole, at some position, with the
+            // others before or after it.
+            var rest = received[...]
+            var order: [Int] = []
+            while !rest.isEmpty, let index = messages.indices.first(where: { !order.contains($0) && rest.starts(with: messages[$0]) }) {
+                order.append(index)
+                rest = rest.dropFirst(messages[index].count)
+            }
+            #expect(rest.isEmpty && order.count == messages.count, "the messages interleaved; whole ones in order: \(order)")
+        }
+
         @Test("abort() against a peer that does not read: the waiting write and read fail, close returns at once, the peer sees the end", arguments: allBackends)
         func abortStream(backend: Backend) async throws {
             let (writeError, readError, peerSaw) = try await onLoop(backend) { loop -> (IOError.Code?, IOError.Code?, Int) in

@@ -192,22 +192,14 @@ extension SocketStream {
     /// Queues copies of several buffers in order, then waits for room once:
     /// a header and a body in one call. The bytes leave in one vectored send
     /// with whatever else this iteration queued. Buffers larger in all than
-    /// ``writeChunkSize`` are written one after the other, each a chunk at
-    /// a time, as `writeAll` does.
+    /// ``writeChunkSize`` are queued a chunk at a time, as `writeAll` does,
+    /// with no other task's write between them.
     ///
     /// ```swift
     /// try await stream.write(contentsOf: [header, body])
     /// ```
     public nonisolated(nonsending) func write(contentsOf buffers: [IOBuffer]) async throws {
-        if buffers.reduce(0, { $0 + $1.count }) > Self.writeChunkSize {
-            for buffer in buffers where buffer.count > 0 { try await writeAll(buffer) }
-            return
-        }
-        try checkWritable()
-        for buffer in buffers where buffer.count > 0 {
-            try transport.write(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
-        }
-        try await drainOrAbort()
+        try await write(buffers, total: buffers.reduce(0) { $0 + $1.count })
     }
 
     // MARK: Helpers

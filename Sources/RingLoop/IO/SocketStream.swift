@@ -228,39 +228,69 @@ public final class SocketStream: @unchecked Sendable {
     /// The bytes go out at the end of the loop iteration. The buffer may be
     /// reused as soon as this returns. A buffer larger than
     /// ``writeChunkSize`` is queued a chunk at a time, each after the queue
-    /// has drained, so the queue never holds a second copy of all of it.
+    /// has drained, so the queue never holds a second copy of all of it;
+    /// other tasks' writes wait until it is all queued, so concurrent writes
+    /// never interleave.
     ///
     /// Cancelled while it waits (for example by `withTimeout` against a peer
     /// that does not read), it aborts the connection: some of its bytes were
     /// not sent, so nothing written after them could arrive intact.
     public nonisolated(nonsending) func writeAll(_ buffer: IOBuffer) async throws {
-        var offset = 0
-        repeat {
-            let n = Swift.min(buffer.count - offset, Self.writeChunkSize)
+        try await write(CollectionOfOne(buffer), total: buffer.count)
+    }
+
+    /// Queues copies of `buffers`, which hold `total` bytes: all at once
+    /// when that is one chunk or less (they leave in one vectored send),
+    /// otherwise a chunk at a time, holding the write side so that no other
+    /// task's write lands between two chunks.
+    nonisolated(nonsending) func write(_ buffers: some Collection<IOBuffer>, total: Int) async throws {
+        try await state.waitForWriteTurn()
+        if total <= Self.writeChunkSize {
             try checkWritable()
-            // `buffer` is used on every pass, so it outlives the pointer.
-            try transport.write(UnsafeRawBufferPointer(start: buffer.base + offset, count: n))
+            for buffer in buffers where buffer.count > 0 {
+                try transport.write(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
+            }
             try await drainOrAbort()
-            offset += n
-        } while offset < buffer.count
+            return
+        }
+        state.beginBulkWrite()
+        defer { state.endBulkWrite() }
+        for buffer in buffers {
+            var offset = 0
+            while offset < buffer.count {
+                let n = Swift.min(buffer.count - offset, Self.writeChunkSize)
+                try checkWritable()
+                // `buffer` is used on every pass, so it outlives the pointer.
+                try transport.write(UnsafeRawBufferPointer(start: buffer.base + offset, count: n))
+                try await drainOrAbort()
+                offset += n
+            }
+        }
     }
 
     /// Queues a copy of `bytes`, a chunk of at most ``writeChunkSize`` at a
     /// time, each after the queue has drained; suspends while the send
-    /// queue is above its high-water mark.
+    /// queue is above its high-water mark. Concurrent writes never
+    /// interleave, as with `writeAll` of an `IOBuffer`.
     ///
     /// ```swift
     /// try await stream.writeAll(Array("HTTP/1.1 200 OK\r\n\r\n".utf8))
     /// ```
     public nonisolated(nonsending) func writeAll(_ bytes: some Collection<UInt8>) async throws {
+        try await state.waitForWriteTurn()
         var start = bytes.startIndex
-        repeat {
-            let end = bytes.index(start, offsetBy: Self.writeChunkSize, limitedBy: bytes.endIndex) ?? bytes.endIndex
+        var end = bytes.index(start, offsetBy: Self.writeChunkSize, limitedBy: bytes.endIndex) ?? bytes.endIndex
+        let bulk = end != bytes.endIndex
+        if bulk { state.beginBulkWrite() }
+        defer { if bulk { state.endBulkWrite() } }
+        while true {
             try checkWritable()
             try transport.write(bytes[start..<end])
             try await drainOrAbort()
+            if end == bytes.endIndex { return }
             start = end
-        } while start != bytes.endIndex
+            end = bytes.index(start, offsetBy: Self.writeChunkSize, limitedBy: bytes.endIndex) ?? bytes.endIndex
+        }
     }
 
     /// The most one write copies into the send queue before waiting for it to

@@ -52,6 +52,10 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     /// transport's, before `connectionLost`): it is not thrown a second time.
     var lossReported = false
     var writePaused = false
+    /// A write of more than one chunk is under way (see
+    /// ``SocketStream/writeChunkSize``): other writes wait until it ends, so
+    /// that its bytes stay together on the wire.
+    private(set) var bulkWriting = false
 
     enum Wake { case ready, cancelled, timedOut }
 
@@ -90,9 +94,7 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
         eof = true
         if let error, failure == nil, !lossReported { failure = error }
         wakeReader(.ready)
-        let drains = drainWaiters
-        drainWaiters = []
-        for waiter in drains { waiter.continuation.resume(returning: .ready) }
+        wakeWriters()
         let closers = lostWaiters
         lostWaiters = []
         for waiter in closers { waiter.resume() }
@@ -102,6 +104,12 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
 
     func resumeWriting() {
         writePaused = false
+        wakeWriters()
+    }
+
+    /// Wakes every waiting writer to look again at what it waits for.
+    private func wakeWriters() {
+        guard !drainWaiters.isEmpty else { return }
         let drains = drainWaiters
         drainWaiters = []
         for waiter in drains { waiter.continuation.resume(returning: .ready) }
@@ -250,7 +258,28 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
 
     /// Suspends while the transport's queue is above its high-water mark.
     nonisolated(nonsending) func drain() async throws {
-        while writePaused, !lost {
+        if writePaused { try await waitAsWriter { writePaused } }
+    }
+
+    /// Suspends while another task's write of more than one chunk is under
+    /// way. Cancelled here, a write has queued nothing: the stream stays intact.
+    nonisolated(nonsending) func waitForWriteTurn() async throws {
+        if bulkWriting { try await waitAsWriter { bulkWriting } }
+    }
+
+    /// Takes the write side for a write of more than one chunk; the caller
+    /// has waited for its turn and calls ``endBulkWrite()`` when done.
+    func beginBulkWrite() { bulkWriting = true }
+
+    func endBulkWrite() {
+        bulkWriting = false
+        wakeWriters()
+    }
+
+    /// Suspends while `blocked` holds and the connection lives; every change
+    /// a writer may wait for wakes all of them to look again.
+    private nonisolated(nonsending) func waitAsWriter(while blocked: () -> Bool) async throws {
+        while blocked(), !lost {
             if Task.isCancelled { throw CancellationError() }
             nextID &+= 1
             let id = nextID
