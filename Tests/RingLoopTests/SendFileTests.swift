@@ -66,6 +66,38 @@ extension AllSuites {
             #expect(ticks > 0, "the loop ran the ticker while the file was sent")
         }
 
+        @Test("writes started while sendFile waits for room land after the file's bytes, never inside them", arguments: allBackends)
+        func writesWaitForSendFile(backend: Backend) async throws {
+            let path = temporaryPath("sendfile-turn")
+            let content = pattern(8 << 20, seed: 13)
+            defer { unlink(path) }
+            let (sent, received) = try await onLoop(backend) { loop -> (Int, [UInt8]) in
+                try await writeFile(path, content)
+                let file = try await File.open(path)
+                let (client, server, close) = try await connectedPair()
+                let sender = loop.spawn { try await server.sendFile(file, count: content.count) }
+                // The peer is not reading yet: the socket fills and sendFile waits for room.
+                try await loop.sleep(for: .milliseconds(50))
+                let writers = [
+                    loop.spawn { try await server.writeAll(Array("small".utf8)) },
+                    loop.spawn { try await server.writeAll(pattern(3 << 20, seed: 14)) },
+                ]
+                let received = try await client.readExactly(content.count + 5 + (3 << 20))
+                let sent = try await sender.value
+                for writer in writers { try await writer.value }
+                try await file.close()
+                try await close()
+                return (sent, received)
+            }
+            #expect(sent == content.count)
+            let fileFirst = received.count == content.count + 5 + (3 << 20) && received.withUnsafeBytes { got in
+                content.withUnsafeBytes { memcmp(got.baseAddress!, $0.baseAddress!, content.count) == 0 }
+            }
+            #expect(fileFirst, "the file's bytes arrived whole, before the writes started during it")
+            let rest = received.dropFirst(content.count)
+            #expect(rest.prefix(5).elementsEqual("small".utf8) || rest.suffix(5).elementsEqual("small".utf8))
+        }
+
         @Test("sendFile cancelled while the peer does not read: CancellationError, the connection aborted, nothing leaked",
               arguments: allBackends)
         func sendFileCancelled(backend: Backend) async throws {

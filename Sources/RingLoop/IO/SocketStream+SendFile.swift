@@ -7,7 +7,8 @@ extension SocketStream {
     /// fewer than `count` only when the file ends first.
     ///
     /// Bytes written before this call go first (it waits for the send queue
-    /// to empty). Then, a megabyte at a time: pages in the page cache go by
+    /// to empty), and writes other tasks start while it runs wait until it
+    /// ends, so nothing lands inside the file's bytes. Then, a megabyte at a time: pages in the page cache go by
     /// `sendfile(2)` on the loop thread; on io_uring, pages that would have
     /// to be read from disk (cachestat(2) says so) are spliced into a pipe by
     /// an SQE, so the kernel's workers wait for the disk and the loop does
@@ -31,6 +32,11 @@ extension SocketStream {
             throw IOError(operation: "sendfile", errno: Errno(EINVAL), fd: fileDescriptor, path: file.path,
                           detail: "offset and count must not be negative (offset \(offset), count \(count))")
         }
+        // It sends on the socket directly, past the send queue: hold the
+        // write side, as a write of many chunks does.
+        try await state.waitForWriteTurn()
+        state.beginBulkWrite()
+        defer { state.endBulkWrite() }
         await transport.waitUntilSent()
         try state.throwFailure("sendfile")
         var splice = false
