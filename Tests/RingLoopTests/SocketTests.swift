@@ -341,6 +341,46 @@ extension AllSuites {
             #expect(rest.isEmpty && order.count == messages.count, "the messages interleaved; whole ones in order: \(order)")
         }
 
+        @Test("close() or shutdown(.write) during another task's multi-chunk write sends all of it first", arguments: allBackends)
+        func closeDuringChunkedWrite(backend: Backend) async throws {
+            let results = try await onLoop(backend) { loop -> [(String, Bool, Bool, Bool)] in
+                var results: [(String, Bool, Bool, Bool)] = []
+                for closing in ["close", "shutdown"] {
+                    let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                    let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                    let peer = try await listener.accept()
+                    // More than loopback's socket buffers hold, in 1 MiB chunks.
+                    let message = pattern(16 << 20, seed: 31)
+                    let finished = Flag()
+                    let writer = loop.spawn {
+                        try await stream.writeAll(message)
+                        finished.set()
+                    }
+                    // The peer does not read yet: the write is part-way, waiting for room.
+                    try await waitUntil(loop) { stream.writeBufferSize > 0 }
+                    try await loop.sleep(for: .milliseconds(20))
+                    let underWay = !finished.isSet
+                    let closer = loop.spawn {
+                        if closing == "close" { try await stream.close() } else { try await stream.shutdown(.write) }
+                    }
+                    let received = try await peer.readToEnd()
+                    let wroteWhole = (try? await writer.value) != nil
+                    try await closer.value
+                    results.append((closing, underWay, received == message, wroteWhole))
+                    try await peer.close()
+                    try await stream.close()
+                    try await listener.close()
+                }
+                return results
+            }
+            for (closing, underWay, whole, wroteWhole) in results {
+                #expect(underWay, "\(closing): the write was still under way when the close began")
+                #expect(whole, "\(closing): the peer got the whole write, then the end")
+                #expect(wroteWhole, "\(closing): the write returned normally")
+            }
+            #expect(results.count == 2)
+        }
+
         @Test("abort() against a peer that does not read: the waiting write and read fail, close returns at once, the peer sees the end", arguments: allBackends)
         func abortStream(backend: Backend) async throws {
             let (writeError, readError, peerSaw) = try await onLoop(backend) { loop -> (IOError.Code?, IOError.Code?, Int) in

@@ -364,6 +364,8 @@ public final class SocketStream: @unchecked Sendable {
         guard transport.fileDescriptor >= 0 else {
             throw IOError(operation: "shutdown", errno: Errno(EBADF), path: transport.errorLabel, detail: IOError.closedDetail)
         }
+        // A write of many chunks under way in another task ends before the EOF.
+        if direction != .read { try await state.waitForWriteTurn() }
         switch direction {
         case .write:
             transport.writeEOF()
@@ -376,7 +378,8 @@ public final class SocketStream: @unchecked Sendable {
     }
 
     /// Sends what is queued, then closes; returns once the descriptor is
-    /// closed. Idempotent.
+    /// closed. Idempotent. A write of more than one chunk that another task
+    /// has under way is queued to its end first, so it is sent whole.
     ///
     /// Closing is never cancellable: in a cancelled task (or if the task is
     /// cancelled while the queue drains) the connection is aborted instead,
@@ -386,6 +389,8 @@ public final class SocketStream: @unchecked Sendable {
     ///   or write has reported it yet.
     public nonisolated(nonsending) func close() async throws {
         try loop.requireLoopThread("close")
+        // Cancelled while it waits, the close below aborts instead.
+        try? await state.waitForWriteTurn()
         let failure = state.failure
         state.wakeForClose()
         if Task.isCancelled { transport.abort() } else { transport.close() }
