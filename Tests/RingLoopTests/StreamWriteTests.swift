@@ -118,6 +118,38 @@ extension AllSuites {
             #expect(rest.isEmpty && order.count == messages.count, "the messages interleaved; whole ones in order: \(order)")
         }
 
+        @Test("a task writing large payloads back to back does not starve another task's small write", arguments: allBackends)
+        func largeWritesDoNotStarveOthers(backend: Backend) async throws {
+            let (received, big, small) = try await onLoop(backend) { loop -> ([UInt8], [[UInt8]], [UInt8]) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                let peer = try await listener.accept()
+                let big = (0..<4).map { pattern(2 << 20, seed: 40 + UInt64($0)) }
+                let small = pattern(100, seed: 50)
+                let writer = loop.spawn { for message in big { try await stream.writeAll(message) } }
+                // The peer does not read yet: the first large write is part-way.
+                try await waitUntil(loop) { stream.writeBufferSize > 0 }
+                let other = loop.spawn { try await stream.writeAll(small) }
+                let received = try await peer.readExactly(4 * (2 << 20) + small.count)
+                try await writer.value
+                try await other.value
+                try await peer.close()
+                try await stream.close()
+                try await listener.close()
+                return (received, big, small)
+            }
+            // The small write goes right after the large one it waited for,
+            // not after all four. (Compared as a Bool: a failed #expect on
+            // arrays of megabytes prints every byte.)
+            var expected = big[0] + small
+            for message in big.dropFirst() { expected += message }
+            let inPlace = received == expected
+            if !inPlace {
+                let at = (0...max(0, received.count - small.count)).first { received[$0...].starts(with: small) }
+                Issue.record("the small write is at byte \(at.map(String.init) ?? "nowhere") of \(received.count), expected at \(big[0].count)")
+            }
+        }
+
         @Test("close() or shutdown(.write) during another task's multi-chunk write sends all of it first", arguments: allBackends)
         func closeDuringChunkedWrite(backend: Backend) async throws {
             let results = try await onLoop(backend) { loop -> [(String, Bool, Bool, Bool)] in

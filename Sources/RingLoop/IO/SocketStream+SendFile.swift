@@ -8,13 +8,14 @@ extension SocketStream {
     ///
     /// Bytes written before this call go first (it waits for the send queue
     /// to empty), and writes other tasks start while it runs wait until it
-    /// ends, so nothing lands inside the file's bytes. Then, a megabyte at a time: pages in the page cache go by
-    /// `sendfile(2)` on the loop thread; on io_uring, pages that would have
-    /// to be read from disk (cachestat(2) says so) are spliced into a pipe by
-    /// an SQE, so the kernel's workers wait for the disk and the loop does
-    /// not, and from the pipe to the socket. When the socket is full the task
-    /// waits for room (a poll SQE on io_uring, readiness on epoll). The
-    /// file's own position is not used or moved.
+    /// ends, so nothing lands inside the file's bytes. Then, a megabyte at a
+    /// time: pages in the page cache go by `sendfile(2)` on the loop thread;
+    /// on io_uring, pages that would have to be read from disk (cachestat(2)
+    /// says so) are spliced into a pipe by an SQE, so the kernel's workers
+    /// wait for the disk and the loop does not, and from the pipe to the
+    /// socket. When the socket is full the task waits for room (a poll SQE
+    /// on io_uring, readiness on epoll). The file's own position is not used
+    /// or moved.
     ///
     /// ```swift
     /// let file = try await File.open("index.html")
@@ -34,9 +35,11 @@ extension SocketStream {
         }
         // It sends on the socket directly, past the send queue: hold the
         // write side, as a write of many chunks does.
-        try await state.waitForWriteTurn()
-        state.beginBulkWrite()
-        defer { state.endBulkWrite() }
+        return try await holdingWriteSide { try await sendFileWholly(file, offset: offset, count: count) }
+    }
+
+    /// ``sendFile(_:offset:count:)`` once it holds the write side.
+    private nonisolated(nonsending) func sendFileWholly(_ file: File, offset: Int64, count: Int) async throws -> Int {
         await transport.waitUntilSent()
         try state.throwFailure("sendfile")
         var splice = false

@@ -244,8 +244,8 @@ public final class SocketStream: @unchecked Sendable {
     /// otherwise a chunk at a time, holding the write side so that no other
     /// task's write lands between two chunks.
     nonisolated(nonsending) func write(_ buffers: some Collection<IOBuffer>, total: Int) async throws {
-        try await state.waitForWriteTurn()
         if total <= Self.writeChunkSize {
+            try await state.waitForWriteTurn()
             try checkWritable()
             for buffer in buffers where buffer.count > 0 {
                 try transport.write(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
@@ -253,19 +253,39 @@ public final class SocketStream: @unchecked Sendable {
             try await drainOrAbort()
             return
         }
-        state.beginBulkWrite()
-        defer { state.endBulkWrite() }
-        for buffer in buffers {
-            var offset = 0
-            while offset < buffer.count {
-                let n = Swift.min(buffer.count - offset, Self.writeChunkSize)
-                try checkWritable()
-                // `buffer` is used on every pass, so it outlives the pointer.
-                try transport.write(UnsafeRawBufferPointer(start: buffer.base + offset, count: n))
-                try await drainOrAbort()
-                offset += n
+        try await holdingWriteSide {
+            for buffer in buffers {
+                var offset = 0
+                while offset < buffer.count {
+                    let n = Swift.min(buffer.count - offset, Self.writeChunkSize)
+                    try checkWritable()
+                    // `buffer` is used on every pass, so it outlives the pointer.
+                    try transport.write(UnsafeRawBufferPointer(start: buffer.base + offset, count: n))
+                    try await drainOrAbort()
+                    offset += n
+                }
             }
         }
+    }
+
+    /// Runs `body`, a write that queues in several steps (chunks, or
+    /// `sendFile` past the queue), holding the stream's write side: other
+    /// tasks' writes, `close()` and `shutdown(.write)` wait until it ends.
+    /// Writers that waited then go first (the loop runs them before this
+    /// task goes on), so a task writing large payloads back to back cannot
+    /// starve another task's writes.
+    nonisolated(nonsending) func holdingWriteSide<R>(_ body: nonisolated(nonsending) () async throws -> R) async throws -> R {
+        try await state.waitForWriteTurn()
+        state.beginBulkWrite()
+        let result: R
+        do {
+            result = try await body()
+        } catch {
+            state.endBulkWrite()
+            throw error
+        }
+        if state.endBulkWrite() { await Task.yield() }
+        return result
     }
 
     /// Queues a copy of `bytes`, a chunk of at most ``writeChunkSize`` at a
@@ -277,19 +297,24 @@ public final class SocketStream: @unchecked Sendable {
     /// try await stream.writeAll(Array("HTTP/1.1 200 OK\r\n\r\n".utf8))
     /// ```
     public nonisolated(nonsending) func writeAll(_ bytes: some Collection<UInt8>) async throws {
-        try await state.waitForWriteTurn()
-        var start = bytes.startIndex
-        var end = bytes.index(start, offsetBy: Self.writeChunkSize, limitedBy: bytes.endIndex) ?? bytes.endIndex
-        let bulk = end != bytes.endIndex
-        if bulk { state.beginBulkWrite() }
-        defer { if bulk { state.endBulkWrite() } }
-        while true {
+        let firstEnd = bytes.index(bytes.startIndex, offsetBy: Self.writeChunkSize, limitedBy: bytes.endIndex) ?? bytes.endIndex
+        if firstEnd == bytes.endIndex {
+            try await state.waitForWriteTurn()
             try checkWritable()
-            try transport.write(bytes[start..<end])
+            try transport.write(bytes)
             try await drainOrAbort()
-            if end == bytes.endIndex { return }
-            start = end
-            end = bytes.index(start, offsetBy: Self.writeChunkSize, limitedBy: bytes.endIndex) ?? bytes.endIndex
+            return
+        }
+        try await holdingWriteSide {
+            var start = bytes.startIndex, end = firstEnd
+            while true {
+                try checkWritable()
+                try transport.write(bytes[start..<end])
+                try await drainOrAbort()
+                if end == bytes.endIndex { return }
+                start = end
+                end = bytes.index(start, offsetBy: Self.writeChunkSize, limitedBy: bytes.endIndex) ?? bytes.endIndex
+            }
         }
     }
 

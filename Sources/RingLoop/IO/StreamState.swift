@@ -36,6 +36,8 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     @exclusivity(unchecked) private var drainWaiters: [(id: UInt32, continuation: UnsafeContinuation<Wake, Never>)] = []
     @exclusivity(unchecked) private var lostWaiters: [UnsafeContinuation<Void, Never>] = []
     @exclusivity(unchecked) private var reader: UnsafeContinuation<Wake, Never>?
+    /// Writers waiting for a write of many chunks to end (see ``waitForWriteTurn()``).
+    private var turnWaiters: UInt32 = 0
 
     // The flags last, together: one object per connection, no padding
     // between them (see Docs/Transports.md, "Memory per idle connection").
@@ -264,16 +266,24 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
     /// Suspends while another task's write of more than one chunk is under
     /// way. Cancelled here, a write has queued nothing: the stream stays intact.
     nonisolated(nonsending) func waitForWriteTurn() async throws {
-        if bulkWriting { try await waitAsWriter { bulkWriting } }
+        guard bulkWriting else { return }
+        turnWaiters += 1
+        defer { turnWaiters -= 1 }
+        try await waitAsWriter { bulkWriting }
     }
 
     /// Takes the write side for a write of more than one chunk; the caller
     /// has waited for its turn and calls ``endBulkWrite()`` when done.
     func beginBulkWrite() { bulkWriting = true }
 
-    func endBulkWrite() {
+    /// Gives the write side back; true when writers were waiting for it
+    /// (they are woken, or were already, and should get their turn before
+    /// the same task takes it again).
+    @discardableResult
+    func endBulkWrite() -> Bool {
         bulkWriting = false
         wakeWriters()
+        return turnWaiters > 0
     }
 
     /// Suspends while `blocked` holds and the connection lives; every change
