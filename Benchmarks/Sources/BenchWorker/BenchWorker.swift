@@ -13,7 +13,7 @@ import ArgumentParser
 struct BenchWorker: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "One measurement of one contestant, printed as a JSON line (driven by Compare).",
-        subcommands: [MicroCommand.self, FileCommand.self, CopyCommand.self, WholeFileCommand.self, SendFileCommand.self, NIOEchoCommand.self, NIOHTTPCommand.self, URingInfoCommand.self]
+        subcommands: [MicroCommand.self, FileCommand.self, CopyCommand.self, WholeFileCommand.self, StreamWriteCommand.self, SendFileCommand.self, NIOEchoCommand.self, NIOHTTPCommand.self, URingInfoCommand.self]
     )
 }
 
