@@ -10,9 +10,7 @@ extension AllSuites {
         @Test("sends that find the socket full wait for room; what follows them never overtakes them", arguments: allBackends)
         func sendsWaitForRoom(backend: Backend) async throws {
             let (sentInOrder, received) = try await onLoop(backend) { loop -> (Bool, [UInt8]) in
-                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-                let peer = try await listener.accept()
+                let (stream, peer, closePair) = try await connectedPair()
                 // 8 MiB is far more than loopback's socket buffers hold, so with the peer
                 // not reading yet, the first sends succeed at once and the rest must wait.
                 let first = pattern(8 << 20, seed: 7), second = pattern(1000, seed: 8)
@@ -26,9 +24,7 @@ extension AllSuites {
                 let buffer = try IOBuffer(capacity: 256 * 1024)
                 while try await peer.read(into: buffer) > 0 { received += buffer.bytes }
                 try await writer.value
-                try await peer.close()
-                try await stream.close()
-                try await listener.close()
+                try await closePair()
                 return (received == first + second, Array(received.prefix(16)))
             }
             #expect(sentInOrder)
@@ -39,9 +35,7 @@ extension AllSuites {
               arguments: allBackends)
         func largeWritesAreChunked(backend: Backend) async throws {
             let results = try await onLoop(backend) { loop -> [(String, Bool, Int)] in
-                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-                let peer = try await listener.accept()
+                let (stream, peer, closePair) = try await connectedPair()
                 let body = pattern(8 << 20, seed: 11), header = pattern(300, seed: 12)
                 let writes: [(String, @Sendable () async throws -> Void)] = [
                     ("array", { try await stream.writeAll(body) }),
@@ -64,9 +58,7 @@ extension AllSuites {
                     try await writer.value
                     results.append((name, received == expected, mostQueued))
                 }
-                try await peer.close()
-                try await stream.close()
-                try await listener.close()
+                try await closePair()
                 return results
             }
             #expect(results.count == 3)
@@ -81,9 +73,7 @@ extension AllSuites {
         @Test("concurrent writes never interleave, whether or not they are queued a chunk at a time", arguments: allBackends)
         func concurrentLargeWritesStayWhole(backend: Backend) async throws {
             let (received, messages) = try await onLoop(backend) { loop -> ([UInt8], [[UInt8]]) in
-                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-                let peer = try await listener.accept()
+                let (stream, peer, closePair) = try await connectedPair()
                 // Two writes of several chunks each, in both APIs, and small
                 // ones started while they are under way.
                 let messages = [pattern(3 << 20, seed: 21), pattern(5 << 19, seed: 22), pattern(5000, seed: 23), pattern(7, seed: 24)]
@@ -102,9 +92,7 @@ extension AllSuites {
                     received += buffer.bytes
                 }
                 for writer in writers { try await writer.value }
-                try await peer.close()
-                try await stream.close()
-                try await listener.close()
+                try await closePair()
                 return (received, messages)
             }
             // Each message must appear whole, at some position, with the
@@ -121,9 +109,7 @@ extension AllSuites {
         @Test("a task writing large payloads back to back does not starve another task's small write", arguments: allBackends)
         func largeWritesDoNotStarveOthers(backend: Backend) async throws {
             let (received, big, small) = try await onLoop(backend) { loop -> ([UInt8], [[UInt8]], [UInt8]) in
-                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-                let peer = try await listener.accept()
+                let (stream, peer, closePair) = try await connectedPair()
                 let big = (0..<4).map { pattern(2 << 20, seed: 40 + UInt64($0)) }
                 let small = pattern(100, seed: 50)
                 let writer = loop.spawn { for message in big { try await stream.writeAll(message) } }
@@ -133,9 +119,7 @@ extension AllSuites {
                 let received = try await peer.readExactly(4 * (2 << 20) + small.count)
                 try await writer.value
                 try await other.value
-                try await peer.close()
-                try await stream.close()
-                try await listener.close()
+                try await closePair()
                 return (received, big, small)
             }
             // The small write goes right after the large one it waited for,
@@ -155,9 +139,7 @@ extension AllSuites {
             let results = try await onLoop(backend) { loop -> [(String, Bool, Bool, Bool)] in
                 var results: [(String, Bool, Bool, Bool)] = []
                 for closing in ["close", "shutdown"] {
-                    let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-                    let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-                    let peer = try await listener.accept()
+                    let (stream, peer, closePair) = try await connectedPair()
                     // More than loopback's socket buffers hold, in 1 MiB chunks.
                     let message = pattern(16 << 20, seed: 31)
                     let finished = Flag()
@@ -176,9 +158,7 @@ extension AllSuites {
                     let wroteWhole = (try? await writer.value) != nil
                     try await closer.value
                     results.append((closing, underWay, received == message, wroteWhole))
-                    try await peer.close()
-                    try await stream.close()
-                    try await listener.close()
+                    try await closePair()
                 }
                 return results
             }
@@ -193,9 +173,7 @@ extension AllSuites {
         @Test("abort() against a peer that does not read: the waiting write and read fail, close returns at once, the peer sees the end", arguments: allBackends)
         func abortStream(backend: Backend) async throws {
             let (writeError, readError, peerSaw) = try await onLoop(backend) { loop -> (IOError.Code?, IOError.Code?, Int) in
-                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-                let stream = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-                let peer = try await listener.accept()
+                let (stream, peer, closePair) = try await connectedPair()
                 // Far more than the socket buffers hold: the write waits for room.
                 let writer = loop.spawn { try await stream.writeAll(pattern(8 << 20, seed: 3)) }
                 let reader = loop.spawn { try await stream.read(upTo: 100) }
@@ -217,8 +195,7 @@ extension AllSuites {
                         total += chunk.count
                     }
                 } catch let error as IOError where error.code == .connectionReset {}
-                try await peer.close()
-                try await listener.close()
+                try await closePair()
                 return (writeError, readError, total)
             }
             #expect(writeError == .closed)

@@ -434,12 +434,9 @@ public final class File: @unchecked Sendable {
         let total = bytes.count
         let buffer = try IOBuffer(capacity: Swift.min(total, chunk))
         try await writeAll(count: total, at: offset) { start, written in
-            var index = bytes.startIndex
-            while index != bytes.endIndex {
-                let end = bytes.index(index, offsetBy: chunk, limitedBy: bytes.endIndex) ?? bytes.endIndex
-                try buffer.set(bytes[index..<end])
+            for slice in bytes.slices(of: chunk) {
+                try buffer.set(slice)
                 try await writeWhole(buffer, rangeStart: start, written: &written)
-                index = end
             }
         }
     }

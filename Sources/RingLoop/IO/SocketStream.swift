@@ -246,26 +246,32 @@ public final class SocketStream: @unchecked Sendable {
     nonisolated(nonsending) func write(_ buffers: some Collection<IOBuffer>, total: Int) async throws {
         if total <= Self.writeChunkSize {
             try await state.waitForWriteTurn()
-            try checkWritable()
-            for buffer in buffers where buffer.count > 0 {
-                try transport.write(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
+            try await queueAndDrain {
+                for buffer in buffers where buffer.count > 0 {
+                    try transport.write(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
+                }
             }
-            try await drainOrAbort()
             return
         }
         try await holdingWriteSide {
             for buffer in buffers {
-                var offset = 0
-                while offset < buffer.count {
-                    let n = Swift.min(buffer.count - offset, Self.writeChunkSize)
-                    try checkWritable()
-                    // `buffer` is used on every pass, so it outlives the pointer.
-                    try transport.write(UnsafeRawBufferPointer(start: buffer.base + offset, count: n))
-                    try await drainOrAbort()
-                    offset += n
+                let bytes = UnsafeRawBufferPointer(start: buffer.base, count: buffer.count)
+                // `buffer` is used after the loop, so it outlives the pointer.
+                for chunk in bytes.slices(of: Self.writeChunkSize) {
+                    try await queueAndDrain { try transport.write(UnsafeRawBufferPointer(rebasing: chunk)) }
                 }
+                withExtendedLifetime(buffer) {}
             }
         }
+    }
+
+    /// One step of every write: check the stream can be written, queue
+    /// (`enqueue` copies into the transport's send queue), then wait while
+    /// the queue is above its high-water mark.
+    private nonisolated(nonsending) func queueAndDrain(_ enqueue: () throws -> Void) async throws {
+        try checkWritable()
+        try enqueue()
+        try await drainOrAbort()
     }
 
     /// Runs `body`, a write that queues in several steps (chunks, or
@@ -297,23 +303,14 @@ public final class SocketStream: @unchecked Sendable {
     /// try await stream.writeAll(Array("HTTP/1.1 200 OK\r\n\r\n".utf8))
     /// ```
     public nonisolated(nonsending) func writeAll(_ bytes: some Collection<UInt8>) async throws {
-        let firstEnd = bytes.index(bytes.startIndex, offsetBy: Self.writeChunkSize, limitedBy: bytes.endIndex) ?? bytes.endIndex
-        if firstEnd == bytes.endIndex {
+        if bytes.fits(Self.writeChunkSize) {
             try await state.waitForWriteTurn()
-            try checkWritable()
-            try transport.write(bytes)
-            try await drainOrAbort()
+            try await queueAndDrain { try transport.write(bytes) }
             return
         }
         try await holdingWriteSide {
-            var start = bytes.startIndex, end = firstEnd
-            while true {
-                try checkWritable()
-                try transport.write(bytes[start..<end])
-                try await drainOrAbort()
-                if end == bytes.endIndex { return }
-                start = end
-                end = bytes.index(start, offsetBy: Self.writeChunkSize, limitedBy: bytes.endIndex) ?? bytes.endIndex
+            for chunk in bytes.slices(of: Self.writeChunkSize) {
+                try await queueAndDrain { try transport.write(chunk) }
             }
         }
     }
