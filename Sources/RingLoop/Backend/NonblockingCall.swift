@@ -45,9 +45,9 @@ enum NonblockingCall {
                 return error == 0 ? 0 : -error
             }
             rc = kernelResult(Glibc.connect(fd, address, length))
-            // Only EINPROGRESS means "under way". EAGAIN from a Unix-domain
-            // connect means the listener's backlog is full: a failure, which
-            // the caller may retry, not a connection in progress.
+            // Only EINPROGRESS means "under way". EAGAIN (from a Unix-domain
+            // connect, a full backlog; `Sockets` makes those directly) is a
+            // failure, not a connection in progress.
             if rc == -EINPROGRESS {
                 connectStarted = true
                 return nil

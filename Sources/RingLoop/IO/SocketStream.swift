@@ -109,13 +109,18 @@ public final class SocketStream: @unchecked Sendable {
     }
 
     /// Connects a Unix-domain stream socket.
+    ///
+    /// - Throws: ``IOError`` with `EAGAIN` when the listener's backlog is
+    ///   full (it does not wait for room), `ENOENT` when nothing is bound at
+    ///   `unixPath`, `ECONNREFUSED` when no one listens there.
     public nonisolated(nonsending) static func connect(unixPath: String) async throws -> SocketStream {
         try await connect(to: SocketAddress(unixPath: unixPath))
     }
 
     /// Connects to `address` (`IORING_OP_CONNECT`, or a non-blocking connect
-    /// finished on writability under epoll). A connect that fails or is
-    /// cancelled leaves no descriptor behind.
+    /// finished on writability under epoll; a Unix-domain address is
+    /// connected at once, as ``connect(unixPath:)`` says). A connect that
+    /// fails or is cancelled leaves no descriptor behind.
     public nonisolated(nonsending) static func connect(to address: SocketAddress) async throws -> SocketStream {
         let loop = try EventLoop.running()
         let fd = try await Sockets.connect(to: address, loop: loop)

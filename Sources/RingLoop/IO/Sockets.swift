@@ -271,6 +271,10 @@ extension Sockets {
         let fd = try make(address.family, Int32(SOCK_STREAM.rawValue), label: address.description)
         let descriptor = Descriptor(fd: fd, loop: loop, label: address.description)
         do {
+            if address.family == AF_UNIX {
+                try connectUnix(fd, address)
+                return descriptor.release()
+            }
             _ = try await descriptor.perform("connect", keepAlive: nil, { fd, scratch in
                 let length = address.write(to: scratch.address)
                 return .connect(fd: fd, address: scratch.socketAddress, length: length)
@@ -279,8 +283,25 @@ extension Sockets {
             await descriptor.closeNow()
             throw error
         }
-        if address.family != AF_UNIX { try? setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY", path: nil) }
+        try? setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY", path: nil)
         return descriptor.release()
+    }
+
+    /// A Unix-domain connect is made directly, on both backends. It has no
+    /// handshake: it completes at once or fails at once, and with the
+    /// listener's backlog full it fails with `EAGAIN`, as Go, libuv and
+    /// SwiftNIO report it. Through the ring it would instead park an io-wq
+    /// worker until the listener made room, so the two backends disagreed.
+    private static func connectUnix(_ fd: Int32, _ address: SocketAddress) throws(IOError) {
+        var storage = sockaddr_storage()
+        let length = address.write(to: &storage)
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
+        }
+        guard rc != 0 else { return }
+        let errno = Errno.current
+        throw IOError(operation: "connect", errno: errno, fd: fd, path: address.description,
+                      detail: errno.rawValue == EAGAIN ? "the listener's backlog is full (it accepts more slowly than clients connect); try again later" : nil)
     }
 }
 

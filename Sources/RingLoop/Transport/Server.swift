@@ -232,6 +232,8 @@ extension EventLoop {
     }
 
     /// Connects to a Unix-domain socket: asyncio's `create_unix_connection`.
+    /// A listener whose backlog is full refuses at once with `EAGAIN`, as
+    /// ``SocketStream/connect(unixPath:)`` does.
     public nonisolated(nonsending) func createConnection<P: TransportProtocol>(
         unixPath path: String, _ factory: () -> P
     ) async throws -> (Transport, P) {
