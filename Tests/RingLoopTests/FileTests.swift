@@ -271,6 +271,29 @@ extension AllSuites {
             #expect(outcome == "cancelled")
         }
 
+        @Test("opening a FIFO with no reader for writing, or a Unix-domain socket's path, is ENXIO with the reason", arguments: allBackends)
+        func noDeviceIsExplained(backend: Backend) async throws {
+            let fifo = temporaryPath("enxio-fifo"), socketPath = temporaryPath("enxio.sock")
+            try #require(mkfifo(fifo, 0o600) == 0)
+            defer { unlink(fifo); unlink(socketPath) }
+            let errors = try await onLoop(backend) { _ -> [IOError?] in
+                let listener = try await SocketListener.bind(unixPath: socketPath)
+                var errors: [IOError?] = []
+                for (path, options) in [(fifo, File.Options.write(create: false, truncate: false)), (socketPath, .read)] {
+                    do { try await File.open(path, options).close(); errors.append(nil) } catch let error as IOError { errors.append(error) }
+                }
+                // The helpers open through File.open and say the same.
+                do { try await writeFile(fifo, [1]); errors.append(nil) } catch let error as IOError { errors.append(error) }
+                try await listener.close()
+                return errors
+            }
+            #expect(errors.map { $0?.errno?.rawValue } == [ENXIO, ENXIO, ENXIO])
+            #expect(errors[0]?.description.contains("a FIFO with no reader") == true, "\(String(describing: errors[0]))")
+            #expect(errors[1]?.description.contains("SocketStream.connect(unixPath:)") == true, "\(String(describing: errors[1]))")
+            #expect(errors[2]?.description.contains("a FIFO with no reader") == true, "\(String(describing: errors[2]))")
+            #expect(errors.allSatisfy { $0?.path == fifo || $0?.path == socketPath })
+        }
+
         @Test("a FIFO has no position: positional I/O is ESPIPE on both backends; readAll, writeFile and copyFile take it in order",
               arguments: allBackends)
         func fifoIsAStream(backend: Backend) async throws {

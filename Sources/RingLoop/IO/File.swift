@@ -92,7 +92,8 @@ public final class File: @unchecked Sendable {
     ///
     /// FIFOs and terminals are opened non-blocking, so opening one never
     /// waits for its other end (a FIFO opened for writing with no reader
-    /// fails with `ENXIO`), and reading one waits on the loop, never on a
+    /// fails with `ENXIO`, as does a Unix-domain socket's path; the error
+    /// says which), and reading one waits on the loop, never on a
     /// pool thread: io_uring polls such files itself, and the epoll backend
     /// reads them on readiness instead of sending them to its thread pool.
     public static nonisolated(nonsending) func open(_ path: String, _ options: Options = .read, permissions: mode_t = 0o644) async throws -> File {
@@ -103,7 +104,7 @@ public final class File: @unchecked Sendable {
         }
         guard fd >= 0 else {
             if fd == -ECANCELED, Task.isCancelled { throw CancellationError() }
-            throw IOError(operation: "open", errno: Errno(fd), path: path)
+            throw IOError(operation: "open", errno: Errno(fd), path: path, detail: fd == -ENXIO ? noDeviceReason(path) : nil)
         }
         return File(wrapping: fd, path: path, loop: loop)
     }
@@ -547,5 +548,17 @@ public final class File: @unchecked Sendable {
     /// in flight on it. Idempotent.
     public nonisolated(nonsending) func close() async throws {
         try await descriptor.close()
+    }
+}
+
+/// `ENXIO` ("No such device or address") says little about the two files
+/// that most often give it on open; name them. Asked only on that error path.
+private func noDeviceReason(_ path: String) -> String? {
+    var status = stat()
+    guard stat(path, &status) == 0 else { return nil }
+    switch status.st_mode & S_IFMT {
+    case S_IFIFO: return "a FIFO with no reader; open it for writing once a reader has it open"
+    case S_IFSOCK: return "a Unix-domain socket, which is connected to, not opened: use SocketStream.connect(unixPath:)"
+    default: return nil
     }
 }
