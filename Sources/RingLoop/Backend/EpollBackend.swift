@@ -443,6 +443,21 @@ final class EpollBackend: @unchecked Sendable {
         immediate.append(Completion(token: token, result: -ECANCELED, flags: 0))
     }
 
+    /// Drops the registration of `fd` if nothing waits on it and no stream
+    /// receive or accept is armed (see ``IOBackend/unwatch(fd:)``); the next
+    /// wait registers it again.
+    func unwatch(fd: Int32) {
+        guard !closed, Int(fd) < interests.count, var entry = interests[Int(fd)],
+              entry.readers.isEmpty, entry.writers.isEmpty, entry.armed == nil else { return }
+        if entry.registered { _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil) }
+        if entry.pollableFile {
+            entry.registered = false
+            interests[Int(fd)] = entry
+        } else {
+            store(nil, for: fd)
+        }
+    }
+
     /// `fd` is about to be closed: drop its registration and table entry.
     func willClose(fd: Int32) {
         guard !closed else { return }

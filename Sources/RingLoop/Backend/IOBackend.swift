@@ -69,6 +69,14 @@ enum IOBackend {
         }
     }
 
+    /// `fd`, a descriptor the application owns, has no reader or writer
+    /// left: epoll forgets it (its registration would otherwise outlive the
+    /// descriptor and deafen the next one to get the number). io_uring's
+    /// one-shot polls leave nothing behind.
+    func unwatch(fd: Int32) {
+        if case .epoll(let b) = self { b.unwatch(fd: fd) }
+    }
+
     var kind: Backend {
         switch self {
         case .uring: .uring

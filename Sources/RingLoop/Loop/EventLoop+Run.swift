@@ -320,6 +320,9 @@ extension EventLoop {
         // not whenever the reader task's last reference goes.
         signalWatcher?.readEnd.descriptor.closeIfIdle()
         signalWatcher = nil
+        // Their tasks have ended; the callbacks may hold the loop.
+        readers = [:]
+        writers = [:]
         for item in inbox.close() { ready.append(item.readyItem) }
         if !ready.isEmpty {
             logger.warning("Closing with \(ready.count) task steps still queued; they continue off the loop")
