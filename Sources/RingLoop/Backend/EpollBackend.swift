@@ -1,7 +1,6 @@
 import CUring
 import DequeModule
 import Glibc
-import HeapModule
 import Synchronization
 
 /// The epoll backend: the same completion-shaped contract as io_uring,
@@ -15,7 +14,7 @@ import Synchronization
 ///   completion flagged ``CompletionFlag/more`` for each, as the kernel does.
 /// - File operations run on the thread pool, because a regular file is always
 ///   "ready" to epoll; the worker posts the result back and wakes the loop.
-/// - Timeout operations live in a small heap of their own.
+/// - Timeout operations live in a small heap of their own (``EpollTimeouts``).
 ///
 /// Per-fd interest lives in one table indexed by fd. Each registration
 /// carries a generation in `epoll_event.data`, so an event for a closed and
@@ -49,17 +48,8 @@ final class EpollBackend: @unchecked Sendable {
     private let postedFlag = Atomic<Bool>(false)
     private let pool: ThreadPool
 
-    // Timeout operations: deadline heap plus the live set (lazy deletion,
-    // compacted when stale entries dominate).
-    private struct TimeoutEntry: Comparable {
-        var deadline: UInt64
-        var token: OperationToken
-        static func < (a: Self, b: Self) -> Bool { a.deadline < b.deadline }
-    }
-    @exclusivity(unchecked) private var timeouts = Heap<TimeoutEntry>()
-    @exclusivity(unchecked) private var liveTimeouts: [OperationToken: UInt64] = [:]
-    /// Operations with an emulated link timeout: token → deadline.
-    @exclusivity(unchecked) private var linkedTimeouts: [OperationToken: UInt64] = [:]
+    /// Timeout operations and emulated link timeouts.
+    @exclusivity(unchecked) private var timeouts = EpollTimeouts()
 
     // Socket operations waiting for readiness.
     private struct Waiter {
@@ -150,9 +140,7 @@ final class EpollBackend: @unchecked Sendable {
         submit(operation, token: token)
         guard let ts = linkTimeout, immediate.last?.token != token else { return }
         let ns = UInt64(max(0, ts.pointee.tv_sec)) * 1_000_000_000 + UInt64(max(0, ts.pointee.tv_nsec))
-        let deadline = cu_monotonic_ns() &+ ns
-        timeouts.insert(TimeoutEntry(deadline: deadline, token: token))
-        linkedTimeouts[token] = deadline
+        timeouts.addLink(token, deadline: cu_monotonic_ns() &+ ns)
     }
 
     func submit(_ operation: Operation, token: OperationToken) {
@@ -161,9 +149,7 @@ final class EpollBackend: @unchecked Sendable {
             immediate.append(Completion(token: token, result: 0, flags: 0))
         case .timeout(let ts):
             let ns = UInt64(max(0, ts.pointee.tv_sec)) * 1_000_000_000 + UInt64(max(0, ts.pointee.tv_nsec))
-            let deadline = cu_monotonic_ns() &+ ns
-            timeouts.insert(TimeoutEntry(deadline: deadline, token: token))
-            liveTimeouts[token] = deadline
+            timeouts.addTimeout(token, deadline: cu_monotonic_ns() &+ ns)
         case .cancel(let target):
             immediate.append(Completion(token: token, result: cancel(target: target), flags: 0))
         case .recv(let fd, _, _, _), .recvmsg(let fd, _, _), .accept(let fd, _, _, _):
@@ -406,7 +392,7 @@ final class EpollBackend: @unchecked Sendable {
 
     /// Cancels `target` if it is still waiting; returns the cancel op's result.
     private func cancel(target: OperationToken) -> Int32 {
-        if liveTimeouts.removeValue(forKey: target) != nil {
+        if timeouts.cancelTimeout(target) {
             immediate.append(Completion(token: target, result: -ECANCELED, flags: 0))
             return 0
         }
@@ -487,9 +473,9 @@ final class EpollBackend: @unchecked Sendable {
         }
         var wait = timeout
         if !immediate.isEmpty || !readyAgain.isEmpty || postedFlag.load(ordering: .acquiring) { wait = 0 }
-        if let next = timeouts.min {
+        if let next = timeouts.nextDeadline {
             let now = cu_monotonic_ns()
-            let delta = next.deadline > now ? Int64(clamping: next.deadline - now) : 0
+            let delta = next > now ? Int64(clamping: next - now) : 0
             wait = wait.map { min($0, delta) } ?? delta
         }
         if wait != 0 || force || !waiterFD.isEmpty || armedCount > 0 {
@@ -498,13 +484,13 @@ final class EpollBackend: @unchecked Sendable {
         expireTimeouts()
         if postedFlag.exchange(false, ordering: .acquiring) {
             posted.withLock { list in
-                for c in list { poolItems[c.token] = nil; linkedTimeouts[c.token] = nil }
+                for c in list { poolItems[c.token] = nil; timeouts.operationEnded(c.token) }
                 completions.append(contentsOf: list)
                 list.removeAll(keepingCapacity: true)
             }
         }
-        if !linkedTimeouts.isEmpty {
-            for c in immediate { linkedTimeouts[c.token] = nil }
+        if timeouts.hasLinks {
+            for c in immediate { timeouts.operationEnded(c.token) }
         }
         completions.append(contentsOf: immediate)
         immediate.removeAll(keepingCapacity: true)
@@ -569,25 +555,12 @@ final class EpollBackend: @unchecked Sendable {
 
     private func expireTimeouts() {
         guard !timeouts.isEmpty else { return }
-        let now = cu_monotonic_ns()
-        while let top = timeouts.min, top.deadline <= now {
-            _ = timeouts.removeMin()
-            if liveTimeouts[top.token] == top.deadline {
-                liveTimeouts[top.token] = nil
-                immediate.append(Completion(token: top.token, result: -ETIME, flags: 0))
-            } else if linkedTimeouts[top.token] == top.deadline {
-                linkedTimeouts[top.token] = nil
-                _ = cancel(target: top.token)  // completes it with -ECANCELED if still waiting
+        timeouts.expire(now: cu_monotonic_ns()) { token, isLink in
+            if isLink {
+                _ = cancel(target: token)  // completes it with -ECANCELED if still waiting
+            } else {
+                immediate.append(Completion(token: token, result: -ETIME, flags: 0))
             }
-        }
-        // Entries whose operation finished first stay in the heap until their
-        // deadline; rebuild once they outnumber the live ones, as the loop's
-        // own timer queue does, so they cannot pile up.
-        let live = liveTimeouts.count + linkedTimeouts.count
-        if timeouts.count > 64, timeouts.count > 2 * live {
-            timeouts = Heap(timeouts.unordered.filter {
-                liveTimeouts[$0.token] == $0.deadline || linkedTimeouts[$0.token] == $0.deadline
-            })
         }
     }
 
@@ -599,7 +572,7 @@ final class EpollBackend: @unchecked Sendable {
     }
 
     /// Entries in the timeout heap, stale ones included (tests watch the bound).
-    var timeoutHeapCount: Int { timeouts.count }
+    var timeoutHeapCount: Int { timeouts.heapCount }
 
     /// Closes the epoll fd and the eventfd. Pool work still running finishes
     /// on its own; its late completion is dropped, never written to a closed fd.
