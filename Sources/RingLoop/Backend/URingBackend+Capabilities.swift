@@ -57,15 +57,15 @@ extension URingBackend {
         var features = ["NODROP", "EXT_ARG"]
         features.append(buffers.isKernelRing ? "buffer ring \(buffers.count)×\(buffers.size) B"
                         : "pooled receives (\(bufferRingUnavailable ?? "no buffer ring"))")
-        func name(_ support: Support) -> String {
+        func name(_ support: MultishotSupport.Support) -> String {
             switch support {
             case .unknown: "untried"
             case .supported: "yes"
             case .unsupported: "no"
             }
         }
-        features.append("multishot recv \(name(multishotReceive))")
-        features.append("multishot accept \(name(multishotAccept))")
+        features.append("multishot recv \(name(multishot.receive))")
+        features.append("multishot accept \(name(multishot.accept))")
         if ringFDRegistered { features.append("registered ring fd") }
         features.append("waitid \(supportedOptionalOpcodes.contains(UInt32(CU_OP_WAITID)) ? "yes" : "no (pidfd poll)")")
         if options.pollFirst { features.append("POLL_FIRST receives") }

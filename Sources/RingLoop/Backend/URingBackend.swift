@@ -9,10 +9,6 @@ import Glibc
 /// first thread that runs the loop (see ``attach()``), so a loop may be built on
 /// one thread and run on another.
 final class URingBackend {
-    /// Whether the kernel does a multishot operation: learnt from the first
-    /// one's completion (a kernel without it fails the SQE with EINVAL).
-    enum Support { case unknown, supported, unsupported }
-
     private let ring: UnsafeMutablePointer<io_uring>
     private let wakeFD: Int32
     /// Where the armed eventfd read lands; owned here until the ring is gone.
@@ -27,12 +23,9 @@ final class URingBackend {
     /// Completions known without the kernel (a pooled receive with no buffer
     /// left), delivered at the next poll.
     @exclusivity(unchecked) private var known: [Completion] = []
-    /// Multishot operations submitted while support is unknown, by token.
-    @exclusivity(unchecked) private var probing: [UInt64: Operation] = [:]
     /// Pooled single-shot receives in flight: token → the buffer they fill.
     @exclusivity(unchecked) private var pooledReceives: [UInt64: UInt16] = [:]
-    @exclusivity(unchecked) private(set) var multishotReceive: Support
-    @exclusivity(unchecked) private(set) var multishotAccept: Support
+    @exclusivity(unchecked) private(set) var multishot: MultishotSupport
     @exclusivity(unchecked) private var wakeArmed = false
     @exclusivity(unchecked) private var enabled: Bool
     @exclusivity(unchecked) private var issuerTID: Int32 = 0
@@ -136,8 +129,7 @@ final class URingBackend {
         }
         buffers = registered ?? ReceiveBuffers(receiveBuffers)
         bufferRingUnavailable = unavailable
-        multishotReceive = options.multishot && registered != nil ? .unknown : .unsupported
-        multishotAccept = options.multishot ? .unknown : .unsupported
+        multishot = MultishotSupport(receive: options.multishot && registered != nil, accept: options.multishot)
         self.options = options
         batchWaits = options.batchWaitMicroseconds > 0 && cu_ring_features(ring) & CU_FEAT_MIN_TIMEOUT != 0
         self.ring = ring
@@ -359,11 +351,10 @@ final class URingBackend {
             io_uring_prep_recv(sqe, fd, buffer, Int(count), flags)
         case .receiveStream(let fd):
             if buffers.isKernelRing {
-                if multishotReceive == .unsupported {
-                    io_uring_prep_recv(sqe, fd, nil, 0, 0)
-                } else {
+                if multishot.useMultishot(operation, token: token) {
                     io_uring_prep_recv_multishot(sqe, fd, nil, 0, 0)
-                    if multishotReceive == .unknown { probing[token.rawValue] = operation }
+                } else {
+                    io_uring_prep_recv(sqe, fd, nil, 0, 0)
                 }
                 cu_sqe_select_buffer(sqe, buffers.group)
                 if options.pollFirst { cu_sqe_poll_first(sqe) }
@@ -390,11 +381,10 @@ final class URingBackend {
             io_uring_prep_accept(sqe, fd, address, length, flags)
         case .acceptStream(let fd):
             let flags = Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-            if multishotAccept == .unsupported {
-                io_uring_prep_accept(sqe, fd, nil, nil, flags)
-            } else {
+            if multishot.useMultishot(operation, token: token) {
                 io_uring_prep_multishot_accept(sqe, fd, nil, nil, flags)
-                if multishotAccept == .unknown { probing[token.rawValue] = operation }
+            } else {
+                io_uring_prep_accept(sqe, fd, nil, nil, flags)
             }
         case .connect(let fd, let address, let length):
             io_uring_prep_connect(sqe, fd, address, length)
@@ -543,8 +533,9 @@ final class URingBackend {
                         buffers.recycle(id)
                     }
                 }
-                if !probing.isEmpty, let operation = probing.removeValue(forKey: c.user_data) {
-                    if learn(from: c, operation, token) { continue }
+                if let refused = multishot.learn(from: c) {
+                    submit(refused, token: token)   // single-shot now; this completion is dropped
+                    continue
                 }
                 completions.append(Completion(token: token, result: c.res, flags: flags))
             }
@@ -555,23 +546,6 @@ final class URingBackend {
             onDroppedCompletions?("io_uring dropped \(dropped &- droppedSeen) completions (CQ overflow without memory for NODROP)")
             droppedSeen = dropped
         }
-    }
-
-    /// The first completion of a multishot operation says whether the kernel
-    /// has it: EINVAL means it does not. Returns true when the operation was
-    /// resubmitted single-shot and this completion must be dropped.
-    private func learn(from cqe: cu_completion, _ operation: Operation, _ token: OperationToken) -> Bool {
-        let unsupported = cqe.res == -EINVAL && cqe.flags & CompletionFlag.more == 0
-        switch operation {
-        case .receiveStream:
-            if multishotReceive == .unknown { multishotReceive = unsupported ? .unsupported : .supported }
-        case .acceptStream:
-            if multishotAccept == .unknown { multishotAccept = unsupported ? .unsupported : .supported }
-        default:
-            return false
-        }
-        if unsupported { submit(operation, token: token) }
-        return unsupported
     }
 
     /// Asks the kernel to cancel `token`; the original CQE still arrives.
