@@ -32,8 +32,6 @@ final class EpollBackend: @unchecked Sendable {
     private static let wakeMarker = UInt64.max
     /// Receives one fd's stream may take per poll before others get a turn.
     static let receiveBudget = 4
-    /// Connections one listener may accept per poll.
-    static let acceptBudget = 64
     @exclusivity(unchecked) var usePwait2 = true
     /// Waits a signal interrupted (tests check EINTR really happened).
     @exclusivity(unchecked) private(set) var interruptedWaits = 0
@@ -339,7 +337,7 @@ final class EpollBackend: @unchecked Sendable {
     private func serveAcceptor(fd: Int32) {
         guard Int(fd) < interests.count, var entry = interests[Int(fd)], let token = entry.acceptor else { return }
         let flags = Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-        for _ in 0..<Self.acceptBudget {
+        for _ in 0..<IOBackend.acceptBudget {
             let accepted = cu_accept4(fd, nil, nil, flags)
             if accepted >= 0 {
                 immediate.append(Completion(token: token, result: accepted, flags: CompletionFlag.more))

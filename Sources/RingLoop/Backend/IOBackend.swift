@@ -7,6 +7,11 @@ enum IOBackend {
     case uring(URingBackend)
     case epoll(EpollBackend)
 
+    /// Connections one listener may accept in one go where the backend
+    /// drains the accept queue itself (epoll readiness, io_uring without
+    /// multishot accept), before other work gets a turn.
+    static let acceptBudget = 64
+
     /// Chooses and sets up a backend.
     ///
     /// - `.uring` fails loudly when io_uring cannot be set up.

@@ -25,6 +25,8 @@ final class URingBackend {
     @exclusivity(unchecked) private var known: [Completion] = []
     /// Pooled single-shot receives in flight: token → the buffer they fill.
     @exclusivity(unchecked) private var pooledReceives: [UInt64: UInt16] = [:]
+    /// Single-shot stream accepts in flight (no multishot accept): token → listener.
+    @exclusivity(unchecked) private var singleShotAccepts: [UInt64: Int32] = [:]
     @exclusivity(unchecked) private(set) var multishot: MultishotSupport
     @exclusivity(unchecked) private var wakeArmed = false
     @exclusivity(unchecked) private var enabled: Bool
@@ -385,6 +387,7 @@ final class URingBackend {
                 io_uring_prep_multishot_accept(sqe, fd, nil, nil, flags)
             } else {
                 io_uring_prep_accept(sqe, fd, nil, nil, flags)
+                singleShotAccepts[token.rawValue] = fd
             }
         case .connect(let fd, let address, let length):
             io_uring_prep_connect(sqe, fd, address, length)
@@ -537,6 +540,10 @@ final class URingBackend {
                     submit(refused, token: token)   // single-shot now; this completion is dropped
                     continue
                 }
+                if !singleShotAccepts.isEmpty, let listener = singleShotAccepts.removeValue(forKey: c.user_data), c.res >= 0 {
+                    drainAccepts(listener, first: c.res, token: token, into: &completions)
+                    continue
+                }
                 completions.append(Completion(token: token, result: c.res, flags: flags))
             }
             if n < Self.reapBatch { break }
@@ -546,6 +553,24 @@ final class URingBackend {
             onDroppedCompletions?("io_uring dropped \(dropped &- droppedSeen) completions (CQ overflow without memory for NODROP)")
             droppedSeen = dropped
         }
+    }
+
+    /// A kernel without multishot accept hands out one connection per SQE,
+    /// so a burst would be accepted one per loop iteration, behind every
+    /// other connection's work. After the first, take what else is queued
+    /// (up to ``IOBackend/acceptBudget``, as epoll does) with non-blocking `accept4` calls,
+    /// and report them as a multishot accept would: all but the last with
+    /// `MORE`, so the acceptor arms again after the last.
+    private func drainAccepts(_ listener: Int32, first: Int32, token: OperationToken, into completions: inout [Completion]) {
+        let flags = Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        var last = first
+        for _ in 0..<IOBackend.acceptBudget {
+            let next = cu_accept4(listener, nil, nil, flags)
+            guard next >= 0 else { break }
+            completions.append(Completion(token: token, result: last, flags: CompletionFlag.more))
+            last = next
+        }
+        completions.append(Completion(token: token, result: last, flags: 0))
     }
 
     /// Asks the kernel to cancel `token`; the original CQE still arrives.
