@@ -561,6 +561,7 @@ final class URingBackend {
     /// (up to ``IOBackend/acceptBudget``, as epoll does) with non-blocking `accept4` calls,
     /// and report them as a multishot accept would: all but the last with
     /// `MORE`, so the acceptor arms again after the last.
+    @inline(never)  // rare (kernels before 5.19): kept out of the reaping loop
     private func drainAccepts(_ listener: Int32, first: Int32, token: OperationToken, into completions: inout [Completion]) {
         let flags = Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         var last = first
