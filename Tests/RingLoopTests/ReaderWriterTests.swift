@@ -98,6 +98,30 @@ extension AllSuites {
             #expect(reports.count == 1 && reports.first?.contains("reader callback of descriptor \(s[1])") == true, "\(reports)")
         }
 
+        @Test("a reader added before the loop runs is called once it runs", arguments: allBackends)
+        func addedBeforeRunning(backend: Backend) async throws {
+            let p = try Self.nonblockingPipe()
+            defer { close(p[0]); close(p[1]) }
+            let got = try await onNewThread { () -> [UInt8] in
+                let loop = try EventLoop(backend: backend)
+                defer {
+                    try? loop.close()
+                    expectClosedClean(loop)
+                }
+                var got: [UInt8] = []
+                try loop.addReader(p[0]) {
+                    var byte: UInt8 = 0
+                    if read(p[0], &byte, 1) == 1 { got.append(byte) }
+                    if got.count == 3 { loop.stop() }
+                }
+                try loop.callLater(.milliseconds(5)) { _ = write(p[1], "abc", 3) }
+                try loop.callLater(.seconds(10)) { loop.stop() }   // a bound, should the reader never run
+                try loop.runForever()
+                return got
+            }
+            #expect(got == Array("abc".utf8))
+        }
+
         @Test("what cannot be watched is refused, naming the descriptor: not open, a regular file, a directory; and from another thread",
               arguments: allBackends)
         func badDescriptors(backend: Backend) async throws {

@@ -48,8 +48,9 @@ extension EventLoop {
     ///
     /// - Throws: ``IOError`` (`EBADF`) for a descriptor that is not open,
     ///   (`EPERM`) for a regular file or directory, which is always ready
-    ///   (read those with ``File``); ``EventLoopError`` off the loop thread
-    ///   or on a closed loop.
+    ///   (read those with ``File``); ``EventLoopError`` from a thread other
+    ///   than the running loop's, or on a closed loop. Before the loop runs,
+    ///   any thread may add and remove, as with `callSoon`.
     public func addReader(_ fd: Int32, _ callback: @escaping () throws -> Void) throws {
         try watch(fd, readable: true, callback)
     }
@@ -71,7 +72,7 @@ extension EventLoop {
     /// Stops calling the reader of `fd`; returns false when it had none:
     /// asyncio's `loop.remove_reader`. Safe inside the reader's own callback.
     ///
-    /// - Throws: ``EventLoopError`` off the loop thread.
+    /// - Throws: ``EventLoopError`` from a thread other than the running loop's.
     @discardableResult
     public func removeReader(_ fd: Int32) throws(EventLoopError) -> Bool {
         try unwatch(fd, readable: true)
@@ -80,7 +81,7 @@ extension EventLoop {
     /// Stops calling the writer of `fd`; returns false when it had none:
     /// asyncio's `loop.remove_writer`.
     ///
-    /// - Throws: ``EventLoopError`` off the loop thread.
+    /// - Throws: ``EventLoopError`` from a thread other than the running loop's.
     @discardableResult
     public func removeWriter(_ fd: Int32) throws(EventLoopError) -> Bool {
         try unwatch(fd, readable: false)
@@ -88,7 +89,8 @@ extension EventLoop {
 
     private func watch(_ fd: Int32, readable: Bool, _ callback: @escaping () throws -> Void) throws {
         let operation = readable ? "addReader" : "addWriter"
-        try requireLoopThread(operation)
+        // As callSoon: from the loop's thread, or before the loop runs.
+        try checkLoopThread(operation)
         let file = try checkWatchable(fd, operation: operation)
         if let existing = readable ? readers[fd] : writers[fd] {
             if existing.file == file {
@@ -152,7 +154,7 @@ extension EventLoop {
     }
 
     private func unwatch(_ fd: Int32, readable: Bool) throws(EventLoopError) -> Bool {
-        try requireLoopThread(readable ? "removeReader" : "removeWriter")
+        try checkLoopThread(readable ? "removeReader" : "removeWriter")
         return dropWatch(fd, readable: readable)
     }
 
