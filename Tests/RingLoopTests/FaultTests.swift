@@ -542,12 +542,3 @@ final class EMFILEClients: Sendable {
         }
     }
 }
-
-extension SocketAddress {
-    /// The C form of the address, for raw socket calls in tests.
-    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
-        var storage = sockaddr_storage()
-        let length = write(to: &storage)
-        return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
-    }
-}

@@ -129,6 +129,14 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
         return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// Calls `body` with the C form of the address and its length: for a
+    /// raw socket call (`bind`, `connect`) made at once.
+    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        var storage = sockaddr_storage()
+        let length = write(to: &storage)
+        return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
+    }
+
     /// Writes the C form into `storage`; returns its length.
     func write(to storage: UnsafeMutablePointer<sockaddr_storage>) -> socklen_t {
         storage.pointee = sockaddr_storage()

@@ -13,12 +13,9 @@ enum Sockets {
 
     static func bind(_ fd: Int32, _ address: SocketAddress) throws(IOError) {
         try address.validate()
-        var storage = sockaddr_storage()
-        let length = address.write(to: &storage)
-        let rc = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) }
+        guard address.withSockAddr({ Glibc.bind(fd, $0, $1) }) == 0 else {
+            throw IOError(operation: "bind", errno: .current, fd: fd, path: address.description)
         }
-        guard rc == 0 else { throw IOError(operation: "bind", errno: .current, fd: fd, path: address.description) }
     }
 
     /// Sets an integer socket option; the one `setsockopt` call behind every
@@ -293,12 +290,7 @@ extension Sockets {
     /// SwiftNIO report it. Through the ring it would instead park an io-wq
     /// worker until the listener made room, so the two backends disagreed.
     private static func connectUnix(_ fd: Int32, _ address: SocketAddress) throws(IOError) {
-        var storage = sockaddr_storage()
-        let length = address.write(to: &storage)
-        let rc = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, length) }
-        }
-        guard rc != 0 else { return }
+        guard address.withSockAddr({ Glibc.connect(fd, $0, $1) }) != 0 else { return }
         let errno = Errno.current
         throw IOError(operation: "connect", errno: errno, fd: fd, path: address.description,
                       detail: errno.rawValue == EAGAIN ? "the listener's backlog is full (it accepts more slowly than clients connect); try again later" : nil)

@@ -3,6 +3,12 @@ import Glibc
 /// One `addReader` or `addWriter`: the callback, and the loop task that waits
 /// for the descriptor to be ready and calls it. Loop-thread only.
 final class DescriptorWatch {
+    /// A descriptor and a direction: what one watch is for.
+    struct Key: Hashable {
+        var fd: Int32
+        var readable: Bool
+    }
+
     var callback: () throws -> Void
     var task: LoopTask<Void>?
     /// The open file the number named when the watch began (device, inode).
@@ -92,21 +98,22 @@ extension EventLoop {
         // As callSoon: from the loop's thread, or before the loop runs.
         try checkLoopThread(operation)
         let file = try checkWatchable(fd, operation: operation)
-        if let existing = readable ? readers[fd] : writers[fd] {
+        let key = DescriptorWatch.Key(fd: fd, readable: readable)
+        if let existing = watches[key] {
             if existing.file == file {
                 existing.callback = callback
                 return
             }
             // The number was closed and reused without a remove: the old
             // watch waits on a file that is gone. Start afresh.
-            _ = dropWatch(fd, readable: readable)
+            _ = dropWatch(key)
         }
         let watch = DescriptorWatch(callback, file: file)
-        if readable { readers[fd] = watch } else { writers[fd] = watch }
+        watches[key] = watch
         // The watch is a loop-thread object; the task runs on this thread only.
         let local = UnsafeSendable(watch)
         watch.task = spawn(name: "\(operation) fd \(fd)") { [self] in
-            await runWatch(local.value, fd: fd, readable: readable)
+            await runWatch(local.value, key)
         }
     }
 
@@ -127,13 +134,14 @@ extension EventLoop {
 
     /// The watch's task: wait for readiness, call, and again, until removed,
     /// cancelled (loop close) or the descriptor fails.
-    private nonisolated(nonsending) func runWatch(_ watch: DescriptorWatch, fd: Int32, readable: Bool) async {
+    private nonisolated(nonsending) func runWatch(_ watch: DescriptorWatch, _ key: DescriptorWatch.Key) async {
         defer { watch.task = nil }   // the task held the watch, the watch the task
+        let (fd, readable) = (key.fd, key.readable)
         let events = UInt32(readable ? POLLIN : POLLOUT)
         let name = readable ? "reader" : "writer"
         while !Task.isCancelled {
             guard let ready = try? await perform("poll", fd: fd, { _ in .poll(fd: fd, events: events) }, extract: { _, result in result }),
-                  !Task.isCancelled, (readable ? readers[fd] : writers[fd]) === watch else { return }
+                  !Task.isCancelled, watches[key] === watch else { return }
             // POLLNVAL: the number was closed while watched (epoll's poll
             // says so; io_uring's poll holds the file and never completes).
             guard ready >= 0, Int32(ready) & Int32(POLLNVAL) == 0 else {
@@ -141,7 +149,7 @@ extension EventLoop {
                 callExceptionHandler(ExceptionContext(
                     message: "The \(name) of descriptor \(fd) ended: the descriptor failed (was it closed before remove\(readable ? "Reader" : "Writer")?)",
                     error: IOError(operation: readable ? "addReader" : "addWriter", errno: errno, fd: fd), source: .callback(nil)))
-                _ = dropWatch(fd, readable: readable)
+                _ = dropWatch(key)
                 return
             }
             do {
@@ -155,19 +163,19 @@ extension EventLoop {
 
     private func unwatch(_ fd: Int32, readable: Bool) throws(EventLoopError) -> Bool {
         try checkLoopThread(readable ? "removeReader" : "removeWriter")
-        return dropWatch(fd, readable: readable)
+        return dropWatch(DescriptorWatch.Key(fd: fd, readable: readable))
     }
 
-    /// Ends the watch of `fd` in one direction, at once: its task is
-    /// cancelled (which takes its wait off the backend before `cancel()`
-    /// returns, this being the loop thread), and once `fd` has neither reader
-    /// nor writer the epoll backend drops its registration. Now, not when
-    /// the task unwinds: the caller may close the descriptor and get the
-    /// number back for another file before that.
-    private func dropWatch(_ fd: Int32, readable: Bool) -> Bool {
-        guard let watch = readable ? readers.removeValue(forKey: fd) : writers.removeValue(forKey: fd) else { return false }
+    /// Ends the watch `key` (a descriptor, one direction) at once: its task
+    /// is cancelled (which takes its wait off the backend before `cancel()`
+    /// returns, this being the loop thread), and once the descriptor has
+    /// neither reader nor writer the epoll backend drops its registration.
+    /// Now, not when the task unwinds: the caller may close the descriptor
+    /// and get the number back for another file before that.
+    private func dropWatch(_ key: DescriptorWatch.Key) -> Bool {
+        guard let watch = watches.removeValue(forKey: key) else { return false }
         watch.task?.cancel()
-        if readers[fd] == nil, writers[fd] == nil { io.unwatch(fd: fd) }
+        if watches[DescriptorWatch.Key(fd: key.fd, readable: !key.readable)] == nil { io.unwatch(fd: key.fd) }
         return true
     }
 }

@@ -321,8 +321,7 @@ extension EventLoop {
         signalWatcher?.readEnd.descriptor.closeIfIdle()
         signalWatcher = nil
         // Their tasks have ended; the callbacks may hold the loop.
-        readers = [:]
-        writers = [:]
+        watches = [:]
         for item in inbox.close() { ready.append(item.readyItem) }
         if !ready.isEmpty {
             logger.warning("Closing with \(ready.count) task steps still queued; they continue off the loop")

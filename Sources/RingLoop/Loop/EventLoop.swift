@@ -88,9 +88,8 @@ public final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) var exceptionHandlerStorage: ExceptionHandler?
     /// The signal pipe and handlers, made by the first ``addSignalHandler(_:_:)``.
     @exclusivity(unchecked) var signalWatcher: SignalWatcher?
-    /// ``addReader(_:_:)`` and ``addWriter(_:_:)`` watches, by descriptor.
-    @exclusivity(unchecked) var readers: [Int32: DescriptorWatch] = [:]
-    @exclusivity(unchecked) var writers: [Int32: DescriptorWatch] = [:]
+    /// ``addReader(_:_:)`` and ``addWriter(_:_:)`` watches.
+    @exclusivity(unchecked) var watches: [DescriptorWatch.Key: DescriptorWatch] = [:]
     /// Iterations (plus callbacks) left before a zero-timeout poll must enter
     /// the kernel; keeps I/O from starving behind a busy ready queue.
     @exclusivity(unchecked) var ioCheckBudget = EventLoop.ioCheckInterval
