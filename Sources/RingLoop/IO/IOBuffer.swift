@@ -25,7 +25,10 @@ public final class IOBuffer: @unchecked Sendable {
     public let capacity: Int
     /// Valid bytes, from the start. Reads set it; ``setCount(_:)`` sets it
     /// after filling the storage in place.
-    public internal(set) var count: Int
+    // Read and set on every stream read and write; never passed inout, so
+    // the runtime's dynamic exclusivity check (a thread-local access-set
+    // insert per access) has nothing to find.
+    @exclusivity(unchecked) public internal(set) var count: Int
     /// Start of the storage; stable for the buffer's lifetime.
     let base: UnsafeMutableRawPointer
     /// The storage alignment (4096 for `O_DIRECT` files).

@@ -30,7 +30,9 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// The loop the connection lives on.
     public let loop: EventLoop
     /// The socket, or -1 once closed.
-    public private(set) var fileDescriptor: Int32
+    // Read on every send and receive; only ever assigned, never passed
+    // inout, so the runtime's dynamic exclusivity check has nothing to find.
+    @exclusivity(unchecked) public private(set) var fileDescriptor: Int32
     /// Where ``server`` keeps this transport in its list (O(1) removal).
     /// Next to the fd: two 32-bit fields, no padding.
     var serverSlot: Int32 = -1
