@@ -294,6 +294,39 @@ extension AllSuites {
             #expect(errors.allSatisfy { $0?.path == fifo || $0?.path == socketPath })
         }
 
+        @Test("a /proc file that refuses pwrite (seq_file: /proc/self/comm) takes writeFile and File.write on both backends",
+              arguments: allBackends)
+        func procFileWithoutPositionalWrites(backend: Backend) async throws {
+            let path = "/proc/self/comm"
+            // Plain system calls, outside the loop: the name to restore, and
+            // proof that the kernel refuses pwrite here (else the test shows nothing).
+            let fd = open(path, O_RDWR | O_CLOEXEC)
+            try #require(fd >= 0)
+            var name = [UInt8](repeating: 0, count: 64)
+            let length = read(fd, &name, name.count)
+            let refused = pwrite(fd, "x", 1, 0) == -1 && errno == ESPIPE
+            close(fd)
+            try #require(length > 1 && refused)
+            // The test renames its own process: put the name back however it ends.
+            defer {
+                let fd = open(path, O_WRONLY | O_CLOEXEC)
+                _ = write(fd, name, length - 1)
+                close(fd)
+            }
+            let (viaWriteFile, viaFileWrite) = try await onLoop(backend) { _ -> ([UInt8], [UInt8]) in
+                try await writeFile(path, Array("rl-proc-one".utf8))
+                let first = try await readFile(path)
+                let file = try await File.open(path, .write(create: false, truncate: false))
+                let buffer = IOBuffer(Array("rl-proc-two".utf8))
+                let n = try await file.write(buffer)
+                try await file.close()
+                #expect(n == buffer.count)
+                return (first, try await readFile(path))
+            }
+            #expect(String(decoding: viaWriteFile, as: UTF8.self) == "rl-proc-one\n")
+            #expect(String(decoding: viaFileWrite, as: UTF8.self) == "rl-proc-two\n")
+        }
+
         @Test("a FIFO has no position: positional I/O is ESPIPE on both backends; readAll, writeFile and copyFile take it in order",
               arguments: allBackends)
         func fifoIsAStream(backend: Backend) async throws {

@@ -45,7 +45,17 @@ enum BlockingFileCall {
 
     /// A transfer at `offset`: the fd's own position (`current`) for
     /// ``currentFileOffset``, the positional call otherwise.
+    ///
+    /// Some regular files have no positional transfers: the `/proc` files
+    /// built on seq_file (`/proc/self/comm`, `oom_score_adj`) refuse
+    /// `pwrite` with ESPIPE, and a driver's `stream_open` files refuse both.
+    /// io_uring hands such a file the offset anyway and its handler ignores
+    /// it, so `writeFile("/proc/self/comm", …)` works there. The plain call
+    /// does the same here, so the backends agree (FIFOs, pipes and
+    /// terminals never get this far: `File` refuses offsets for them).
     private static func at(_ offset: UInt64, _ current: () -> Int, _ positional: (off_t) -> Int) -> Int32 {
-        kernelResult(offset == currentFileOffset ? current() : positional(off_t(Int64(bitPattern: offset))))
+        if offset == currentFileOffset { return kernelResult(current()) }
+        let n = positional(off_t(Int64(bitPattern: offset)))
+        return kernelResult(n < 0 && errno == ESPIPE ? current() : n)
     }
 }
