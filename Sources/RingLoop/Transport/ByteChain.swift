@@ -129,6 +129,13 @@ struct ByteChain {
         }
     }
 
+    /// The queued bytes when they lie in one block (a reply smaller than a
+    /// block, the common case), else nil.
+    var singleRegion: (base: UnsafeRawPointer, count: Int)? {
+        guard let block = head, block == tail, count > 0 else { return nil }
+        return (UnsafeRawPointer(BlockPool.payload(block) + readOffset), count)
+    }
+
     /// Calls `body` with the queued bytes as contiguous regions, front first,
     /// covering at most `limit` bytes; `body` returns false to stop early.
     func forEachRegion(upTo limit: Int = .max, _ body: (UnsafeRawPointer, Int) -> Bool) {

@@ -43,6 +43,10 @@ struct SendQueue {
         count += buffer.count
     }
 
+    /// The whole queue when it is one contiguous run of copied bytes: sent
+    /// with a plain `send`, without filling an iovec.
+    var singleRegion: (base: UnsafeRawPointer, count: Int)? { segments == nil ? chain.singleRegion : nil }
+
     /// Fills up to `max` iovecs with the front of the queue; returns how many
     /// iovecs and how many bytes they cover.
     func fill(_ iovecs: UnsafeMutablePointer<iovec>, max: Int) -> (vectors: Int, bytes: Int) {

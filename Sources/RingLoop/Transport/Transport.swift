@@ -232,11 +232,18 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
             if writeEOFWanted, !writeEOFDone { shutdownWrite() }
             return
         }
-        let scratch = loop.sendScratch.take()
-        let (vectors, _) = sendQueue.fill(scratch.iovecs, max: SendScratch.vectors)
         let token = loop.handlers.token(handlerID, kind: Self.sendKind)
         let flags = Int32(MSG_NOSIGNAL)
         sending = true
+        // One region (an echo, a short reply): no iovec, no scratch to take
+        // from the pool and give back.
+        if let region = sendQueue.singleRegion {
+            loop.io.submit(.send(fd: fileDescriptor, buffer: UnsafeMutableRawPointer(mutating: region.base),
+                                 count: UInt32(clamping: region.count), flags: flags), token: token)
+            return
+        }
+        let scratch = loop.sendScratch.take()
+        let (vectors, _) = sendQueue.fill(scratch.iovecs, max: SendScratch.vectors)
         if vectors == 1 {
             let region = scratch.iovecs[0]
             loop.sendScratch.give(scratch)
