@@ -47,7 +47,7 @@ enum BlockingFileCall {
     /// ``currentFileOffset``, the positional call otherwise.
     ///
     /// Some regular files have no positional transfers: the `/proc` files
-    /// built on seq_file (`/proc/self/comm`, `oom_score_adj`) refuse
+    /// built on seq_file (`/proc/self/comm`, `uid_map`, `setgroups`) refuse
     /// `pwrite` with ESPIPE, and a driver's `stream_open` files refuse both.
     /// io_uring hands such a file the offset anyway and its handler ignores
     /// it, so `writeFile("/proc/self/comm", …)` works there. The plain call
