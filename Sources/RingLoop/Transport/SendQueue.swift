@@ -43,9 +43,17 @@ struct SendQueue {
         count += buffer.count
     }
 
-    /// The whole queue when it is one contiguous run of copied bytes: sent
-    /// with a plain `send`, without filling an iovec.
-    var singleRegion: (base: UnsafeRawPointer, count: Int)? { segments == nil ? chain.singleRegion : nil }
+    /// The whole queue when it is one contiguous region (copied bytes in one
+    /// block, or one retained buffer): sent with a plain `send`, without
+    /// filling an iovec. Nil when it takes several, which ``fill(_:max:)`` lists.
+    var singleRegion: (base: UnsafeRawPointer, count: Int)? {
+        guard let segments else { return chain.singleRegion }
+        guard segments.count == 1, let only = segments.first else { return nil }
+        switch only {
+        case .copied: return chain.singleRegion
+        case .buffer(let buffer, let offset, let n): return (UnsafeRawPointer(buffer.base + offset), n)
+        }
+    }
 
     /// Fills up to `max` iovecs with the front of the queue; returns how many
     /// iovecs and how many bytes they cover.

@@ -235,8 +235,8 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         let token = loop.handlers.token(handlerID, kind: Self.sendKind)
         let flags = Int32(MSG_NOSIGNAL)
         sending = true
-        // One region (an echo, a short reply): no iovec, no scratch to take
-        // from the pool and give back.
+        // One region (an echo, a short reply, one buffer): no iovec, no
+        // scratch to take from the pool.
         if let region = sendQueue.singleRegion {
             loop.io.submit(.send(fd: fileDescriptor, buffer: UnsafeMutableRawPointer(mutating: region.base),
                                  count: UInt32(clamping: region.count), flags: flags), token: token)
@@ -244,19 +244,12 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         }
         let scratch = loop.sendScratch.take()
         let (vectors, _) = sendQueue.fill(scratch.iovecs, max: SendScratch.vectors)
-        if vectors == 1 {
-            let region = scratch.iovecs[0]
-            loop.sendScratch.give(scratch)
-            loop.io.submit(.send(fd: fileDescriptor, buffer: region.iov_base!, count: UInt32(clamping: region.iov_len), flags: flags),
-                           token: token)
-        } else {
-            sendScratch = scratch
-            var message = msghdr()
-            message.msg_iov = scratch.iovecs
-            message.msg_iovlen = vectors
-            scratch.message.pointee = message
-            loop.io.submit(.sendmsg(fd: fileDescriptor, message: scratch.message, flags: UInt32(bitPattern: flags)), token: token)
-        }
+        sendScratch = scratch
+        var message = msghdr()
+        message.msg_iov = scratch.iovecs
+        message.msg_iovlen = vectors
+        scratch.message.pointee = message
+        loop.io.submit(.sendmsg(fd: fileDescriptor, message: scratch.message, flags: UInt32(bitPattern: flags)), token: token)
     }
 
     private func sendCompleted(_ result: Int32) {
