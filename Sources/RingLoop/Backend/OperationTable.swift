@@ -123,6 +123,14 @@ final class OperationTable {
         return OperationToken(slot: index, generation: slot.pointee.generation)
     }
 
+    /// The token of the operation holding slot `index` now, if one does.
+    func token(ofSlot index: UInt32) -> OperationToken? {
+        guard Int(index) < slotChunks.count * Self.chunkSize else { return nil }
+        let slot = slotPointer(index)
+        guard slot.pointee.state != .free else { return nil }
+        return OperationToken(slot: index, generation: slot.pointee.generation)
+    }
+
     private func live(_ token: OperationToken) -> UnsafeMutablePointer<Slot>? {
         guard !token.isInternal, Int(token.slot) < slotChunks.count * Self.chunkSize else { return nil }
         let slot = slotPointer(token.slot)
@@ -242,14 +250,23 @@ final class OperationTable {
 /// Several operations awaited with one suspension: each member's completion
 /// records its result here, and the last one resumes the waiting task.
 /// Loop-thread only.
-final class OperationBatch {
+final class OperationBatch: CancellableWait, @unchecked Sendable {
     private(set) var results: [Int32]
     private var remaining: Int
     var continuation: UnsafeContinuation<Void, Never>?
+    private unowned let loop: EventLoop
+    private let tokens: [OperationToken]
 
-    init(count: Int) {
-        results = Array(repeating: -ECANCELED, count: count)
-        remaining = count
+    init(loop: EventLoop, tokens: [OperationToken]) {
+        self.loop = loop
+        self.tokens = tokens
+        results = Array(repeating: -ECANCELED, count: tokens.count)
+        remaining = tokens.count
+    }
+
+    /// Loop thread: the task was cancelled; every member still in flight is.
+    func cancelWait(_: UInt32) {
+        for token in tokens { loop.cancelOnLoop(token) }
     }
 
     func finished(_ index: Int, result: Int32) {

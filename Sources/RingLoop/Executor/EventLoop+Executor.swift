@@ -4,8 +4,10 @@ import Glibc
 /// The loop's two executor roles.
 ///
 /// - **Task executor** (the `EventLoop` itself): tasks started with
-///   ``EventLoop/spawn(name:_:)`` or `Task(executorPreference: loop)` send
-///   their steps here. Such a step is run as a task-executor job
+///   `Task(executorPreference: loop)` send their steps here, and tasks
+///   started with ``EventLoop/spawn(name:_:)`` through their spawn record, a
+///   per-task executor that forwards to the loop (SpawnRecord+Executor.swift).
+///   Such a step is run as a task-executor job
 ///   (`runSynchronously(on: UnownedTaskExecutor)`): it is on the generic
 ///   executor with the loop as preference, so a call into nonisolated `async`
 ///   code (RingLoop's own I/O, or any helper) needs no executor switch and
@@ -24,7 +26,7 @@ extension EventLoop: TaskExecutor {
     ///
     /// A job enqueued after ``close()`` cannot run; it is logged and dropped.
     public func enqueue(_ job: consuming ExecutorJob) {
-        enqueueJob(UnownedJob(job), actor: false)
+        enqueueJob(UnownedJob(job), actor: false, record: nil)
     }
 
     public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
@@ -46,12 +48,14 @@ extension EventLoop: TaskExecutor {
         serialExecutor.asUnownedSerialExecutor()
     }
 
-    func enqueueJob(_ job: UnownedJob, actor: Bool) {
+    /// Queues a Swift job: `actor` for an actor's job, `record` for a step of
+    /// a task the loop spawned (it runs on that record's executor).
+    func enqueueJob(_ job: UnownedJob, actor: Bool, record: SpawnRecord?) {
         if isOnLoopThread {
-            ready.append(actor ? .actorJob(job) : .job(job))
+            ready.append(actor ? .actorJob(job) : .job(job, record))
             return
         }
-        let item: InboxItem = actor ? .actorJob(job) : .job(job)
+        let item: InboxItem = actor ? .actorJob(job) : .job(job, record)
         if !inbox.push(item, wake: { io.wake() }) {
             // The loop is closed: the job runs elsewhere, where every call it
             // makes on this loop throws `.closed`, so it unwinds instead of
@@ -73,7 +77,7 @@ public final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
     init(loop: EventLoop) { self.loop = loop }
 
     public func enqueue(_ job: consuming ExecutorJob) {
-        loop.enqueueJob(UnownedJob(job), actor: true)
+        loop.enqueueJob(UnownedJob(job), actor: true, record: nil)
     }
 
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
@@ -100,38 +104,38 @@ public final class LoopSerialExecutor: SerialExecutor, @unchecked Sendable {
 @_spi(ExperimentalScheduling)
 extension EventLoop: SchedulingExecutor {
     public func enqueue<C: Clock>(_ job: consuming ExecutorJob, after delay: C.Duration, tolerance: C.Duration?, clock: C) {
-        scheduleJob(UnownedJob(job), actor: false, after: delay, clock: clock)
+        scheduleJob(UnownedJob(job), actor: false, record: nil, after: delay, clock: clock)
     }
 
     public func enqueue<C: Clock>(_ job: consuming ExecutorJob, at instant: C.Instant, tolerance: C.Duration?, clock: C) {
-        scheduleJob(UnownedJob(job), actor: false, at: instant, clock: clock)
+        scheduleJob(UnownedJob(job), actor: false, record: nil, at: instant, clock: clock)
     }
 }
 
 @_spi(ExperimentalScheduling)
 extension LoopSerialExecutor: SchedulingExecutor {
     public func enqueue<C: Clock>(_ job: consuming ExecutorJob, after delay: C.Duration, tolerance: C.Duration?, clock: C) {
-        loop.scheduleJob(UnownedJob(job), actor: true, after: delay, clock: clock)
+        loop.scheduleJob(UnownedJob(job), actor: true, record: nil, after: delay, clock: clock)
     }
 
     public func enqueue<C: Clock>(_ job: consuming ExecutorJob, at instant: C.Instant, tolerance: C.Duration?, clock: C) {
-        loop.scheduleJob(UnownedJob(job), actor: true, at: instant, clock: clock)
+        loop.scheduleJob(UnownedJob(job), actor: true, record: nil, at: instant, clock: clock)
     }
 }
 
 extension EventLoop {
-    func scheduleJob<C: Clock>(_ job: UnownedJob, actor: Bool, after delay: C.Duration, clock: C) {
+    func scheduleJob<C: Clock>(_ job: UnownedJob, actor: Bool, record: SpawnRecord?, after delay: C.Duration, clock: C) {
         if let delay = delay as? Duration {
-            scheduleJob(job, actor: actor, at: .now + delay)
+            scheduleJob(job, actor: actor, record: record, at: .now + delay)
         } else {
-            scheduleJob(job, actor: actor, at: clock.now.advanced(by: delay), clock: clock)
+            scheduleJob(job, actor: actor, record: record, at: clock.now.advanced(by: delay), clock: clock)
         }
     }
 
-    func scheduleJob<C: Clock>(_ job: UnownedJob, actor: Bool, at instant: C.Instant, clock: C) {
+    func scheduleJob<C: Clock>(_ job: UnownedJob, actor: Bool, record: SpawnRecord?, at instant: C.Instant, clock: C) {
         let remaining = clock.now.duration(to: instant)
         if let remaining = remaining as? Duration {
-            scheduleJob(job, actor: actor, at: .now + remaining)
+            scheduleJob(job, actor: actor, record: record, at: .now + remaining)
             return
         }
         // A clock whose durations are not Swift.Duration: the loop cannot
@@ -140,18 +144,18 @@ extension EventLoop {
         let sendable = UnsafeSendable(job)
         Task.detached { [self] in
             try? await clock.sleep(until: instant, tolerance: nil)
-            enqueueJob(sendable.value, actor: actor)
+            enqueueJob(sendable.value, actor: actor, record: record)
         }
     }
 
-    private func scheduleJob(_ job: UnownedJob, actor: Bool, at instant: LoopInstant) {
+    private func scheduleJob(_ job: UnownedJob, actor: Bool, record: SpawnRecord?, at instant: LoopInstant) {
         if isOnLoopThread {
-            _ = timers.schedule(deadline: instant.nanoseconds, .job(job, actor: actor))
+            _ = timers.schedule(deadline: instant.nanoseconds, .job(actor ? .actorJob(job) : .job(job, record)))
             return
         }
         let sendable = UnsafeSendable(job)
         let pushed = inbox.push(.callback { [self] in
-            _ = timers.schedule(deadline: instant.nanoseconds, .job(sendable.value, actor: actor))
+            _ = timers.schedule(deadline: instant.nanoseconds, .job(actor ? .actorJob(sendable.value) : .job(sendable.value, record)))
         }, wake: { io.wake() })
         if !pushed { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
     }

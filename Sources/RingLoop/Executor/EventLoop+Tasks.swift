@@ -20,7 +20,7 @@ extension EventLoop {
         name: String? = nil,
         _ operation: sending @escaping () async throws -> T
     ) -> LoopTask<T> {
-        let record = SpawnRecord(name: name, loop: self)
+        let record = SpawnRecord(loop: self)
         if isClosed {
             // Done before it starts; the error goes to whoever awaits it, and
             // is not reported to a closed loop.
@@ -29,10 +29,10 @@ extension EventLoop {
             return LoopTask(task: task, record: record)
         }
         let id = tasks.withLock { $0.makeID() }
-        let task = Task(name: name, executorPreference: self) { [self] in
+        let task = Task(name: name, executorPreference: record) { [self] in
             defer { taskFinished(id) }
             do {
-                let value = try await operation()
+                let value = try await record.serving(operation)
                 record.finish(nil)
                 return value
             } catch {

@@ -4,13 +4,13 @@ import Synchronization
 /// What other threads hand to the loop: a callback or a Swift job.
 enum InboxItem {
     case callback(@Sendable () throws -> Void)
-    case job(UnownedJob)
+    case job(UnownedJob, SpawnRecord?)
     case actorJob(UnownedJob)
 
     var readyItem: ReadyItem {
         switch self {
         case .callback(let callback): .callback(callback)
-        case .job(let job): .job(job)
+        case .job(let job, let record): .job(job, record)
         case .actorJob(let job): .actorJob(job)
         }
     }

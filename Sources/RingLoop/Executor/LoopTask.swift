@@ -69,24 +69,48 @@ public struct LoopTask<Success: Sendable>: Sendable {
     }
 }
 
-/// What a spawned task and its handles share, to decide whether an error
-/// went unretrieved. Handles may go away on any thread, so the three facts
-/// (finished, retrieved, abandoned) are bits of one atomic: whichever of
-/// `finish` and `abandon` sets its bit second sees the other's and reports,
-/// so an unretrieved error is reported exactly once. No lock object: this
-/// record exists per spawned task, and an idle server holds thousands.
+/// What the loop keeps per spawned task: the facts that decide whether an
+/// error went unretrieved, and the task's cancellation route (see
+/// CancellationRoute.swift).
+///
+/// Handles may go away on any thread, so the three facts (finished,
+/// retrieved, abandoned) are bits of one atomic: whichever of `finish` and
+/// `abandon` sets its bit second sees the other's and reports, so an
+/// unretrieved error is reported exactly once. No lock object: this record
+/// exists per spawned task, and an idle server holds thousands, so its
+/// fields are laid out for size (56 B, a 64-byte malloc chunk).
 final class SpawnRecord: @unchecked Sendable {
     private static let finishedBit: UInt8 = 1, retrievedBit: UInt8 = 2, abandonedBit: UInt8 = 4
     private let flags = Atomic<UInt8>(0)
-    /// Written once by `finish` before it sets `finishedBit` (release), read
-    /// only after seeing that bit (acquire).
-    private var error: (any Error)?
-    let name: String?
+    /// The recorded wait's id (in the padding after `flags`). Loop thread.
+    var waitID: UInt32 = 0
+    /// A failed task's error and name, written once by `finish` before it
+    /// sets `finishedBit` (release), read only after seeing that bit
+    /// (acquire). Boxed, and made only when a task fails: the name is read
+    /// back from the task then (`Task.name`) instead of being stored in
+    /// every record.
+    private var failure: Failure?
     /// Where a report goes: its exception handler (through its inbox).
-    private let loop: EventLoop
+    let loop: EventLoop
+    /// The wait the task is suspended in, while it is. Not retained: the
+    /// waiting call holds it until it returns, and disarms the route first.
+    /// `AnyObject` rather than `any CancellableWait` keeps the record in a
+    /// smaller malloc size class; the cast is paid on cancellation only.
+    unowned(unsafe) var waitTarget: AnyObject?
+    /// The job (the task) the route serves, once its first step ran on the
+    /// loop; 0 for none. Child tasks share the record as executor, not this.
+    var owner: UInt = 0
 
-    init(name: String?, loop: EventLoop) {
-        self.name = name
+    private final class Failure: Sendable {
+        let error: any Error
+        let taskName: String?
+        init(_ error: any Error, _ taskName: String?) {
+            self.error = error
+            self.taskName = taskName
+        }
+    }
+
+    init(loop: EventLoop) {
         self.loop = loop
     }
 
@@ -96,21 +120,22 @@ final class SpawnRecord: @unchecked Sendable {
 
     var isFinished: Bool { flags.load(ordering: .sequentiallyConsistent) & Self.finishedBit != 0 }
 
-    /// The task ended; `error` is nil on success.
+    /// The task ended; `error` is nil on success. Called from the task
+    /// itself, whose name a report gives.
     func finish(_ error: (any Error)?) {
         // Cancellation is how tasks are stopped, not a failure to report.
-        self.error = error is CancellationError ? nil : error
+        if let error, !(error is CancellationError) { failure = Failure(error, Task.name) }
         let before = flags.bitwiseOr(Self.finishedBit, ordering: .sequentiallyConsistent).oldValue
-        if before & Self.abandonedBit != 0, before & Self.retrievedBit == 0, let error = self.error { report(context(error)) }
+        if before & Self.abandonedBit != 0, before & Self.retrievedBit == 0, let failure { report(context(failure)) }
     }
 
     /// Every handle is gone.
     func abandon() {
         let before = flags.bitwiseOr(Self.abandonedBit, ordering: .sequentiallyConsistent).oldValue
-        if before & Self.finishedBit != 0, before & Self.retrievedBit == 0, let error { report(context(error)) }
+        if before & Self.finishedBit != 0, before & Self.retrievedBit == 0, let failure { report(context(failure)) }
     }
 
-    private func context(_ error: any Error) -> ExceptionContext {
-        ExceptionContext(message: "Task exception was never retrieved", error: error, source: .task(name))
+    private func context(_ failure: Failure) -> ExceptionContext {
+        ExceptionContext(message: "Task exception was never retrieved", error: failure.error, source: .task(failure.taskName))
     }
 }

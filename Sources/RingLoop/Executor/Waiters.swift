@@ -5,10 +5,10 @@
 /// Loop-thread only, except the cancellation handler, which hops to the loop.
 /// (A stream's drain waiters keep their own list: one per connection, where
 /// an object each would cost idle memory.)
-final class Waiters<Value: Sendable>: @unchecked Sendable {
+final class Waiters<Value: Sendable>: CancellableWait, @unchecked Sendable {
     private let loop: EventLoop
-    private var list: [(id: UInt64, continuation: UnsafeContinuation<Value, Never>)] = []
-    private var nextID: UInt64 = 0
+    private var list: [(id: UInt32, continuation: UnsafeContinuation<Value, Never>, cancelled: Value)] = []
+    private var nextID: UInt32 = 0
 
     init(loop: EventLoop) { self.loop = loop }
 
@@ -19,18 +19,17 @@ final class Waiters<Value: Sendable>: @unchecked Sendable {
     nonisolated(nonsending) func wait(cancelled: Value) async -> Value {
         nextID &+= 1
         let id = nextID
-        return await withTaskCancellationHandler {
-            await withUnsafeContinuation { continuation in
-                // A cancel that ran the handler before this waiter existed has
-                // set the flag: do not wait for it.
-                if Task.isCancelled { continuation.resume(returning: cancelled) } else { list.append((id, continuation)) }
-            }
-        } onCancel: { [loop, self] in
-            loop.onLoopThread {
-                guard let index = self.list.firstIndex(where: { $0.id == id }) else { return }
-                self.list.remove(at: index).continuation.resume(returning: cancelled)
-            }
+        return await loop.suspend(cancelling: self, id: id) { continuation in
+            // A cancel that ran before this waiter existed has set the flag:
+            // do not wait for it.
+            if Task.isCancelled { continuation.resume(returning: cancelled) } else { list.append((id, continuation, cancelled)) }
         }
+    }
+
+    func cancelWait(_ id: UInt32) {
+        guard let index = list.firstIndex(where: { $0.id == id }) else { return }
+        let waiter = list.remove(at: index)
+        waiter.continuation.resume(returning: waiter.cancelled)
     }
 
     /// Resumes every waiter with `value`.

@@ -250,7 +250,9 @@ public final class SocketStream: @unchecked Sendable {
     /// task's write lands between two chunks.
     nonisolated(nonsending) func write(_ buffers: some Collection<IOBuffer>, total: Int) async throws {
         if total <= Self.writeChunkSize {
-            try await state.waitForWriteTurn()
+            // The common write calls no async function unless it must wait:
+            // each call costs a frame from the task allocator.
+            if state.bulkWriting { try await state.waitForWriteTurn() }
             try await queueAndDrain {
                 for buffer in buffers where buffer.count > 0 {
                     try transport.write(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
@@ -276,7 +278,7 @@ public final class SocketStream: @unchecked Sendable {
     private nonisolated(nonsending) func queueAndDrain(_ enqueue: () throws -> Void) async throws {
         try checkWritable()
         try enqueue()
-        try await drainOrAbort()
+        if state.writePaused { try await drainOrAbort() } else { try state.throwFailure() }
     }
 
     /// Runs `body`, a write that queues in several steps (chunks, or
@@ -309,7 +311,7 @@ public final class SocketStream: @unchecked Sendable {
     /// ```
     public nonisolated(nonsending) func writeAll(_ bytes: some Collection<UInt8>) async throws {
         if bytes.fits(Self.writeChunkSize) {
-            try await state.waitForWriteTurn()
+            if state.bulkWriting { try await state.waitForWriteTurn() }
             try await queueAndDrain { try transport.write(bytes) }
             return
         }

@@ -10,7 +10,7 @@ import Glibc
 /// the stream or an error arrive. Above twice the read limit the transport
 /// pauses receiving, and resumes once a reader has taken the queue back
 /// under the limit. Loop-thread only.
-final class StreamState: TransportProtocol, @unchecked Sendable {
+final class StreamState: TransportProtocol, CancellableWait, @unchecked Sendable {
     let loop: EventLoop
     /// The transport this object is the protocol of. Unowned: the stream
     /// holds both; the transport drops this object at `connectionLost`.
@@ -206,19 +206,21 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
         nextID &+= 1
         let id = nextID
         readerID = id
-        return await withTaskCancellationHandler {
-            // A cancel from another thread that lands just before the handler
-            // is installed runs the handler at once, before there is a reader
-            // to wake: the flag is set by then, so look at it here.
-            await withUnsafeContinuation { if Task.isCancelled { $0.resume(returning: .cancelled) } else { reader = $0 } }
-        } onCancel: {
-            self.cancelReader(id)
+        return await loop.suspend(cancelling: self, id: id) {
+            // A cancel that ran before this wait was recorded has set the
+            // flag and will not come again: look at it here.
+            if Task.isCancelled { $0.resume(returning: .cancelled) } else { reader = $0 }
         }
     }
 
-    /// From any thread: ends wait `id` with `.cancelled` if it is still the current one.
-    private func cancelReader(_ id: UInt32) {
-        loop.onLoopThread { if self.readerID == id { self.wakeReader(.cancelled) } }
+    /// Loop thread: ends wait `id` (the reader's, or a writer's) with
+    /// `.cancelled` if it is still waiting.
+    func cancelWait(_ id: UInt32) {
+        if readerID == id {
+            wakeReader(.cancelled)
+        } else if let index = drainWaiters.firstIndex(where: { $0.id == id }) {
+            drainWaiters.remove(at: index).continuation.resume(returning: .cancelled)
+        }
     }
 
     /// The error a timed-out wait throws.
@@ -293,16 +295,9 @@ final class StreamState: TransportProtocol, @unchecked Sendable {
             if Task.isCancelled { throw CancellationError() }
             nextID &+= 1
             let id = nextID
-            let wake = await withTaskCancellationHandler {
-                await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
-                    // Cancelled before the handler was installed: see park().
-                    if Task.isCancelled { continuation.resume(returning: .cancelled) } else { drainWaiters.append((id, continuation)) }
-                }
-            } onCancel: { [loop, self] in
-                loop.onLoopThread {
-                    guard let index = self.drainWaiters.firstIndex(where: { $0.id == id }) else { return }
-                    self.drainWaiters.remove(at: index).continuation.resume(returning: .cancelled)
-                }
+            let wake = await loop.suspend(cancelling: self, id: id) { (continuation: UnsafeContinuation<Wake, Never>) in
+                // Cancelled before the wait was recorded: see park().
+                if Task.isCancelled { continuation.resume(returning: .cancelled) } else { drainWaiters.append((id, continuation)) }
             }
             if wake == .cancelled { throw CancellationError() }
         }

@@ -1,7 +1,7 @@
 import CUring
 import Glibc
 
-extension EventLoop {
+extension EventLoop: CancellableWait {
     /// Submits one backend operation and suspends the calling task until its
     /// final completion. Returns the kernel-style result: `>= 0` on success,
     /// `-errno` on failure, `-ECANCELED` when Task cancellation won.
@@ -39,24 +39,20 @@ extension EventLoop {
             operations.release(token)
         }
         if Task.isCancelled { return extract(operations.scratch(token), -ECANCELED) }
-        let result = await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Int32, Never>) in
-                guard operations.markSubmitted(token, continuation: continuation) else {
-                    continuation.resume(returning: -ECANCELED)
-                    return
-                }
-                let scratch = operations.scratch(token)
-                let operation = prepare(scratch)
-                if let timeout {
-                    let ns = max(0, timeout.clampedNanoseconds)
-                    scratch.timespec.pointee = __kernel_timespec(tv_sec: ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
-                    io.submit(operation, token: token, linkTimeout: scratch.timespec)
-                } else {
-                    io.submit(operation, token: token)
-                }
+        let result = await suspend(cancelling: self, id: token.slot) { (continuation: UnsafeContinuation<Int32, Never>) in
+            guard operations.markSubmitted(token, continuation: continuation) else {
+                continuation.resume(returning: -ECANCELED)
+                return
             }
-        } onCancel: {
-            onLoopThread { [self] in cancelOnLoop(token) }
+            let scratch = operations.scratch(token)
+            let operation = prepare(scratch)
+            if let timeout {
+                let ns = max(0, timeout.clampedNanoseconds)
+                scratch.timespec.pointee = __kernel_timespec(tv_sec: ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
+                io.submit(operation, token: token, linkTimeout: scratch.timespec)
+            } else {
+                io.submit(operation, token: token)
+            }
         }
         return extract(operations.scratch(token), result)
     }
@@ -87,8 +83,8 @@ extension EventLoop {
     ) async throws(EventLoopError) -> [Int32] {
         try requireLoopThread(String(describing: name))
         guard count > 0 else { return [] }
-        let batch = OperationBatch(count: count)
         let tokens = (0..<count).map { operations.acquire(fd: fd, keepAlive: keepAlive($0)) }
+        let batch = OperationBatch(loop: self, tokens: tokens)
         for token in tokens { track?(token, true) }
         defer {
             for token in tokens {
@@ -97,25 +93,28 @@ extension EventLoop {
             }
         }
         if Task.isCancelled { return batch.results }
-        await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                batch.continuation = continuation
-                for (index, token) in tokens.enumerated() {
-                    guard operations.markSubmitted(token, batch: batch, index: index) else {
-                        batch.finished(index, result: -ECANCELED)   // cancelled before it was submitted
-                        continue
-                    }
-                    io.submit(prepare(index, operations.scratch(token)), token: token)
+        await suspend(cancelling: batch, id: 0) { (continuation: UnsafeContinuation<Void, Never>) in
+            batch.continuation = continuation
+            for (index, token) in tokens.enumerated() {
+                guard operations.markSubmitted(token, batch: batch, index: index) else {
+                    batch.finished(index, result: -ECANCELED)   // cancelled before it was submitted
+                    continue
                 }
+                io.submit(prepare(index, operations.scratch(token)), token: token)
             }
-        } onCancel: {
-            onLoopThread { [self] in for token in tokens { cancelOnLoop(token) } }
         }
         return batch.results
     }
 
-    private func cancelOnLoop(_ token: OperationToken) {
+    func cancelOnLoop(_ token: OperationToken) {
         if operations.requestCancel(token) == .sendCancel { io.cancel(token) }
+    }
+
+    /// Loop thread: cancels the operation in slot `slot` if it is still in
+    /// flight. The slot is enough: a routed wait is disarmed before its
+    /// operation's slot is released, so the slot is still that operation's.
+    func cancelWait(_ slot: UInt32) {
+        if let token = operations.token(ofSlot: slot) { cancelOnLoop(token) }
     }
 
     /// Resumes the task of every finished operation. Runs after the backend
@@ -136,7 +135,7 @@ extension EventLoop {
                 batch.finished(index, result: completion.result)
             }
         }
-        completions.removeAll(keepingCapacity: true)
+        completions.removeAllKeepingStorage()
     }
 
     /// Cancels every operation in flight: so that closing the loop cannot

@@ -148,7 +148,7 @@ extension EventLoop {
                 switch action {
                 case .callback(let callback, let handle): ready.append(.timer(callback, handle))
                 case .resume(let continuation): continuation.resume()
-                case .job(let job, let actor): ready.append(actor ? .actorJob(job) : .job(job))
+                case .job(let item): ready.append(item)
                 }
             }
         }
@@ -173,12 +173,10 @@ extension EventLoop {
             return
         }
         switch item {
-        case .job(let job):
-            jobsRun &+= 1
-            job.runSynchronously(on: unownedTaskExecutor)
+        case .job(let job, let record):
+            runJob(job, record: record)
         case .actorJob(let job):
-            jobsRun &+= 1
-            job.runSynchronously(on: unownedSerialExecutor)
+            runJob(job, record: nil, actor: true)
         case .callback(let callback):
             do { try callback() } catch { report(error, from: .callback(nil)) }
         case .tracedCallback(let callback, let site):
@@ -189,20 +187,37 @@ extension EventLoop {
         }
     }
 
+    /// Runs a Swift job: a step of a task (on its spawn record's executor
+    /// when the loop spawned it), or with `actor` a job of an actor on the
+    /// loop (isolated to the serial executor). Notes whose step it is while
+    /// it runs (``runningJob``, ``runningRecord``): how a wait finds its
+    /// task's cancellation route. An actor's job takes none: its waits
+    /// install their own cancellation handler.
+    @inline(__always)
+    private func runJob(_ job: UnownedJob, record: SpawnRecord?, actor: Bool = false) {
+        jobsRun &+= 1
+        let outer = (runningJob, runningRecord)
+        (runningJob, runningRecord) = actor ? (0, nil) : (job.identity, record)
+        if actor {
+            job.runSynchronously(on: unownedSerialExecutor)
+        } else {
+            job.runSynchronously(on: record?.unownedExecutor ?? unownedTaskExecutor)
+        }
+        (runningJob, runningRecord) = outer
+    }
+
     /// Debug mode: run `item` and warn when it took longer than
     /// ``slowCallbackDuration``.
     private func runTimed(_ item: ReadyItem) {
         let start = cu_monotonic_ns()
         let what: String
         switch item {
-        case .job(let job):
+        case .job(let job, let record):
             what = "task step (priority \(job.priority.rawValue))"
-            jobsRun &+= 1
-            job.runSynchronously(on: unownedTaskExecutor)
+            runJob(job, record: record)
         case .actorJob(let job):
             what = "actor job (priority \(job.priority.rawValue))"
-            jobsRun &+= 1
-            job.runSynchronously(on: unownedSerialExecutor)
+            runJob(job, record: nil, actor: true)
         case .callback(let callback):
             what = "callback"
             do { try callback() } catch { report(error, from: .callback(nil)) }
@@ -280,7 +295,7 @@ extension EventLoop {
         for action in timers.removeAll() {
             switch action {
             case .resume(let continuation): continuation.resume(throwing: CancellationError())
-            case .job(let job, let actor): ready.append(actor ? .actorJob(job) : .job(job))
+            case .job(let item): ready.append(item)
             case .callback: break
             }
         }
@@ -356,7 +371,7 @@ extension EventLoop {
     /// serial queue (``OrphanedActorJobs``), so the actor stays isolated.
     func handOff(_ item: ReadyItem) {
         switch item {
-        case .job(let job):
+        case .job(let job, _):
             globalConcurrentExecutor.enqueue(ExecutorJob(job))
         case .actorJob(let job):
             orphanedActorJobs.enqueue(job, executor: unownedSerialExecutor)

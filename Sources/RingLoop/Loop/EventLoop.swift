@@ -99,6 +99,17 @@ public final class EventLoop: @unchecked Sendable {
     /// Swift jobs (task steps and actor jobs) run so far: lets tests count
     /// the executor work an operation costs, exactly.
     @exclusivity(unchecked) var jobsRun = 0
+    /// The job the loop is running (its ``UnownedJob/identity``), 0 between
+    /// jobs: a task's steps are all the same job, so this tells which task
+    /// is running without asking the runtime (see CancellationRoute.swift).
+    @exclusivity(unchecked) var runningJob: UInt = 0
+    /// The spawn record of the task step the loop is running, if the loop
+    /// spawned that task (see SpawnRecord+Executor.swift). Not retained: the
+    /// task owns its record, and the step being run keeps the task alive.
+    @exclusivity(unchecked) var runningRecord: SpawnRecord?
+    /// Waits that went through a route rather than a handler of their own
+    /// (tests count them).
+    @exclusivity(unchecked) var routedWaits = 0
     /// Receives the last batch of completions brought (transports count
     /// them): how many the next blocking wait expects again (see
     /// ``URingOptions/batchWaitMicroseconds``).

@@ -20,8 +20,9 @@ enum ReadyItem {
     /// A fired `callLater` / `callAt` timer and its handle: a `cancel()` that
     /// arrives after it came due but before it ran still stops it.
     case timer(() throws -> Void, TimerHandle)
-    /// A step of a task that prefers this loop: run as a task-executor job.
-    case job(UnownedJob)
+    /// A step of a task that prefers this loop: run as a task-executor job,
+    /// on its spawn record when the loop spawned it (see SpawnRecord+Executor.swift).
+    case job(UnownedJob, SpawnRecord?)
     /// A job of an actor whose executor is the loop: run isolated to it.
     case actorJob(UnownedJob)
 }

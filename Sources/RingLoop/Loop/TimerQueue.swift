@@ -24,9 +24,9 @@ struct TimerQueue {
         case callback(() throws -> Void, TimerHandle)
         /// A sleeping task's continuation.
         case resume(UnsafeContinuation<Void, any Error>)
-        /// A job from `Task.sleep` through the scheduling executor; `actor`
-        /// when it came through the loop's serial executor.
-        case job(UnownedJob, actor: Bool)
+        /// A job from `Task.sleep` through a scheduling executor: a task's
+        /// step or an actor's job, as the ready queue will run it.
+        case job(ReadyItem)
     }
 
     private struct Entry: Comparable {

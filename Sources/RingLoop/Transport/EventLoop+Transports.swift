@@ -11,7 +11,7 @@ extension EventLoop {
         var list: [Transport] = []
         swap(&list, &flushList)
         for transport in list { transport.flush() }
-        list.removeAll(keepingCapacity: true)
+        list.removeAllKeepingStorage()
         if flushList.isEmpty { swap(&list, &flushList) }
     }
 

@@ -1,0 +1,113 @@
+/// A wait on the loop that its task's cancellation can end: a parked stream
+/// reader or writer, a pending operation, a waiter in a list.
+protocol CancellableWait: AnyObject, Sendable {
+    /// Loop thread: ends wait `id` as cancelled if it is still the current
+    /// one. A late call (the wait already ended) must do nothing.
+    func cancelWait(_ id: UInt32)
+}
+
+/// One cancellation handler for the whole life of a task the loop spawned,
+/// instead of one per suspension: the task's route, kept in its
+/// ``SpawnRecord``.
+///
+/// `withTaskCancellationHandler` around every wait costs a stream read more
+/// than the rest of its work on the loop: adding and removing the handler
+/// each take the task's status-record lock, and the function's isolation
+/// parameter and `@concurrent` operation cost four executor switches, each
+/// of which takes the same lock again to look up the task's executor
+/// preference (Docs/Transports.md, "Why there are no executor hops").
+/// ``EventLoop/spawn(name:_:)`` installs one handler around the task's body
+/// instead; a wait then only records itself in the task's record
+/// (``arm(_:_:)``) while it is suspended, and the handler, when the task is
+/// cancelled, ends whichever wait is recorded.
+///
+/// The loop knows the record of the step it runs: the record is the task's
+/// preferred executor (SpawnRecord+Executor.swift). Child tasks inherit that
+/// preference but not the task's cancellation, so the record also keeps its
+/// task's identity, the job the loop runs for it (``EventLoop/runningJob``;
+/// every step of a task is the same job, the task itself). A wait in any
+/// other task (a child, an actor's job, one made with
+/// `Task(executorPreference: loop)`) finds no route of its own and installs
+/// its own handler, as before.
+extension SpawnRecord {
+    /// Runs `operation`, the body of this record's task, with its route.
+    func serving<T>(_ operation: () async throws -> T) async throws -> T {
+        // A task that starts off the loop (one the closed loop handed off)
+        // gets no route; its waits, if any, install their own handler.
+        guard loop.isOnLoopThread, loop.runningRecord === self else { return try await operation() }
+        owner = loop.runningJob
+        return try await withTaskCancellationHandler(operation: operation) { cancelWaiting() }
+    }
+
+    /// The route of the task the loop is running, if it has one.
+    @inline(__always)
+    static func route(on loop: EventLoop) -> SpawnRecord? {
+        guard let record = loop.runningRecord, record.owner == loop.runningJob else { return nil }
+        return record
+    }
+
+    /// Records the wait the task is about to suspend in.
+    @inline(__always)
+    func arm(_ target: some CancellableWait, _ id: UInt32) {
+        waitTarget = target
+        waitID = id
+    }
+
+    /// The wait ended: a cancel from now on must not reach it (a pending
+    /// operation's slot, say, is recycled).
+    @inline(__always)
+    func disarm() { waitTarget = nil }
+
+    /// The task's cancellation handler, on any thread.
+    private func cancelWaiting() {
+        _ = loop.onLoopThread { [self] in
+            guard let target = waitTarget as? any CancellableWait else { return }
+            waitTarget = nil
+            target.cancelWait(waitID)
+        }
+    }
+}
+
+extension UnownedJob {
+    /// The job's address, as a number to compare. A task's job is the task
+    /// itself, the same object at every step.
+    var identity: UInt { unsafeBitCast(self, to: UInt.self) }
+}
+
+extension EventLoop {
+    /// Suspends the calling task in `body`'s continuation, with its
+    /// cancellation routed to `target.cancelWait(id)` on the loop thread.
+    ///
+    /// `body` must resume at once when `Task.isCancelled` is already set: a
+    /// cancel that ran before the wait was recorded does not come again.
+    nonisolated(nonsending) func suspend<T>(
+        cancelling target: some CancellableWait,
+        id: UInt32,
+        _ body: (UnsafeContinuation<T, Never>) -> Void
+    ) async -> T {
+        if let route = SpawnRecord.route(on: self) {
+            routedWaits &+= 1
+            route.arm(target, id)
+            defer { route.disarm() }
+            return await withUnsafeContinuation(body)
+        }
+        return await suspendWithHandler(cancelling: target, id: id, body)
+    }
+
+    /// ``suspend(cancelling:id:_:)`` for a task with no route: a handler of
+    /// its own. Out of line, so that the frame of every wait, parked in each
+    /// idle connection's task, stays small (Docs/Transports.md, "Memory per
+    /// idle connection").
+    @inline(never)
+    private nonisolated(nonsending) func suspendWithHandler<T>(
+        cancelling target: some CancellableWait,
+        id: UInt32,
+        _ body: (UnsafeContinuation<T, Never>) -> Void
+    ) async -> T {
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation(body)
+        } onCancel: { [self] in
+            _ = onLoopThread { target.cancelWait(id) }
+        }
+    }
+}

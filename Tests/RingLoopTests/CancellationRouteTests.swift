@@ -1,0 +1,134 @@
+import Glibc
+@testable import RingLoop
+import Testing
+
+/// The outcome of awaiting a task that was cancelled while it waited.
+private func outcome<T>(_ task: LoopTask<T>) async -> String {
+    do {
+        _ = try await task.value
+        return "returned"
+    } catch is CancellationError {
+        return "cancelled"
+    } catch {
+        return "\(error)"
+    }
+}
+
+extension AllSuites {
+    /// A task the loop spawned has one cancellation handler for its life,
+    /// and its waits record themselves on it (CancellationRoute); any other
+    /// task's waits install their own. Both must end every wait on cancel.
+    @Suite("Cancellation routes", .serialized, .checksResources, .timeLimit(.minutes(1)))
+    struct CancellationRouteTests {
+        @Test("a spawned task's read, drain, accept and connect waits end through its route when it is cancelled",
+              arguments: allBackends)
+        func spawnedWaitsUseTheRoute(backend: Backend) async throws {
+            let (outcomes, routed) = try await onLoop(backend) { loop -> ([String], Int) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                let server = try await listener.accept()
+                let (blackholed, cleanup) = try blackholedPort()
+                defer { cleanup() }
+                let big = [UInt8](repeating: 3, count: 16 << 20)
+                let waits: [(String, @Sendable () async throws -> Void)] = [
+                    ("read", { _ = try await client.read(upTo: 16) }),
+                    ("drain", { try await server.writeAll(big) }),   // the client does not read
+                    ("accept", { _ = try await listener.accept() }),
+                    ("connect", { _ = try await SocketStream.connect(host: "127.0.0.1", port: blackholed) }),
+                ]
+                var outcomes: [String] = []
+                var routed = 0
+                for (name, wait) in waits {
+                    let before = loop.routedWaits
+                    let task = loop.spawn(name: name) { try await wait() }
+                    // Armed means parked: the wait records itself just before it suspends.
+                    try await waitUntil(loop) { loop.routedWaits > before }
+                    routed += loop.routedWaits - before
+                    task.cancel()
+                    outcomes.append("\(name): \(await outcome(task))")
+                }
+                try await client.close(); try await server.close(); try await listener.close()
+                return (outcomes, routed)
+            }
+            #expect(outcomes == ["read: cancelled", "drain: cancelled", "accept: cancelled", "connect: cancelled"])
+            #expect(routed == 4)
+        }
+
+        @Test("a child task and a Task(executorPreference:) inside a spawned task are cancelled on their own, through their own handler",
+              arguments: allBackends)
+        func otherTasksKeepTheirOwnHandler(backend: Backend) async throws {
+            let (results, routed) = try await onLoop(backend) { loop -> ([String], Int) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                let server = try await listener.accept()
+                let before = loop.routedWaits
+                var results: [String] = []
+
+                // Not spawned: the loop is its preference, but it has no route.
+                let preferred = Task(executorPreference: loop) { try await client.read(upTo: 16) }
+                try await loop.sleep(for: .milliseconds(20))
+                preferred.cancel()
+                do { _ = try await preferred.value; results.append("preferred returned") } catch is CancellationError { results.append("preferred cancelled") }
+
+                // A child of this spawned task: cancelled alone, its parent not.
+                let child: String = try await withThrowingTaskGroup(of: String.self) { group in
+                    group.addTask {
+                        do { _ = try await client.read(upTo: 16); return "child returned" } catch is CancellationError { return "child cancelled" }
+                    }
+                    try await loop.sleep(for: .milliseconds(20))
+                    group.cancelAll()
+                    return try await group.next() ?? "no child"
+                }
+                results.append(child)
+                let routed = loop.routedWaits - before
+
+                // The parent was not cancelled: it still reads, through its route.
+                results.append(Task.isCancelled ? "parent cancelled" : "parent running")
+                try await server.writeAll(Array("still".utf8))
+                results.append(String(decoding: try await client.read(upTo: 16), as: UTF8.self))
+                try await client.close(); try await server.close(); try await listener.close()
+                return (results, routed)
+            }
+            #expect(results == ["preferred cancelled", "child cancelled", "parent running", "still"])
+            #expect(routed == 0, "a wait of a task that is not the spawned one took its route")
+        }
+
+        @Test("a spawned task waiting inside a method of an actor on the loop is cancelled; the actor stays isolated",
+              arguments: allBackends)
+        func waitInsideAnActor(backend: Backend) async throws {
+            let (result, count) = try await onLoop(backend) { loop -> (String, Int) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                let server = try await listener.accept()
+                let actor = ReadingActor(loop: loop)
+                // The read runs as the actor's job, isolated to the loop's serial executor.
+                let task = loop.spawn { try await actor.read(client) }
+                try await loop.sleep(for: .milliseconds(20))
+                task.cancel()
+                let result = await outcome(task)
+                // The actor still works, and the stream too.
+                try await server.writeAll(Array("ok".utf8))
+                _ = try await actor.read(client)
+                let count = await actor.reads
+                try await client.close(); try await server.close(); try await listener.close()
+                return (result, count)
+            }
+            #expect(result == "cancelled")
+            #expect(count == 1)
+        }
+    }
+}
+
+/// An actor whose executor is the loop, reading a stream in its methods.
+private actor ReadingActor {
+    let loop: EventLoop
+    var reads = 0
+    init(loop: EventLoop) { self.loop = loop }
+    nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
+
+    func read(_ stream: SocketStream) async throws -> [UInt8] {
+        let bytes = try await stream.read(upTo: 16)
+        reads += 1
+        return bytes
+    }
+}
