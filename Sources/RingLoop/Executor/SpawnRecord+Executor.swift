@@ -19,8 +19,6 @@ extension SpawnRecord: TaskExecutor {
     func asUnownedTaskExecutor() -> UnownedTaskExecutor {
         UnownedTaskExecutor(ordinary: self)
     }
-
-    var unownedExecutor: UnownedTaskExecutor { UnownedTaskExecutor(ordinary: self) }
 }
 
 // `Task.sleep` in a spawned task lands here, as it lands on the loop for

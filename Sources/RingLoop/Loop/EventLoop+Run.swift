@@ -201,7 +201,7 @@ extension EventLoop {
         if actor {
             job.runSynchronously(on: unownedSerialExecutor)
         } else {
-            job.runSynchronously(on: record?.unownedExecutor ?? unownedTaskExecutor)
+            job.runSynchronously(on: record?.asUnownedTaskExecutor() ?? unownedTaskExecutor)
         }
         (runningJob, runningRecord) = outer
     }
