@@ -44,6 +44,19 @@ final class RecordingProtocol: TransportProtocol, @unchecked Sendable {
     func resumeWriting() { resumes += 1; events.append("resume") }
 }
 
+/// Receives on a blocking socket until `count` bytes came or the peer
+/// stopped (run it off the loop, with `loop.offload`).
+func receiveBlocking(_ fd: Int32, count: Int) -> [UInt8] {
+    var all: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while all.count < count {
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        all += chunk[0..<n]
+    }
+    return all
+}
+
 /// Waits on the loop (iterations, not wall time) until `condition` holds.
 func waitUntil(_ loop: EventLoop, limit: Duration = .seconds(10), _ condition: () -> Bool) async throws {
     let deadline = LoopInstant.now + limit
@@ -391,16 +404,7 @@ extension AllSuites {
                 var sendBuffer: Int32 = 16 * 1024
                 setsockopt(transport.fileDescriptor, SOL_SOCKET, SO_SNDBUF, &sendBuffer, socklen_t(MemoryLayout<Int32>.size))
                 let reading = loop.spawn {
-                    try await loop.offload { () -> [UInt8] in
-                        var all: [UInt8] = []
-                        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-                        while all.count < expected.count {
-                            let n = chunk.withUnsafeMutableBytes { recv(peer, $0.baseAddress, $0.count, 0) }
-                            if n <= 0 { break }
-                            all += chunk[0..<n]
-                        }
-                        return all
-                    }
+                    try await loop.offload { receiveBlocking(peer, count: expected.count) }
                 }
                 // The queue is this one buffer until it has gone out.
                 try transport.write(IOBuffer(alone))
@@ -445,16 +449,7 @@ extension AllSuites {
                 try await loop.sleep(for: .milliseconds(20))
                 #expect(recorder.resumes == 0, "the peer is not reading: no resume yet")
                 // Now the peer reads everything, on a thread of its own.
-                let received = try await loop.offload { () -> [UInt8] in
-                    var all: [UInt8] = []
-                    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-                    while all.count < message.count {
-                        let n = chunk.withUnsafeMutableBytes { recv(peer, $0.baseAddress, $0.count, 0) }
-                        if n <= 0 { break }
-                        all += chunk[0..<n]
-                    }
-                    return all
-                }
+                let received = try await loop.offload { receiveBlocking(peer, count: message.count) }
                 try await waitUntil(loop) { recorder.resumes > 0 }
                 transport.close()
                 close(peer)
