@@ -116,6 +116,51 @@ extension AllSuites {
             #expect(result == "cancelled")
             #expect(count == 1)
         }
+
+        @Test("a default actor's method that waits on a stream is isolated again after the wait, and its state stays exact",
+              arguments: allBackends)
+        func defaultActorGetsItsIsolationBack(backend: Backend) async throws {
+            let (read, total, cancelled) = try await onLoop(backend) { loop -> ([UInt8], Int, String) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                let server = try await listener.accept()
+                let tally = Tally()
+                let reader = loop.spawn { try await tally.readAndCount(client) }
+                // While the read waits, tasks on the global executor's threads
+                // go through the actor.
+                let bumps = (0..<200).map { _ in Task.detached { await tally.bump() } }
+                for bump in bumps { await bump.value }
+                try await server.writeAll(Array("hello".utf8))
+                let read = try await reader.value
+                let waiting = loop.spawn { try await tally.readAndCount(client) }
+                try await loop.sleep(for: .milliseconds(20))
+                waiting.cancel()
+                let cancelled = await outcome(waiting)
+                let total = await tally.total
+                try await client.close(); try await server.close(); try await listener.close()
+                return (read, total, cancelled)
+            }
+            #expect(read == Array("hello".utf8))
+            #expect(total == 200 + 5 * 1_000)
+            #expect(cancelled == "cancelled")
+        }
+    }
+}
+
+/// A plain actor (the runtime's default executor) that does stream I/O in a
+/// method: after the wait it must hold its isolation again, which
+/// `preconditionIsolated` checks (it traps otherwise) and the exact total
+/// confirms.
+private actor Tally {
+    var total = 0
+
+    func bump() { total += 1 }
+
+    func readAndCount(_ stream: SocketStream) async throws -> [UInt8] {
+        let bytes = try await stream.read(upTo: 16)
+        preconditionIsolated("a stream wait returned to a default actor's method without its isolation")
+        for _ in 0..<(bytes.count * 1_000) { total += 1 }
+        return bytes
     }
 }
 

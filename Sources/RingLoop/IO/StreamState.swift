@@ -179,11 +179,12 @@ final class StreamState: TransportProtocol, CancellableWait, @unchecked Sendable
         }
     }
 
-    /// Throws when a reader may not park now: cancelled, or another reader
-    /// already waits. Arms the read timer otherwise.
+    /// Throws when a reader may not park now: another reader already waits.
+    /// Arms the read timer otherwise. A cancelled task is let through: park()
+    /// looks at the flag once, where it has to (Task.isCancelled costs a
+    /// retain and a status load, and this runs once per wait).
     @inline(never)
     private func checkCanPark(_ operation: String, timeout: Duration?) throws {
-        if Task.isCancelled { throw CancellationError() }
         if reader != nil {
             throw IOError(operation: operation, errno: Errno(EBUSY), fd: transport.fileDescriptor,
                           detail: "another task is already reading this stream; one reader at a time")
@@ -207,9 +208,11 @@ final class StreamState: TransportProtocol, CancellableWait, @unchecked Sendable
         let id = nextID
         readerID = id
         return await loop.suspend(cancelling: self, id: id) {
+            reader = $0
             // A cancel that ran before this wait was recorded has set the
-            // flag and will not come again: look at it here.
-            if Task.isCancelled { $0.resume(returning: .cancelled) } else { reader = $0 }
+            // flag and will not come again: look at it here. wakeReader also
+            // stops the read timer checkCanPark armed.
+            if Task.isCancelled { wakeReader(.cancelled) }
         }
     }
 
