@@ -258,6 +258,29 @@ extension AllSuites {
             #expect(from)
         }
 
+        @Test("UDP broadcast: refused with an error that says what to set, delivered with allowBroadcast", arguments: allBackends)
+        func udpBroadcast(backend: Backend) async throws {
+            let (refusal, received) = try await onLoop(backend) { loop -> (IOError?, [UInt8]) in
+                // 127.255.255.255 is the loopback's broadcast address: the
+                // kernel treats a send to it as a broadcast, as on a LAN.
+                let receiver = try await UDPSocket.bind(host: "0.0.0.0", port: 0)
+                let destination = try SocketAddress(ip: "127.255.255.255", port: receiver.localAddress.port!)
+                let plain = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
+                var refusal: IOError?
+                do { try await plain.send(IOBuffer(Array("no".utf8)), to: destination) } catch let error as IOError { refusal = error }
+                let broadcaster = try await UDPSocket.bind(host: "127.0.0.1", port: 0, allowBroadcast: true)
+                try await broadcaster.send(IOBuffer(Array("all".utf8)), to: destination)
+                let buffer = try IOBuffer(capacity: 64)
+                _ = try await withTimeout(.seconds(5)) { try await receiver.receive(into: buffer) }
+                try await plain.close(); try await broadcaster.close(); try await receiver.close()
+                return (refusal, buffer.bytes)
+            }
+            #expect(refusal?.code == .permissionDenied)
+            #expect(refusal?.path?.hasPrefix("127.255.255.255:") == true, "the error names the destination")
+            #expect(refusal?.detail?.contains("allowBroadcast: true") == true)
+            #expect(received == Array("all".utf8))
+        }
+
         @Test("UDP: two receivers on one socket share its datagrams; none is lost, doubled or an error until the close", arguments: allBackends)
         func udpSharedReceivers(backend: Backend) async throws {
             let (values, endings) = try await onLoop(backend) { loop -> ([Int], [String]) in

@@ -24,15 +24,29 @@ public final class UDPSocket: @unchecked Sendable {
 
     /// Binds a UDP socket to `host:port` (port 0 picks a free port).
     ///
+    /// `allowBroadcast` sets `SO_BROADCAST`, as asyncio's
+    /// `allow_broadcast=True` does: without it the kernel refuses a send to a
+    /// broadcast address with `.permissionDenied`. A receiver of broadcasts
+    /// binds to `"0.0.0.0"`, since they are not addressed to its own address.
+    ///
+    /// ```swift
+    /// let socket = try await UDPSocket.bind(host: "0.0.0.0", port: 0, allowBroadcast: true)
+    /// try await socket.send(IOBuffer(Array("who is there?".utf8)),
+    ///                       to: try SocketAddress(ip: "255.255.255.255", port: 9999))
+    /// ```
+    ///
     /// - Throws: ``IOError``: `.addressInUse` once the port has stayed taken
     ///   for 200 ms (a process on io_uring that was just killed can hold it a
     ///   few milliseconds longer), `.nameResolution` for a host that does not resolve.
-    public static nonisolated(nonsending) func bind(host: String, port: Int, reuseAddress: Bool = false) async throws -> UDPSocket {
+    public static nonisolated(nonsending) func bind(
+        host: String, port: Int, reuseAddress: Bool = false, allowBroadcast: Bool = false
+    ) async throws -> UDPSocket {
         let loop = try EventLoop.running()
         let address = try await Sockets.resolve(host: host, port: port, type: Int32(SOCK_DGRAM.rawValue), loop: loop)[0]
         let fd = try await Sockets.retryingAddressInUse(loop: loop) { () throws(IOError) -> Int32 in
             try Sockets.bound(address, type: Int32(SOCK_DGRAM.rawValue)) { (fd: Int32) throws(IOError) in
                 if reuseAddress { try Sockets.setFlag(fd, SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR", address: address) }
+                if allowBroadcast { try Sockets.setFlag(fd, SOL_SOCKET, SO_BROADCAST, "SO_BROADCAST", address: address) }
             }
         }
         return UDPSocket(fd: fd, address: Sockets.localAddress(fd) ?? address, loop: loop)
@@ -52,6 +66,9 @@ public final class UDPSocket: @unchecked Sendable {
             // socket's own address, which the descriptor's label holds.
             error.path = address.description
             error.detail = (error.detail.map { "\($0); " } ?? "") + "sent from \(localAddress)"
+            if error.errno?.rawValue == EACCES {
+                error.detail! += "; a broadcast address needs UDPSocket.bind(…, allowBroadcast: true)"
+            }
             throw error
         }
     }
