@@ -124,19 +124,28 @@ extension AllSuites {
                 let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
                 let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
                 let server = try await listener.accept()
+                // An idle default actor entered from a loop task runs its job
+                // on the loop (the task's executor preference), so its stream
+                // read is legal. (One already running on another thread would
+                // run the read there, which RingLoop refuses as wrong-thread.)
                 let tally = Tally()
                 let reader = loop.spawn { try await tally.readAndCount(client) }
+                try await tally.waitUntilReading(loop)
                 // While the read waits, tasks on the global executor's threads
-                // go through the actor.
+                // go through the actor; the reply races them back in.
                 let bumps = (0..<200).map { _ in Task.detached { await tally.bump() } }
-                for bump in bumps { await bump.value }
                 try await server.writeAll(Array("hello".utf8))
                 let read = try await reader.value
-                let waiting = loop.spawn { try await tally.readAndCount(client) }
-                try await loop.sleep(for: .milliseconds(20))
+                for bump in bumps { await bump.value }
+                let total = await tally.total
+                // A wait in a default actor's method is not on the task's
+                // route (the actor's job is not the task's own): its own
+                // handler ends it.
+                let quiet = Tally()
+                let waiting = loop.spawn { try await quiet.readAndCount(client) }
+                try await quiet.waitUntilReading(loop)
                 waiting.cancel()
                 let cancelled = await outcome(waiting)
-                let total = await tally.total
                 try await client.close(); try await server.close(); try await listener.close()
                 return (read, total, cancelled)
             }
@@ -144,23 +153,6 @@ extension AllSuites {
             #expect(total == 200 + 5 * 1_000)
             #expect(cancelled == "cancelled")
         }
-    }
-}
-
-/// A plain actor (the runtime's default executor) that does stream I/O in a
-/// method: after the wait it must hold its isolation again, which
-/// `preconditionIsolated` checks (it traps otherwise) and the exact total
-/// confirms.
-private actor Tally {
-    var total = 0
-
-    func bump() { total += 1 }
-
-    func readAndCount(_ stream: SocketStream) async throws -> [UInt8] {
-        let bytes = try await stream.read(upTo: 16)
-        preconditionIsolated("a stream wait returned to a default actor's method without its isolation")
-        for _ in 0..<(bytes.count * 1_000) { total += 1 }
-        return bytes
     }
 }
 
@@ -175,5 +167,30 @@ private actor ReadingActor {
         let bytes = try await stream.read(upTo: 16)
         reads += 1
         return bytes
+    }
+}
+
+/// A plain actor (the runtime's default executor) that does stream I/O in a
+/// method: after the wait it must hold its isolation again, which
+/// `preconditionIsolated` checks (it traps otherwise) and the exact total
+/// confirms.
+private actor Tally {
+    var total = 0
+    var reading = false
+
+    func bump() { total += 1 }
+
+    func readAndCount(_ stream: SocketStream) async throws -> [UInt8] {
+        reading = true
+        let bytes = try await stream.read(upTo: 16)
+        preconditionIsolated("a stream wait returned to a default actor's method without its isolation")
+        for _ in 0..<(bytes.count * 1_000) { total += 1 }
+        return bytes
+    }
+
+    /// Returns once `readAndCount` has set `reading` and so, since this
+    /// call needed the actor, is suspended in its read.
+    nonisolated func waitUntilReading(_ loop: EventLoop) async throws {
+        while await !reading { try await loop.sleep(for: .milliseconds(1)) }
     }
 }
