@@ -67,7 +67,7 @@ public final class UDPSocket: @unchecked Sendable {
             error.path = address.description
             error.detail = (error.detail.map { "\($0); " } ?? "") + "sent from \(localAddress)"
             if error.errno?.rawValue == EACCES {
-                error.detail! += "; a broadcast address needs UDPSocket.bind(…, allowBroadcast: true)"
+                error.detail = (error.detail ?? "") + "; to send to a broadcast address, bind with UDPSocket.bind(…, allowBroadcast: true)"
             }
             throw error
         }

@@ -50,7 +50,9 @@ public enum EventLoopError: Error, Equatable, Sendable, CustomStringConvertible 
         case .wrongThread(let operation):
             "\(operation) was called from a thread other than the event loop's. A `Task { }` or `Task.detached` "
                 + "runs on Swift's global executor: start the task with `loop.spawn { }` (or "
-                + "`Task(executorPreference: loop)`), or hand the call over with `loop.submit` or `callSoonThreadsafe`."
+                + "`Task(executorPreference: loop)`), or hand the call over with `loop.submit` or `callSoonThreadsafe`. "
+                + "In an actor's method: give the actor the loop as its executor "
+                + "(`nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }`)."
         case .wrongLoop(let operation):
             "\(operation) was called from a task on another event loop. A stream, file, listener or timer belongs "
                 + "to the loop that made it (in a LoopGroup, each connection lives on the loop that accepted it): "

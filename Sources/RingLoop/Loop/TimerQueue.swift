@@ -139,15 +139,29 @@ struct TimerQueue {
     }
 
     /// Rebuilds the heap without cancelled entries once they dominate it.
+    /// The check is inlined into every loop iteration; the rebuild is not.
+    @inline(__always)
     mutating func compactIfNeeded() {
         let cancelled = heap.count - liveCount
         guard heap.count > Self.compactionMinimum, cancelled * 2 > heap.count else { return }
+        compact()
+    }
+
+    @inline(never)
+    private mutating func compact() {
         let live = heap.storage.filter { isLive(TimerID(slot: $0.slot, generation: $0.generation)) }
         heap = TimerHeap(live)
     }
 
     /// The earliest live deadline, discarding cancelled entries on top.
+    /// An empty heap, a server's usual state, is answered inline.
+    @inline(__always)
     mutating func nextDeadline() -> UInt64? {
+        heap.count == 0 ? nil : nextLiveDeadline()
+    }
+
+    @inline(never)
+    private mutating func nextLiveDeadline() -> UInt64? {
         while let top = heap.min {
             if isLive(TimerID(slot: top.slot, generation: top.generation)) { return top.deadline }
             _ = heap.removeMin()
