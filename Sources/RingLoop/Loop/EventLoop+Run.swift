@@ -434,7 +434,9 @@ extension EventLoop {
 
     /// asyncio's `Runner`: the first SIGINT cancels `task`, and restores the
     /// default action, so a second SIGINT ends the process. Only where SIGINT
-    /// still has its default action (the application did not set its own).
+    /// still has its default action: neither a handler the application set
+    /// nor an inherited SIG_IGN (a non-interactive shell's background job)
+    /// is replaced.
     /// Returns whether the handler was installed; `interrupted` is set when it fired.
     func cancelOnInterrupt<T>(_ task: LoopTask<T>, interrupted: Locked<Bool>) -> Bool {
         var current = sigaction()
