@@ -281,6 +281,48 @@ extension AllSuites {
             #expect(received == Array("all".utf8))
         }
 
+        @Test("UDP connect: send without an address, only the peer's datagrams arrive, an unreachable port is refused", arguments: allBackends)
+        func udpConnected(backend: Backend) async throws {
+            let (reply, second, refused, unconnected, peerMatches) = try await onLoop(backend) { loop -> ([UInt8], [UInt8], IOError?, IOError?, Bool) in
+                let server = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
+                let client = try await UDPSocket.connect(host: "127.0.0.1", port: server.localAddress.port!)
+                let peerMatches = client.remoteAddress == server.localAddress
+                try await client.send(IOBuffer(Array("ping".utf8)))
+                let request = try IOBuffer(capacity: 64)
+                let from = try await withTimeout(.seconds(5)) { try await server.receive(into: request) }
+                try await server.send(IOBuffer(Array("pong".utf8)), to: from)
+                let reply = try IOBuffer(capacity: 64)
+                _ = try await withTimeout(.seconds(5)) { try await client.receive(into: reply) }
+                // A datagram from anyone but the peer is dropped by the kernel.
+                let stranger = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
+                try await stranger.send(IOBuffer(Array("stray".utf8)), to: client.localAddress)
+                try await server.send(IOBuffer(Array("second".utf8)), to: from)
+                let next = try IOBuffer(capacity: 64)
+                _ = try await withTimeout(.seconds(5)) { try await client.receive(into: next) }
+                // A port nobody listens on: the ICMP answer fails the next receive.
+                let gone = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
+                let gonePort = gone.localAddress.port!
+                try await gone.close()
+                let lonely = try await UDPSocket.connect(host: "127.0.0.1", port: gonePort)
+                try await lonely.send(IOBuffer(Array("anyone?".utf8)))
+                var refused: IOError?
+                do {
+                    _ = try await withTimeout(.seconds(5)) { try await lonely.receive(into: try IOBuffer(capacity: 64)) }
+                } catch let error as IOError { refused = error }
+                // send(_:) on a socket that is not connected says so.
+                var unconnected: IOError?
+                do { try await server.send(IOBuffer([1])) } catch let error as IOError { unconnected = error }
+                for socket in [server, client, stranger, lonely] { try await socket.close() }
+                return (reply.bytes, next.bytes, refused, unconnected, peerMatches)
+            }
+            #expect(peerMatches)
+            #expect(reply == Array("pong".utf8))
+            #expect(second == Array("second".utf8), "the stranger's datagram must not reach a connected socket")
+            #expect(refused?.code == .connectionRefused)
+            #expect(unconnected?.errno == Errno(EDESTADDRREQ))
+            #expect(unconnected?.detail?.contains("UDPSocket.connect") == true)
+        }
+
         @Test("UDP: two receivers on one socket share its datagrams; none is lost, doubled or an error until the close", arguments: allBackends)
         func udpSharedReceivers(backend: Backend) async throws {
             let (values, endings) = try await onLoop(backend) { loop -> ([Int], [String]) in

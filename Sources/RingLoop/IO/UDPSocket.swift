@@ -13,10 +13,14 @@ public final class UDPSocket: @unchecked Sendable {
     let descriptor: Descriptor
     /// The bound address (with the real port when bound to port 0).
     public let localAddress: SocketAddress
+    /// The peer of a socket made with ``connect(host:port:allowBroadcast:)``;
+    /// nil for one made with ``bind(host:port:reuseAddress:allowBroadcast:)``.
+    public let remoteAddress: SocketAddress?
 
-    private init(fd: Int32, address: SocketAddress, loop: EventLoop) {
-        descriptor = Descriptor(fd: fd, loop: loop, label: address.description)
+    private init(fd: Int32, address: SocketAddress, remote: SocketAddress? = nil, loop: EventLoop) {
+        descriptor = Descriptor(fd: fd, loop: loop, label: remote?.description ?? address.description)
         localAddress = address
+        remoteAddress = remote
     }
 
     /// The raw descriptor, or -1 after ``close()``.
@@ -52,6 +56,42 @@ public final class UDPSocket: @unchecked Sendable {
         return UDPSocket(fd: fd, address: Sockets.localAddress(fd) ?? address, loop: loop)
     }
 
+    /// A UDP socket connected to `host:port`: asyncio's
+    /// `create_datagram_endpoint(remote_addr=…)`. It sends with ``send(_:)``
+    /// (no address) and receives only the peer's datagrams, and the kernel
+    /// reports what ICMP says about the peer: a datagram to a port where
+    /// nothing listens makes the next receive (or send) throw
+    /// `.connectionRefused`, where an unconnected socket would wait forever.
+    ///
+    /// ```swift
+    /// let socket = try await UDPSocket.connect(host: "127.0.0.1", port: 8125)   // a statsd client
+    /// try await socket.send(IOBuffer(Array("requests:1|c".utf8)))
+    /// ```
+    ///
+    /// No packet is sent by connecting: it picks a local address and port
+    /// and remembers the peer, so it completes at once.
+    ///
+    /// - Throws: ``IOError``: `.nameResolution` for a host that does not
+    ///   resolve, or the `connect` error naming the peer (`.permissionDenied`
+    ///   for a broadcast address without `allowBroadcast`).
+    public static nonisolated(nonsending) func connect(host: String, port: Int, allowBroadcast: Bool = false) async throws -> UDPSocket {
+        let loop = try EventLoop.running()
+        let peer = try await Sockets.resolve(host: host, port: port, type: Int32(SOCK_DGRAM.rawValue), loop: loop)[0]
+        try peer.validate()
+        let fd = try Sockets.make(peer.family, Int32(SOCK_DGRAM.rawValue), label: peer.description)
+        do throws(IOError) {
+            if allowBroadcast { try Sockets.setFlag(fd, SOL_SOCKET, SO_BROADCAST, "SO_BROADCAST", address: peer) }
+            // A datagram socket's connect sends nothing and never blocks.
+            guard peer.withSockAddr({ Glibc.connect(fd, $0, $1) }) == 0 else {
+                throw IOError(operation: "connect", errno: .current, fd: fd, path: peer.description)
+            }
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return UDPSocket(fd: fd, address: Sockets.localAddress(fd) ?? peer, remote: peer, loop: loop)
+    }
+
     /// Sends `buffer`'s valid bytes as one datagram to `address` (`sendmsg`).
     ///
     /// - Throws: ``IOError`` naming the destination (`EMSGSIZE` for more than
@@ -73,7 +113,28 @@ public final class UDPSocket: @unchecked Sendable {
         }
     }
 
-    private nonisolated(nonsending) func sendMessage(_ buffer: IOBuffer, to address: SocketAddress) async throws -> Int {
+    /// Sends `buffer`'s valid bytes as one datagram to the peer of a socket
+    /// made with ``connect(host:port:allowBroadcast:)``.
+    ///
+    /// - Throws: ``IOError`` naming the peer: `.connectionRefused` when an
+    ///   earlier datagram found no listener there (ICMP port unreachable),
+    ///   `EMSGSIZE` for more than a datagram holds, and `EDESTADDRREQ` on a
+    ///   socket that is not connected (use ``send(_:to:)`` there).
+    @discardableResult
+    public nonisolated(nonsending) func send(_ buffer: IOBuffer) async throws -> Int {
+        guard let remoteAddress else {
+            throw IOError(operation: "sendmsg", errno: Errno(EDESTADDRREQ), fd: descriptor.fd, path: localAddress.description,
+                          detail: "this socket is not connected: make it with UDPSocket.connect(host:port:), or use send(_:to:)")
+        }
+        do {
+            return try await sendMessage(buffer, to: nil)
+        } catch var error as IOError {
+            error.path = remoteAddress.description
+            throw error
+        }
+    }
+
+    private nonisolated(nonsending) func sendMessage(_ buffer: IOBuffer, to address: SocketAddress?) async throws -> Int {
         try await retryingLostRace { try await sendMessageOnce(buffer, to: address) }
     }
 
@@ -95,13 +156,15 @@ public final class UDPSocket: @unchecked Sendable {
         }
     }
 
-    private nonisolated(nonsending) func sendMessageOnce(_ buffer: IOBuffer, to address: SocketAddress) async throws -> Int {
+    /// One `sendmsg`; `address` nil sends to the connected peer.
+    private nonisolated(nonsending) func sendMessageOnce(_ buffer: IOBuffer, to address: SocketAddress?) async throws -> Int {
         try await descriptor.perform("sendmsg", keepAlive: buffer) { fd, scratch in
-            let length = address.write(to: scratch.address)
             scratch.iov.pointee = iovec(iov_base: buffer.base, iov_len: buffer.count)
             var message = msghdr()
-            message.msg_name = UnsafeMutableRawPointer(scratch.address)
-            message.msg_namelen = length
+            if let address {
+                message.msg_namelen = address.write(to: scratch.address)
+                message.msg_name = UnsafeMutableRawPointer(scratch.address)
+            }
             message.msg_iov = scratch.iov
             message.msg_iovlen = 1
             scratch.message.pointee = message
