@@ -26,6 +26,26 @@ extension AllSuites {
             #expect(text.hasPrefix("getaddrinfo(no-such-host.invalid)"))
         }
 
+        @Test("SocketAddress.resolve: numeric hosts as they are, names through the resolver, a clear error otherwise",
+              arguments: allBackends)
+        func publicResolve(backend: Backend) async throws {
+            let (numeric, local, unknown, badPort) = try await onLoop(backend) { _ -> ([SocketAddress], [SocketAddress], IOError?, IOError?) in
+                let numeric = try await SocketAddress.resolve(host: "127.0.0.1", port: 5)
+                let local = try await SocketAddress.resolve(host: "localhost", port: 8125)
+                var unknown: IOError?
+                do { _ = try await SocketAddress.resolve(host: "no-such-host.invalid", port: 1) } catch let error as IOError { unknown = error }
+                var badPort: IOError?
+                do { _ = try await SocketAddress.resolve(host: "localhost", port: 70_000) } catch let error as IOError { badPort = error }
+                return (numeric, local, unknown, badPort)
+            }
+            #expect(numeric == [.ipv4(host: "127.0.0.1", port: 5)])
+            #expect(local.contains(.ipv4(host: "127.0.0.1", port: 8125)), "\(local)")
+            #expect(Set(local).count == local.count, "no duplicates: \(local)")
+            #expect(unknown?.code == .nameResolution)
+            #expect(unknown?.path == "no-such-host.invalid")
+            #expect(badPort?.code == .invalidArgument)
+        }
+
         @Test("an IPv6 address may name its zone (fe80::…%eth0): it parses, binds and connects; an unknown interface is an error naming it",
               arguments: allBackends)
         func scopedIPv6(backend: Backend) async throws {

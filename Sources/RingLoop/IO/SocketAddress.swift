@@ -13,8 +13,26 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     case ipv6(host: String, port: Int, scopeID: UInt32 = 0)
     case unix(path: String)
 
+    /// The addresses `host` names, each with `port`: asyncio's
+    /// `loop.getaddrinfo`. A numeric address comes back as it is; a name is
+    /// looked up with `getaddrinfo` on the loop's thread pool, so a slow DNS
+    /// server never stalls the loop. IPv4 and IPv6 answers come in the
+    /// resolver's order, without duplicates.
+    ///
+    /// ```swift
+    /// let collector = try await SocketAddress.resolve(host: "localhost", port: 8125)[0]
+    /// try await socket.send(IOBuffer(Array("hits:1|c".utf8)), to: collector)
+    /// ```
+    ///
+    /// - Throws: ``IOError`` (`.nameResolution`) naming the host when it does
+    ///   not resolve, `.invalidArgument` for a port outside 0...65535 or an
+    ///   empty host.
+    public static nonisolated(nonsending) func resolve(host: String, port: Int) async throws -> [SocketAddress] {
+        try await Sockets.resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: EventLoop.running())
+    }
+
     /// Parses a numeric IPv4 or IPv6 address. Host names are resolved by
-    /// ``SocketStream/connect(host:port:)`` instead. An IPv6 address may name
+    /// ``resolve(host:port:)`` or ``SocketStream/connect(host:port:)`` instead. An IPv6 address may name
     /// its zone, as link-local addresses need: `fe80::1%eth0` (or `%2`, the
     /// interface's index).
     ///
