@@ -28,7 +28,7 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     ///   not resolve, `.invalidArgument` for a port outside 0...65535 or an
     ///   empty host.
     public static nonisolated(nonsending) func resolve(host: String, port: Int) async throws -> [SocketAddress] {
-        try await Sockets.resolve(host: host, port: port, type: Int32(SOCK_STREAM.rawValue), loop: EventLoop.running())
+        try await Sockets.resolve(host: host, port: port, loop: EventLoop.running())
     }
 
     /// Parses a numeric IPv4 or IPv6 address. Host names are resolved by

@@ -55,7 +55,7 @@ enum Sockets {
 
     /// Numeric addresses directly; names through `getaddrinfo` on the loop's
     /// thread pool, so a slow resolver never blocks the loop.
-    static nonisolated(nonsending) func resolve(host: String, port: Int, type: Int32, loop: EventLoop) async throws -> [SocketAddress] {
+    static nonisolated(nonsending) func resolve(host: String, port: Int, type: Int32 = Int32(SOCK_STREAM.rawValue), loop: EventLoop) async throws -> [SocketAddress] {
         try SocketAddress.rejectNUL(host, "host name", operation: "getaddrinfo")
         guard !host.isEmpty else {
             // asyncio reads "" as every interface; getaddrinfo only says
