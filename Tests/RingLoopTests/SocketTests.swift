@@ -293,6 +293,13 @@ extension AllSuites {
                 try await server.send(IOBuffer(Array("pong".utf8)), to: from)
                 let reply = try IOBuffer(capacity: 64)
                 _ = try await withTimeout(.seconds(5)) { try await client.receive(into: reply) }
+                // The same through an address already known.
+                let direct = try await UDPSocket.connect(to: server.localAddress)
+                try await direct.send(IOBuffer(Array("direct".utf8)))
+                let directRequest = try IOBuffer(capacity: 64)
+                let directFrom = try await withTimeout(.seconds(5)) { try await server.receive(into: directRequest) }
+                let directMatches = directFrom == direct.localAddress && directRequest.bytes == Array("direct".utf8)
+                try await direct.close()
                 // A datagram from anyone but the peer is dropped by the kernel.
                 let stranger = try await UDPSocket.bind(host: "127.0.0.1", port: 0)
                 try await stranger.send(IOBuffer(Array("stray".utf8)), to: client.localAddress)
@@ -313,7 +320,7 @@ extension AllSuites {
                 var unconnected: IOError?
                 do { try await server.send(IOBuffer([1])) } catch let error as IOError { unconnected = error }
                 for socket in [server, client, stranger, lonely] { try await socket.close() }
-                return (reply.bytes, next.bytes, refused, unconnected, peerMatches)
+                return (reply.bytes, next.bytes, refused, unconnected, peerMatches && directMatches)
             }
             #expect(peerMatches)
             #expect(reply == Array("pong".utf8))

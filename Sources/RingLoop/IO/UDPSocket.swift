@@ -77,6 +77,21 @@ public final class UDPSocket: @unchecked Sendable {
     public static nonisolated(nonsending) func connect(host: String, port: Int, allowBroadcast: Bool = false) async throws -> UDPSocket {
         let loop = try EventLoop.running()
         let peer = try await Sockets.resolve(host: host, port: port, type: Int32(SOCK_DGRAM.rawValue), loop: loop)[0]
+        return try connecting(to: peer, allowBroadcast: allowBroadcast, loop: loop)
+    }
+
+    /// ``connect(host:port:allowBroadcast:)`` to an address already known,
+    /// one from ``SocketAddress/resolve(host:port:)`` say.
+    ///
+    /// ```swift
+    /// let socket = try await UDPSocket.connect(to: try SocketAddress(ip: "::1", port: 8125))
+    /// ```
+    public static nonisolated(nonsending) func connect(to peer: SocketAddress, allowBroadcast: Bool = false) async throws -> UDPSocket {
+        try connecting(to: peer, allowBroadcast: allowBroadcast, loop: EventLoop.running())
+    }
+
+    /// The socket and its `connect`, closed again if either fails.
+    private static func connecting(to peer: SocketAddress, allowBroadcast: Bool, loop: EventLoop) throws -> UDPSocket {
         try peer.validate()
         let fd = try Sockets.make(peer.family, Int32(SOCK_DGRAM.rawValue), label: peer.description)
         do throws(IOError) {
