@@ -233,10 +233,30 @@ extension Sockets {
     /// on any failure it is closed again and the error thrown.
     static func bound(_ address: SocketAddress, type: Int32,
                       configure: (Int32) throws(IOError) -> Void) throws(IOError) -> Int32 {
-        let fd = try make(address.family, type, label: address.description)
-        do throws(IOError) {
+        try made(for: address, type: type) { (fd: Int32) throws(IOError) in
             try configure(fd)
             try bind(fd, address)
+        }
+    }
+
+    /// A datagram socket connected to `address` (a connect that sends
+    /// nothing and completes at once), after `configure`.
+    static func connectedDatagram(to address: SocketAddress,
+                                  configure: (Int32) throws(IOError) -> Void) throws(IOError) -> Int32 {
+        try address.validate()
+        return try made(for: address, type: Int32(SOCK_DGRAM.rawValue)) { (fd: Int32) throws(IOError) in
+            try configure(fd)
+            try connectAtOnce(fd, address)
+        }
+    }
+
+    /// A new socket for `address`'s family, set up by `setUp`; closed again
+    /// if `setUp` fails, so the caller owns it only on success.
+    private static func made(for address: SocketAddress, type: Int32,
+                             setUp: (Int32) throws(IOError) -> Void) throws(IOError) -> Int32 {
+        let fd = try make(address.family, type, label: address.description)
+        do throws(IOError) {
+            try setUp(fd)
         } catch {
             Glibc.close(fd)
             throw error
@@ -269,7 +289,7 @@ extension Sockets {
         let descriptor = Descriptor(fd: fd, loop: loop, label: address.description)
         do {
             if address.family == AF_UNIX {
-                try connectUnix(fd, address)
+                try connectAtOnce(fd, address)
                 return descriptor.release()
             }
             _ = try await descriptor.perform("connect", keepAlive: nil, { fd, scratch in
@@ -284,16 +304,18 @@ extension Sockets {
         return descriptor.release()
     }
 
-    /// A Unix-domain connect is made directly, on both backends. It has no
-    /// handshake: it completes at once or fails at once, and with the
-    /// listener's backlog full it fails with `EAGAIN`, as Go, libuv and
-    /// SwiftNIO report it. Through the ring it would instead park an io-wq
-    /// worker until the listener made room, so the two backends disagreed.
-    private static func connectUnix(_ fd: Int32, _ address: SocketAddress) throws(IOError) {
+    /// A connect made directly, on both backends: a Unix-domain stream's or
+    /// a datagram socket's. Neither has a handshake: it completes at once or
+    /// fails at once. With a Unix listener's backlog full it fails with
+    /// `EAGAIN`, as Go, libuv and SwiftNIO report it. Through the ring it
+    /// would instead park an io-wq worker until the listener made room, so
+    /// the two backends disagreed.
+    private static func connectAtOnce(_ fd: Int32, _ address: SocketAddress) throws(IOError) {
         guard address.withSockAddr({ Glibc.connect(fd, $0, $1) }) != 0 else { return }
         let errno = Errno.current
+        let backlogFull = errno.rawValue == EAGAIN && address.family == AF_UNIX
         throw IOError(operation: "connect", errno: errno, fd: fd, path: address.description,
-                      detail: errno.rawValue == EAGAIN ? "the listener's backlog is full (it accepts more slowly than clients connect); try again later" : nil)
+                      detail: backlogFull ? "the listener's backlog is full (it accepts more slowly than clients connect); try again later" : nil)
     }
 }
 

@@ -90,19 +90,10 @@ public final class UDPSocket: @unchecked Sendable {
         try connecting(to: peer, allowBroadcast: allowBroadcast, loop: EventLoop.running())
     }
 
-    /// The socket and its `connect`, closed again if either fails.
+    /// The connected socket; its descriptor is closed again if setting it up fails.
     private static func connecting(to peer: SocketAddress, allowBroadcast: Bool, loop: EventLoop) throws -> UDPSocket {
-        try peer.validate()
-        let fd = try Sockets.make(peer.family, Int32(SOCK_DGRAM.rawValue), label: peer.description)
-        do throws(IOError) {
+        let fd = try Sockets.connectedDatagram(to: peer) { (fd: Int32) throws(IOError) in
             if allowBroadcast { try Sockets.setFlag(fd, SOL_SOCKET, SO_BROADCAST, "SO_BROADCAST", address: peer) }
-            // A datagram socket's connect sends nothing and never blocks.
-            guard peer.withSockAddr({ Glibc.connect(fd, $0, $1) }) == 0 else {
-                throw IOError(operation: "connect", errno: .current, fd: fd, path: peer.description)
-            }
-        } catch {
-            Glibc.close(fd)
-            throw error
         }
         return UDPSocket(fd: fd, address: Sockets.localAddress(fd) ?? peer, remote: peer, loop: loop)
     }
