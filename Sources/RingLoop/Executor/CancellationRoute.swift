@@ -34,9 +34,7 @@ extension SpawnRecord {
     func serving<T>(_ operation: () async throws -> T) async throws -> T {
         // A task that starts off the loop (one the closed loop handed off)
         // gets no route; its waits, if any, install their own handler.
-        guard loop.isOnLoopThread, loop.runningRecord?.toOpaque() == Unmanaged.passUnretained(self).toOpaque() else {
-            return try await operation()
-        }
+        guard loop.isOnLoopThread, loop.runningRecord === self else { return try await operation() }
         owner = loop.runningJob
         return try await withTaskCancellationHandler(operation: operation) { cancelWaiting() }
     }
@@ -44,7 +42,7 @@ extension SpawnRecord {
     /// The route of the task the loop is running, if it has one.
     @inline(__always)
     static func route(on loop: EventLoop) -> SpawnRecord? {
-        guard let record = loop.runningRecord?.takeUnretainedValue(), record.owner == loop.runningJob else { return nil }
+        guard let record = loop.runningRecord, record.owner == loop.runningJob else { return nil }
         return record
     }
 

@@ -51,7 +51,6 @@ extension EventLoop: TaskExecutor {
     /// Queues a Swift job: `actor` for an actor's job, `record` for a step of
     /// a task the loop spawned (it runs on that record's executor).
     func enqueueJob(_ job: UnownedJob, actor: Bool, record: SpawnRecord?) {
-        let record = record.map(Unmanaged.passUnretained)
         if isOnLoopThread {
             ready.append(actor ? .actorJob(job) : .job(job, record))
             return
@@ -150,7 +149,6 @@ extension EventLoop {
     }
 
     private func scheduleJob(_ job: UnownedJob, actor: Bool, record: SpawnRecord?, at instant: LoopInstant) {
-        let record = record.map(Unmanaged.passUnretained)
         if isOnLoopThread {
             _ = timers.schedule(deadline: instant.nanoseconds, .job(actor ? .actorJob(job) : .job(job, record)))
             return

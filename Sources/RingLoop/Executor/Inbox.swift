@@ -4,7 +4,7 @@ import Synchronization
 /// What other threads hand to the loop: a callback or a Swift job.
 enum InboxItem {
     case callback(@Sendable () throws -> Void)
-    case job(UnownedJob, Unmanaged<SpawnRecord>?)
+    case job(UnownedJob, SpawnRecord?)
     case actorJob(UnownedJob)
 
     var readyItem: ReadyItem {

@@ -194,14 +194,14 @@ extension EventLoop {
     /// task's cancellation route. An actor's job takes none: its waits
     /// install their own cancellation handler.
     @inline(__always)
-    private func runJob(_ job: UnownedJob, record: Unmanaged<SpawnRecord>?, actor: Bool = false) {
+    private func runJob(_ job: UnownedJob, record: SpawnRecord?, actor: Bool = false) {
         jobsRun &+= 1
         let outer = (runningJob, runningRecord)
         (runningJob, runningRecord) = actor ? (0, nil) : (job.identity, record)
         if actor {
             job.runSynchronously(on: unownedSerialExecutor)
         } else {
-            job.runSynchronously(on: record?.takeUnretainedValue().asUnownedTaskExecutor() ?? unownedTaskExecutor)
+            job.runSynchronously(on: record?.asUnownedTaskExecutor() ?? unownedTaskExecutor)
         }
         (runningJob, runningRecord) = outer
     }

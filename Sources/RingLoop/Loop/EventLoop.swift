@@ -104,10 +104,10 @@ public final class EventLoop: @unchecked Sendable {
     /// is running without asking the runtime (see CancellationRoute.swift).
     @exclusivity(unchecked) var runningJob: UInt = 0
     /// The spawn record of the task step the loop is running, if the loop
-    /// spawned that task (see SpawnRecord+Executor.swift). Not retained: the
-    /// running task owns it. `Unmanaged`, not `unowned(unsafe)`, which was
-    /// measured to cost more (every read of it retained a copy).
-    @exclusivity(unchecked) var runningRecord: Unmanaged<SpawnRecord>?
+    /// spawned that task (see SpawnRecord+Executor.swift). A strong
+    /// reference: `unowned(unsafe)` was measured to cost more (every read
+    /// of it retained a copy).
+    @exclusivity(unchecked) var runningRecord: SpawnRecord?
     /// Waits that went through a route rather than a handler of their own
     /// (tests count them).
     @exclusivity(unchecked) var routedWaits = 0

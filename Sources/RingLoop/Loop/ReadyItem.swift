@@ -22,10 +22,7 @@ enum ReadyItem {
     case timer(() throws -> Void, TimerHandle)
     /// A step of a task that prefers this loop: run as a task-executor job,
     /// on its spawn record when the loop spawned it (see SpawnRecord+Executor.swift).
-    /// The record is not retained: the task owns it (its executor
-    /// preference, and its body's closure), and a job of a task exists only
-    /// until the task has finished. Queuing a step so costs no reference count.
-    case job(UnownedJob, Unmanaged<SpawnRecord>?)
+    case job(UnownedJob, SpawnRecord?)
     /// A job of an actor whose executor is the loop: run isolated to it.
     case actorJob(UnownedJob)
 }
