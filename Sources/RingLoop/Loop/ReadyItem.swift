@@ -22,6 +22,10 @@ enum ReadyItem {
     case timer(() throws -> Void, TimerHandle)
     /// A step of a task that prefers this loop: run as a task-executor job,
     /// on its spawn record when the loop spawned it (see SpawnRecord+Executor.swift).
+    /// The record is held strongly: a job can outlive its task. `Task.sleep`'s
+    /// wake-up job stays in the timer heap after a cancel has resumed the
+    /// task and let it finish, and runs at close; an unretained record was
+    /// freed by then (TeardownTests' sleeping-task test crashed that way).
     case job(UnownedJob, SpawnRecord?)
     /// A job of an actor whose executor is the loop: run isolated to it.
     case actorJob(UnownedJob)
