@@ -22,12 +22,12 @@ final class URingBackend {
     @exclusivity(unchecked) private var overflow = Deque<(Operation, OperationToken, UnsafeMutablePointer<__kernel_timespec>?)>()
     /// Completions known without the kernel (a pooled receive with no buffer
     /// left), delivered at the next poll.
-    @exclusivity(unchecked) private var known: [Completion] = []
+    @exclusivity(unchecked) var known: [Completion] = []
     /// Pooled single-shot receives in flight: token → the buffer they fill.
-    @exclusivity(unchecked) private var pooledReceives: [UInt64: UInt16] = [:]
+    @exclusivity(unchecked) var pooledReceives: [UInt64: UInt16] = [:]
     /// Single-shot stream accepts in flight (no multishot accept): token → listener.
-    @exclusivity(unchecked) private var singleShotAccepts: [UInt64: Int32] = [:]
-    @exclusivity(unchecked) private(set) var multishot: MultishotSupport
+    @exclusivity(unchecked) var singleShotAccepts: [UInt64: Int32] = [:]
+    @exclusivity(unchecked) var multishot: MultishotSupport
     @exclusivity(unchecked) private var wakeArmed = false
     @exclusivity(unchecked) private var enabled: Bool
     @exclusivity(unchecked) private var issuerTID: Int32 = 0
@@ -38,7 +38,7 @@ final class URingBackend {
     /// Batched waits are asked for and the kernel has them.
     let batchWaits: Bool
     /// Sends written to the SQ since the last enter.
-    @exclusivity(unchecked) private var sendsSubmitted = 0
+    @exclusivity(unchecked) var sendsSubmitted = 0
     let options: URingOptions
     /// Test hook: results to report instead of calling `io_uring_enter`, one
     /// per poll, to exercise the EINTR / EAGAIN / EBUSY paths.
@@ -162,7 +162,7 @@ final class URingBackend {
     }
 
     /// Turns a prepared socket SQE into a fixed-file one where the table has the fd.
-    private func useFixedFile(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ fd: Int32) {
+    func useFixedFile(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ fd: Int32) {
         guard fixedFiles?.register(fd, ring: ring) == true else { return }
         sqe.pointee.fd = fd
         sqe.pointee.flags |= CU_SQE_FIXED_FILE
@@ -325,105 +325,6 @@ final class URingBackend {
             io_uring_prep_link_timeout(timeoutSQE, linkTimeout, 0)
             io_uring_sqe_set_data64(timeoutSQE, OperationToken.internalCancel.rawValue)
         }
-        return true
-    }
-
-    /// Fills `sqe`; false when the operation completed without the kernel.
-    private func prepare(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ operation: Operation, _ token: OperationToken) -> Bool {
-        switch operation {
-        case .nop:
-            io_uring_prep_nop(sqe)
-        case .timeout(let ts):
-            io_uring_prep_timeout(sqe, ts, 0, 0)
-        case .cancel(let target):
-            io_uring_prep_cancel64(sqe, target.rawValue, 0)
-        case .read(let fd, let buffer, let count, let offset):
-            io_uring_prep_read(sqe, fd, buffer, count, offset)
-        case .write(let fd, let buffer, let count, let offset):
-            io_uring_prep_write(sqe, fd, buffer, count, offset)
-        case .readFixed(let fd, let buffer, let count, let offset, let index):
-            io_uring_prep_read_fixed(sqe, fd, buffer, count, offset, Int32(index))
-        case .writeFixed(let fd, let buffer, let count, let offset, let index):
-            io_uring_prep_write_fixed(sqe, fd, buffer, count, offset, Int32(index))
-        case .readv(let fd, let iovecs, let count, let offset):
-            io_uring_prep_readv(sqe, fd, iovecs, count, offset)
-        case .writev(let fd, let iovecs, let count, let offset):
-            io_uring_prep_writev(sqe, fd, iovecs, count, offset)
-        case .recv(let fd, let buffer, let count, let flags):
-            io_uring_prep_recv(sqe, fd, buffer, Int(count), flags)
-        case .receiveStream(let fd):
-            if buffers.isKernelRing {
-                if multishot.useMultishot(operation, token: token) {
-                    io_uring_prep_recv_multishot(sqe, fd, nil, 0, 0)
-                } else {
-                    io_uring_prep_recv(sqe, fd, nil, 0, 0)
-                }
-                cu_sqe_select_buffer(sqe, buffers.group)
-                if options.pollFirst { cu_sqe_poll_first(sqe) }
-                if options.fixedFiles { useFixedFile(sqe, fd) }
-            } else {
-                guard let id = buffers.take() else {
-                    known.append(Completion(token: token, result: -ENOBUFS, flags: 0))
-                    return false
-                }
-                pooledReceives[token.rawValue] = id
-                io_uring_prep_recv(sqe, fd, buffers.pointer(id), buffers.size, 0)
-            }
-        case .send(let fd, let buffer, let count, let flags):
-            io_uring_prep_send(sqe, fd, buffer, Int(count), flags)
-            if options.fixedFiles { useFixedFile(sqe, fd) }
-            sendsSubmitted += 1
-        case .recvmsg(let fd, let message, let flags):
-            io_uring_prep_recvmsg(sqe, fd, message, flags)
-        case .sendmsg(let fd, let message, let flags):
-            io_uring_prep_sendmsg(sqe, fd, message, flags)
-            if options.fixedFiles { useFixedFile(sqe, fd) }
-            sendsSubmitted += 1
-        case .accept(let fd, let address, let length, let flags):
-            io_uring_prep_accept(sqe, fd, address, length, flags)
-        case .acceptStream(let fd):
-            let flags = Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-            if multishot.useMultishot(operation, token: token) {
-                io_uring_prep_multishot_accept(sqe, fd, nil, nil, flags)
-            } else {
-                io_uring_prep_accept(sqe, fd, nil, nil, flags)
-                singleShotAccepts[token.rawValue] = fd
-            }
-        case .connect(let fd, let address, let length):
-            io_uring_prep_connect(sqe, fd, address, length)
-        case .shutdown(let fd, let how):
-            io_uring_prep_shutdown(sqe, fd, how)
-        case .close(let fd):
-            io_uring_prep_close(sqe, fd)
-        case .openat(let directory, let path, let flags, let mode):
-            io_uring_prep_openat(sqe, directory, path, flags, mode)
-        case .statx(let directory, let path, let flags, let mask, let buffer):
-            io_uring_prep_statx(sqe, directory, path, flags, mask, buffer)
-        case .fsync(let fd, let dataOnly):
-            io_uring_prep_fsync(sqe, fd, dataOnly ? UInt32(IORING_FSYNC_DATASYNC) : 0)
-        case .poll(let fd, let events):
-            io_uring_prep_poll_add(sqe, fd, events)
-        case .splice(let input, let inputOffset, let output, let outputOffset, let count):
-            io_uring_prep_splice(sqe, input, inputOffset, output, outputOffset, count, CU_SPLICE_F_MOVE)
-        case .waitid(let pidfd, let info):
-            if supportedOptionalOpcodes.contains(UInt32(CU_OP_WAITID)) {
-                cu_prep_waitid_pidfd(sqe, pidfd, info)
-            } else {
-                memset(info, 0, MemoryLayout<siginfo_t>.size)   // "not reaped": the caller reaps
-                io_uring_prep_poll_add(sqe, pidfd, UInt32(POLLIN))
-            }
-        case .unlinkat(let directory, let path, let flags):
-            io_uring_prep_unlinkat(sqe, directory, path, flags)
-        case .renameat(let from, let to):
-            io_uring_prep_renameat(sqe, AT_FDCWD, from, AT_FDCWD, to, 0)
-        case .mkdirat(let directory, let path, let mode):
-            io_uring_prep_mkdirat(sqe, directory, path, mode)
-        case .fallocate(let fd, let mode, let offset, let length):
-            io_uring_prep_fallocate(sqe, fd, mode, off_t(Int64(bitPattern: offset)), off_t(Int64(bitPattern: length)))
-        case .ftruncate(let fd, let length):
-            cu_prep_ftruncate(sqe, fd, length)
-        }
-        io_uring_sqe_set_data64(sqe, token.rawValue)
         return true
     }
 
