@@ -228,6 +228,96 @@ extension AllSuites {
             #expect(Set(waitsEnded.withLock { $0 }) == ["stream", "protocol"])
         }
 
+        @Test("handlers that await the group's other loop serve concurrent clients; closing and shutting down mid-traffic ends every client cleanly",
+              arguments: allBackends)
+        func loopGroupCrossLoopUnderLoad(backend: Backend) async throws {
+            let before = ResourceCheck.enabled ? openDescriptorCount() : 0
+            let group = try LoopGroup(threads: 2, backend: backend)
+            // Each line's reply is made on the other loop: a cross-loop
+            // round trip inside every request, from both loops at once.
+            @Sendable func listen(_ loop: EventLoop, port: Int) async throws -> StreamServer {
+                try await loop.submit {
+                    try await loop.serve(host: "127.0.0.1", port: port, reusePort: true) { stream in
+                        let other = group.loops.first { $0 !== loop }!
+                        for try await line in stream.lines {
+                            let (reply, madeOn) = try await other.submit { (String(line.reversed()), currentThreadID) }
+                            try await stream.writeAll(Array("\(reply) \(madeOn) \(currentThreadID)\n".utf8))
+                        }
+                    }
+                }
+            }
+            let first = try await listen(group.loops[0], port: 0)
+            let port = first.localAddress.port!
+            let servers = [first, try await listen(group.loops[1], port: port)]
+            let clients = try LoopGroup(threads: 1, backend: backend)
+            defer { clients.shutdown() }
+
+            // 16 clients at once, 50 lines each: every reply right, and made on
+            // another loop's thread than the one serving the connection.
+            let wrong = try await clients.loops[0].submit {
+                try await withThrowingTaskGroup(of: Int.self) { tasks in
+                    for c in 0..<16 {
+                        tasks.addTask {
+                            let stream = try await SocketStream.connect(host: "127.0.0.1", port: port)
+                            var wrong = 0
+                            for i in 0..<50 {
+                                let line = "client \(c) line \(i)"
+                                try await stream.writeAll(Array((line + "\n").utf8))
+                                let reply = (try await stream.readLine() ?? "").split(separator: " ")
+                                // "<line reversed> <thread that made it> <thread that served it>"
+                                let text = reply.dropLast(2).joined(separator: " ")
+                                if text != String(line.reversed()) || reply.count < 2 || reply[reply.count - 1] == reply[reply.count - 2] { wrong += 1 }
+                            }
+                            try await stream.close()
+                            return wrong
+                        }
+                    }
+                    return try await tasks.reduce(0, +)
+                }
+            }
+            #expect(wrong == 0)
+
+            // 8 clients that never stop sending; the servers close under them.
+            let answered = Locked(0)
+            let endless = Task {
+                try await clients.loops[0].submit {
+                    try await withThrowingTaskGroup(of: String.self) { tasks in
+                        for c in 0..<8 {
+                            tasks.addTask {
+                                let stream = try await SocketStream.connect(host: "127.0.0.1", port: port)
+                                defer { stream.abort() }
+                                var first = true
+                                do {
+                                    while true {
+                                        try await stream.writeAll(Array("endless \(c)\n".utf8))
+                                        guard try await stream.readLine() != nil else { return "end of stream" }
+                                        if first { answered.withLock { $0 += 1 }; first = false }
+                                    }
+                                } catch let error as IOError where error.isDisconnect {
+                                    return "disconnected"
+                                }
+                            }
+                        }
+                        return try await tasks.reduce(into: []) { $0.append($1) }
+                    }
+                }
+            }
+            while answered.withLock({ $0 }) < 8 { usleep(1_000) }
+            _ = try await group.onEach { loop in
+                for server in servers where server.loop === loop {
+                    server.close()
+                    await server.waitClosed(deadline: .milliseconds(100))
+                }
+            }
+            group.shutdown()
+            let outcomes = try await endless.value
+            #expect(outcomes.count == 8)
+            #expect(outcomes.allSatisfy { $0 == "end of stream" || $0 == "disconnected" }, "\(outcomes)")
+            #expect(group.loops.allSatisfy { $0.isClosed })
+            clients.shutdown()
+            if ResourceCheck.enabled { #expect(openDescriptorCount() == before) }
+        }
+
         @Test("a group dropped without shutdown() closes its loops and their descriptors", arguments: allBackends)
         func loopGroupDropped(backend: Backend) async throws {
             // The suite's resource check counts the descriptors afterwards.
