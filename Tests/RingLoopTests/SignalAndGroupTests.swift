@@ -318,6 +318,51 @@ extension AllSuites {
             if ResourceCheck.enabled { #expect(openDescriptorCount() == before) }
         }
 
+        @Test("a group's loops share the cores among their pools; a thread that cannot start is threadStartFailed naming it, and leaves nothing behind",
+              arguments: allBackends)
+        func threadStartFailures(backend: Backend) async throws {
+            let cores = ThreadPool.defaultThreadCount
+            for count in [1, 2, 3] {
+                let group = try LoopGroup(threads: count, backend: backend)
+                #expect(group.loops.allSatisfy { $0.threadPool.threadCount == max(1, cores / count) }, "\(count) loops on \(cores) cores")
+                group.shutdown()
+            }
+            // The suite's resource check counts the descriptors afterwards:
+            // every loop made before the failure is closed.
+            NativeThread.failNextStart.withLock { $0 = "RingLoop-1" }
+            #expect(throws: EventLoopError.threadStartFailed(purpose: "loop 1 of the group", errno: Errno(EAGAIN))) {
+                _ = try LoopGroup(threads: 3, backend: backend)
+            }
+            NativeThread.failNextStart.withLock { $0 = "RingLoop-pool" }
+            #expect(throws: EventLoopError.threadStartFailed(purpose: "the loop's thread pool", errno: Errno(EAGAIN))) {
+                _ = try EventLoop(backend: backend)
+            }
+            #expect(NativeThread.failNextStart.withLock { $0 } == nil, "each injected failure was used once")
+            let message = EventLoopError.threadStartFailed(purpose: "the loop's thread pool", errno: Errno(EAGAIN)).description
+            #expect(message.contains("EAGAIN") && message.contains("ulimit -u"), "\(message)")
+            // Name resolution's own pool, made on first use: the lookup fails
+            // clearly, and the next one starts the pool and works.
+            let (first, second) = try await onLoop(backend) { _ -> (String, String) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let port = listener.localAddress.port!
+                NativeThread.failNextStart.withLock { $0 = "RingLoop-dns" }
+                var outcomes: [String] = []
+                for _ in 0..<2 {
+                    do {
+                        let stream = try await SocketStream.connect(host: "localhost", port: port)
+                        try await stream.close()
+                        outcomes.append("connected")
+                    } catch {
+                        outcomes.append("\(error)")
+                    }
+                }
+                try await listener.close()
+                return (outcomes[0], outcomes[1])
+            }
+            #expect(first == EventLoopError.threadStartFailed(purpose: "the name resolver", errno: Errno(EAGAIN)).description)
+            #expect(second == "connected")
+        }
+
         @Test("a group dropped without shutdown() closes its loops and their descriptors", arguments: allBackends)
         func loopGroupDropped(backend: Backend) async throws {
             // The suite's resource check counts the descriptors afterwards.

@@ -192,12 +192,12 @@ extension EventLoop {
             try resolverPool.withLock { (pool: inout ThreadPool?) throws(EventLoopError) -> ThreadPool in
                 if let pool { return pool }
                 if isClosed { throw .closed(operation: "getaddrinfo") }
-                do {
+                do throws(Errno) {
                     let made = try ThreadPool(threads: 2, name: "RingLoop-dns")
                     pool = made
                     return made
                 } catch {
-                    throw .invalidArgument("cannot start the resolver pool: \(error)")
+                    throw .threadStartFailed(purpose: "the name resolver", errno: error)
                 }
             }
         }

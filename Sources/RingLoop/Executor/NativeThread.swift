@@ -1,5 +1,6 @@
 import CUring
 import Glibc
+import Synchronization
 
 /// Starts joinable POSIX threads for the pool's workers and a group's loops
 /// (the library does not depend on Foundation's `Thread`).
@@ -14,6 +15,10 @@ enum NativeThread {
     /// unnamed, a thread would inherit its creator's name, often one of
     /// Swift's `com.apple.root.default-qos` threads.
     static func start(name: String, _ body: @escaping @Sendable () -> Void) throws(Errno) -> pthread_t {
+        if failNextStart.withLock({ named in
+            defer { if named == name { named = nil } }
+            return named == name
+        }) { throw Errno(EAGAIN) }
         let box = Unmanaged.passRetained(Body {
             _ = cu_set_thread_name(name)   // the kernel cuts it to 15 bytes
             body()
@@ -29,4 +34,9 @@ enum NativeThread {
         }
         return thread
     }
+
+    /// Test hook: the next start of a thread with this name fails with
+    /// EAGAIN, as `pthread_create` does when the process is out of threads
+    /// (which a test run as root cannot arrange with `RLIMIT_NPROC`).
+    static let failNextStart = Mutex<String?>(nil)
 }

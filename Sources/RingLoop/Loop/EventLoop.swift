@@ -160,7 +160,9 @@ public final class EventLoop: @unchecked Sendable {
     ///   - logger: where the loop logs.
     /// - Throws: ``EventLoopError/backendUnavailable(_:reason:)`` when a forced
     ///   backend cannot be set up; ``EventLoopError/invalidArgument(_:)`` for a
-    ///   bad `RINGLOOP_BACKEND`, `RINGLOOP_URING_OPTIONS`, `ringEntries` or `receiveBuffers`.
+    ///   bad `RINGLOOP_BACKEND`, `RINGLOOP_URING_OPTIONS`, `ringEntries` or `receiveBuffers`;
+    ///   ``EventLoopError/threadStartFailed(purpose:errno:)`` when the loop's
+    ///   own pool cannot start a thread.
     public convenience init(
         backend: Backend? = nil,
         debug: Bool? = nil,
@@ -171,6 +173,14 @@ public final class EventLoop: @unchecked Sendable {
     ) throws(EventLoopError) {
         try self.init(backend: backend, debug: debug, threadPool: threadPool, ringEntries: ringEntries,
                       receiveBuffers: receiveBuffers, logger: logger, uringOptions: try .fromEnvironment(), uringProbeFailure: nil)
+    }
+
+    /// A loop as ``init(backend:debug:threadPool:ringEntries:receiveBuffers:logger:)``
+    /// makes it by default, with `poolThreads` threads in its own pool
+    /// (``LoopGroup`` gives each loop its share of the cores).
+    convenience init(backend: Backend?, poolThreads: Int) throws(EventLoopError) {
+        try self.init(backend: backend, debug: nil, threadPool: nil, ringEntries: 256, logger: Logger(label: "RingLoop"),
+                      uringOptions: try .fromEnvironment(), uringProbeFailure: nil, poolThreads: poolThreads)
     }
 
     /// The designated initializer, with test hooks: `uringOptions` turns
@@ -184,7 +194,8 @@ public final class EventLoop: @unchecked Sendable {
         receiveBuffers: ReceiveBufferConfiguration = .default,
         logger: Logger,
         uringOptions: URingOptions = URingOptions(),
-        uringProbeFailure: (() -> Int32?)?
+        uringProbeFailure: (() -> Int32?)?,
+        poolThreads: Int = ThreadPool.defaultThreadCount
     ) throws(EventLoopError) {
         guard ringEntries >= 1, ringEntries <= 32768 else {
             throw .invalidArgument("ringEntries must be in 1...32768, got \(ringEntries)")
@@ -196,8 +207,8 @@ public final class EventLoop: @unchecked Sendable {
         if let threadPool {
             pool = threadPool
         } else {
-            do { pool = try ThreadPool() } catch {
-                throw .backendUnavailable(choice, reason: "thread pool: pthread_create failed: \(error)")
+            do { pool = try ThreadPool(threads: poolThreads) } catch {
+                throw .threadStartFailed(purpose: "the loop's thread pool", errno: error)
             }
         }
         let made: (IOBackend, fallbackReason: String?)

@@ -38,6 +38,10 @@ public enum EventLoopError: Error, Equatable, Sendable, CustomStringConvertible 
     /// A loop made before `fork()` was used in the child: its ring or epoll
     /// set is shared with the parent, so the child must make its own loop.
     case usedAfterFork(operation: String)
+    /// A thread the loop needs could not be started (`purpose` names it: a
+    /// loop thread of a ``LoopGroup``, the loop's thread pool, the name
+    /// resolver's): the process or the system is out of threads or memory.
+    case threadStartFailed(purpose: String, errno: Errno)
 
     public var description: String {
         switch self {
@@ -66,6 +70,9 @@ public enum EventLoopError: Error, Equatable, Sendable, CustomStringConvertible 
         case .boundToAnotherThread:
             "This loop's io_uring ring is bound to the thread that first ran it (SINGLE_ISSUER); run it there."
         case .invalidArgument(let detail): "Invalid argument: \(detail)."
+        case .threadStartFailed(let purpose, let errno):
+            "Cannot start a thread for \(purpose): \(errno). The process or the system is out of threads "
+                + "(ulimit -u, kernel.threads-max, a cgroup's pids.max) or of memory for their stacks."
         }
     }
 }

@@ -23,6 +23,12 @@ import Synchronization
 /// Every loop of a group uses the same backend: `.auto` is resolved once, by
 /// the first loop, and the others are made with what it chose.
 ///
+/// Each loop has a thread pool of its own (for ``EventLoop/offload(_:)``
+/// and, on epoll, file I/O) with its share of the cores: cores / N threads,
+/// at least one. A group then starts about as many pool threads as the
+/// machine has cores, however many loops it runs, where N loops with a
+/// thread per core each would start N × cores.
+///
 /// Keep the group for as long as its loops are in use: a group that is
 /// dropped shuts down, as if ``shutdown()`` had been called.
 public final class LoopGroup: Sendable {
@@ -36,13 +42,15 @@ public final class LoopGroup: Sendable {
     /// in the order of ``loops``, as `top -H` and debuggers show them.
     ///
     /// - Throws: ``EventLoopError/invalidArgument(_:)`` for fewer than one
-    ///   thread or when a thread cannot start; the loops' set-up errors.
+    ///   thread; ``EventLoopError/threadStartFailed(purpose:errno:)`` when a
+    ///   loop's thread cannot start; the loops' set-up errors.
     public init(threads count: Int = ThreadPool.defaultThreadCount, backend: Backend? = nil) throws(EventLoopError) {
         guard count >= 1 else { throw .invalidArgument("a LoopGroup needs at least one thread, got \(count)") }
-        let first = try EventLoop(backend: backend)
+        let poolThreads = max(1, ThreadPool.defaultThreadCount / count)
+        let first = try EventLoop(backend: backend, poolThreads: poolThreads)
         var loops = [first]
         do {
-            for _ in 1..<count { loops.append(try EventLoop(backend: first.backend)) }
+            for _ in 1..<count { loops.append(try EventLoop(backend: first.backend, poolThreads: poolThreads)) }
         } catch {
             for loop in loops { try? loop.close() }
             throw error
@@ -58,9 +66,13 @@ public final class LoopGroup: Sendable {
                     try? loop.close()
                 })
             } catch {
-                threads = Mutex(started)
-                shutdown()
-                throw .invalidArgument("cannot start a loop thread: \(error)")
+                // The loops that run stop and close on their own threads. The
+                // rest never ran: they close here, where a queued stop() would
+                // hold its loop forever (the closure keeps the loop that keeps it).
+                for running in loops[..<started.count] { try? running.callSoonThreadsafe { running.stop() } }
+                for thread in started { pthread_join(thread, nil) }
+                for idle in loops[started.count...] { try? idle.close() }
+                throw .threadStartFailed(purpose: "loop \(index) of the group", errno: error)
             }
         }
         threads = Mutex(started)
