@@ -46,6 +46,30 @@ extension AllSuites {
             #expect(badPort?.code == .invalidArgument)
         }
 
+        @Test("a lookup with no descriptor free is EMFILE, not an unknown name; with one free again it resolves",
+              .enabled(if: ResourceCheck.enabled, "lowers the process's RLIMIT_NOFILE, so only in serial runs (scripts/test)"),
+              arguments: allBackends)
+        func lookupWithoutDescriptors(backend: Backend) async throws {
+            let (starved, resolved) = try await onLoop(backend) { _ -> (IOError?, [SocketAddress]) in
+                _ = try await SocketAddress.resolve(host: "localhost", port: 1)   // the resolver's pool, made first
+                var old = rlimit()
+                getrlimit(Int32(RLIMIT_NOFILE.rawValue), &old)
+                let lowestFree = dup(0)
+                close(lowestFree)
+                var none = old
+                none.rlim_cur = rlim_t(lowestFree)   // no new descriptor number is allowed
+                setrlimit(Int32(RLIMIT_NOFILE.rawValue), &none)
+                var starved: IOError?
+                do { _ = try await SocketAddress.resolve(host: "localhost", port: 80) } catch let error as IOError { starved = error }
+                setrlimit(Int32(RLIMIT_NOFILE.rawValue), &old)
+                return (starved, try await SocketAddress.resolve(host: "localhost", port: 80))
+            }
+            #expect(starved?.code == .tooManyOpenFiles, "\(String(describing: starved))")
+            #expect(starved?.path == "localhost")
+            #expect(starved?.description.contains("no descriptor was free") == true)
+            #expect(resolved.contains(.ipv4(host: "127.0.0.1", port: 80)))
+        }
+
         @Test("an IPv6 address may name its zone (fe80::…%eth0): it parses, binds and connects; an unknown interface is an error naming it",
               arguments: allBackends)
         func scopedIPv6(backend: Backend) async throws {

@@ -72,10 +72,23 @@ enum Sockets {
             hints.ai_socktype = type
             hints.ai_family = AF_UNSPEC
             var list: UnsafeMutablePointer<addrinfo>?
+            errno = 0
             let rc = getaddrinfo(host, String(port), &hints, &list)
+            let cause = errno
             guard rc == 0, let list else {
-                return .failure(IOError(operation: "getaddrinfo", errno: nil, path: host,
-                                        detail: String(cString: gai_strerror(rc))))
+                let said = String(cString: gai_strerror(rc))
+                // EAI_SYSTEM: errno is the error. And glibc ends a lookup it
+                // could not make for want of a descriptor (to read /etc/hosts,
+                // to ask a DNS server) as EAI_NONAME, "Name or service not
+                // known", with errno at EMFILE: the name is not what is wrong.
+                if cause == EMFILE || cause == ENFILE {
+                    return .failure(IOError(operation: "getaddrinfo", errno: Errno(cause), path: host,
+                                            detail: "no descriptor was free to look the name up (getaddrinfo said \"\(said)\")"))
+                }
+                if rc == EAI_SYSTEM, cause != 0 {
+                    return .failure(IOError(operation: "getaddrinfo", errno: Errno(cause), path: host))
+                }
+                return .failure(IOError(operation: "getaddrinfo", errno: nil, path: host, detail: said))
             }
             defer { freeaddrinfo(list) }
             var found: [SocketAddress] = []
