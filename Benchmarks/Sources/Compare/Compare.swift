@@ -37,6 +37,7 @@ struct Compare: ParsableCommand {
     func validate() throws {
         if quick && full { throw ValidationError("--quick and --full are exclusive") }
         if let rounds, rounds < 1 { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
+        if threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads))") }
         let known = Set(Workload.all.map(\.id) + Workload.Group.allCases.map(\.rawValue) + Contestant.allCases.map(\.rawValue))
         for name in names(only) + names(skip) where !known.contains(name) {
             throw ValidationError("unknown name '\(name)'; known: \(known.sorted().joined(separator: ", "))")
@@ -72,6 +73,8 @@ struct Compare: ParsableCommand {
         let log = { (line: String) in FileHandle.standardError.write(Data("==> \(line)\n".utf8)) }
 
         let benchmarks = try Toolbox.locateBenchmarks()
+        // Found unwritable now, not after an hour of measuring.
+        _ = try outputDirectory(benchmarks: benchmarks, mode: settings.mode)
         let needsEchoServer = workloads.contains { $0.isSocket } && contestants.contains { $0.isRingLoop }
         let tools = try Toolbox(benchmarks: benchmarks, contestants: Set(contestants), needsEchoServer: needsEchoServer, log: log)
         var skipped: [Report.Fact] = tools.unavailable.filter { contestants.contains($0.key) }
@@ -149,10 +152,7 @@ struct Compare: ParsableCommand {
         print(Tables.header(for: report).joined(separator: "\n"))
         for table in Tables.tables(for: report) { print("\n" + Tables.text(table)) }
 
-        var directory = results ?? URL(fileURLWithPath: benchmarks).deletingLastPathComponent().appendingPathComponent("benchmark-results").path
-        // Quick runs never overwrite the full run the README and BENCHMARKS.md cite.
-        if results == nil && report.settings.mode != "full" { directory += "/quick" }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try outputDirectory(benchmarks: benchmarks, mode: report.settings.mode)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let jsonPath = json ?? "\(directory)/latest.json"
@@ -163,6 +163,24 @@ struct Compare: ParsableCommand {
         let markdownPath = "\(directory)/latest.md"
         try Tables.markdownDocument(for: report, chart: "ratios.svg").write(toFile: markdownPath, atomically: true, encoding: .utf8)
         print("\nWrote \(((saveJSON ? [jsonPath] : []) + [markdownPath] + charts).joined(separator: ", "))")
+    }
+
+    /// Where the chart, JSON and Markdown go, made if missing; an error
+    /// naming it when it (or `--json`'s directory) cannot be written.
+    private func outputDirectory(benchmarks: String, mode: String) throws -> String {
+        var directory = results ?? URL(fileURLWithPath: benchmarks).deletingLastPathComponent().appendingPathComponent("benchmark-results").path
+        // Quick runs never overwrite the full run the README and BENCHMARKS.md cite.
+        if results == nil && mode != "full" { directory += "/quick" }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw CompareError("cannot create the results directory \(directory): \(error.localizedDescription)")
+        }
+        let jsonDirectory = json.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
+        for place in [directory] + (jsonDirectory.map { [$0] } ?? []) where access(place, W_OK) != 0 {
+            throw CompareError("cannot write to \(place): \(String(cString: strerror(errno)))")
+        }
+        return directory
     }
 
     /// The workloads and contestants `--only` and `--skip` leave.
