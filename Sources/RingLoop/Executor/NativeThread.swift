@@ -15,10 +15,12 @@ enum NativeThread {
     /// unnamed, a thread would inherit its creator's name, often one of
     /// Swift's `com.apple.root.default-qos` threads.
     static func start(name: String, _ body: @escaping @Sendable () -> Void) throws(Errno) -> pthread_t {
-        if failNextStart.withLock({ named in
-            defer { if named == name { named = nil } }
-            return named == name
-        }) { throw Errno(EAGAIN) }
+        let injected = failNextStart.withLock { named -> Bool in
+            guard named == name else { return false }
+            named = nil
+            return true
+        }
+        if injected { throw Errno(EAGAIN) }
         let box = Unmanaged.passRetained(Body {
             _ = cu_set_thread_name(name)   // the kernel cuts it to 15 bytes
             body()
