@@ -332,6 +332,11 @@ static const unsigned CU_SPLICE_F_NONBLOCK = 2;
 /// atomics are async-signal-safe when lock-free, and ThreadSanitizer knows them).
 static inline int cu_load_acquire(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void cu_store_release(int *p, int value) { __atomic_store_n(p, value, __ATOMIC_RELEASE); }
+/// Sequentially consistent, for the handshake between a signal handler and
+/// the thread that closes the descriptor it writes to (SignalHandlers.swift).
+static inline int cu_load_seq_cst(const int *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+static inline void cu_store_seq_cst(int *p, int value) { __atomic_store_n(p, value, __ATOMIC_SEQ_CST); }
+static inline int cu_fetch_add_seq_cst(int *p, int delta) { return __atomic_fetch_add(p, delta, __ATOMIC_SEQ_CST); }
 
 /// The kernel thread id, for log lines and debug checks.
 static inline int cu_gettid(void) { return (int)syscall(SYS_gettid); }

@@ -1,3 +1,4 @@
+import CUring
 import Glibc
 @testable import RingLoop
 import Synchronization
@@ -46,6 +47,53 @@ extension AllSuites {
             #expect(removed)
             #expect(afterRemoval == 3)
             #expect(restored == 1, "SIG_IGN is back after removeSignalHandler")
+        }
+
+        @Test("a signal handler that read a loop's pipe just before the loop closed writes there, never into the descriptor that reuses its number",
+              arguments: allBackends)
+        func signalHandlerRacingClose(backend: Backend) async throws {
+            // SIGUSR1 ignored beforehand: a stray delivery can never kill the run.
+            let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
+            let previous = signal(SIGUSR1, ignore)
+            defer { signal(SIGUSR1, previous) }
+            let group = try LoopGroup(threads: 1, backend: backend)
+            let loop = group.loops[0]
+            let writeFD = try await loop.submit {
+                try loop.addSignalHandler(SIGUSR1) {}
+                return loop.signalWatcher!.writeFD
+            }
+            // The handler runs on a thread of the test's own and, held by the
+            // hook, sleeps between reading the descriptor and writing to it.
+            cu_store_release(SignalRouting.pauseForTest, 500)
+            defer { cu_store_release(SignalRouting.pauseForTest, 0) }
+            let signalled = try onNewThreadSync {
+                // Unblocked here (the test's threads inherit a mask that blocks
+                // it), so the kernel runs the handler on this thread, now.
+                var usr1 = sigset_t()
+                sigemptyset(&usr1)
+                sigaddset(&usr1, SIGUSR1)
+                pthread_sigmask(SIG_UNBLOCK, &usr1, nil)
+                _ = raise(SIGUSR1)
+            }
+            // Closed once the handler is in (it counts itself in before it
+            // reads the descriptor, then pauses).
+            var polls = 0
+            while cu_load_seq_cst(SignalRouting.active) == 0, polls < 5_000 { usleep(1_000); polls += 1 }
+            #expect(polls < 5_000, "the handler never ran")
+            let closing = ContinuousClock.now
+            group.shutdown()   // the loop closes: its signal routes go, then its pipe
+            let closeTook = ContinuousClock.now - closing
+            // What opens next takes the pipe's old number.
+            var reuse: [Int32] = [-1, -1]
+            #expect(pipe(&reuse) == 0)
+            _ = fcntl(reuse[0], F_SETFL, O_NONBLOCK)
+            #expect(dup2(reuse[1], writeFD) == writeFD)
+            signalled()
+            var byte: UInt8 = 0
+            let stray = read(reuse[0], &byte, 1)
+            for fd in reuse + [writeFD] { close(fd) }
+            #expect(stray == -1, "the late handler wrote into the descriptor that reused the number")
+            #expect(closeTook >= .milliseconds(50), "the close waited for the handler: \(closeTook)")
         }
 
         @Test("a signal goes to every loop with a handler for it; one loop removing its own leaves the other's",

@@ -22,18 +22,48 @@ enum SignalRouting {
     /// Its lock also serialises every change to ``targets``.
     static let previous = Locked<[Int32: sigaction]>([:])
 
+    /// Handlers between reading ``targets`` and their last `write`. A loop
+    /// that stops routing a signal waits for this to reach zero before it
+    /// closes its pipe: a handler that read the descriptor just before it was
+    /// taken out would otherwise write the signal's byte into whatever file
+    /// or socket reused the number (libuv makes its handler and its stop
+    /// exclusive for the same reason). Handler and closer each write, then
+    /// read the other's word, sequentially consistent: at least one sees the
+    /// other, so either the handler finds the descriptor gone or the closer
+    /// waits for the handler.
+    nonisolated(unsafe) static let active: UnsafeMutablePointer<Int32> = {
+        let active = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        active.initialize(to: 0)
+        return active
+    }()
+
+    /// Test hook: milliseconds each handler waits between reading the
+    /// descriptors and writing to them, to hold the race window open.
+    nonisolated(unsafe) static let pauseForTest: UnsafeMutablePointer<Int32> = {
+        let pause = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        pause.initialize(to: 0)
+        return pause
+    }()
+
     static let handler: @convention(c) (Int32) -> Void = { signal in
         let saved = errno
+        _ = cu_fetch_add_seq_cst(SignalRouting.active, 1)
         if signal > 0, Int(signal) < SignalRouting.slots {
             let places = SignalRouting.targets + Int(signal) * SignalRouting.loopsPerSignal
             for place in 0..<SignalRouting.loopsPerSignal {
-                let fd = cu_load_acquire(places + place)
+                let fd = cu_load_seq_cst(places + place)
                 if fd >= 0 {
+                    let pause = cu_load_acquire(SignalRouting.pauseForTest)
+                    if pause > 0 {
+                        var delay = timespec(tv_sec: Int(pause / 1000), tv_nsec: Int(pause % 1000) * 1_000_000)
+                        nanosleep(&delay, nil)   // async-signal-safe
+                    }
                     var byte = UInt8(truncatingIfNeeded: signal)
                     _ = Glibc.write(fd, &byte, 1)
                 }
             }
         }
+        _ = cu_fetch_add_seq_cst(SignalRouting.active, -1)
         errno = saved
     }
 
@@ -66,13 +96,18 @@ enum SignalRouting {
     }
 
     /// Stops routing `signal` to `writeFD`; once no loop is left for it, the
-    /// disposition it replaced comes back.
+    /// disposition it replaced comes back. On return no handler is still
+    /// about to write to `writeFD` for `signal`, so it may be closed.
     static func uninstall(_ signal: Int32, writeFD: Int32) {
         let places = targets + Int(signal) * loopsPerSignal
         previous.withLock { previous in
             for place in 0..<loopsPerSignal where cu_load_acquire(places + place) == writeFD {
-                cu_store_release(places + place, -1)
+                cu_store_seq_cst(places + place, -1)
             }
+            // A handler on another thread may have read the descriptor just
+            // before: wait for it (handlers only write one byte per loop; one
+            // interrupting this thread runs to its end before this resumes).
+            while cu_load_seq_cst(active) != 0 { sched_yield() }
             guard (0..<loopsPerSignal).allSatisfy({ cu_load_acquire(places + $0) < 0 }),
                   var old = previous.removeValue(forKey: signal) else { return }
             sigaction(signal, &old, nil)
