@@ -13,6 +13,14 @@ func disposition(_ signal: Int32) -> UInt {
     return UInt(bitPattern: unsafeBitCast(handler, to: Int.self))
 }
 
+/// Sets `signal` to SIG_IGN; the returned function puts back what was there.
+/// A test that installs handlers for SIGUSR1 ignores it first, so a stray
+/// delivery after its handler is gone can never kill the run.
+func ignoring(_ signal: Int32) -> () -> Void {
+    let previous = Glibc.signal(signal, unsafeBitCast(Int(1), to: __sighandler_t.self))
+    return { _ = Glibc.signal(signal, previous) }
+}
+
 extension AllSuites {
     /// Signal handlers on the loop, and LoopGroup. They change process-wide
     /// signal dispositions, so they run serialized and restore what they change.
@@ -20,10 +28,8 @@ extension AllSuites {
     struct SignalAndGroupTests {
         @Test("a signal handler runs as a loop callback; removed, the old disposition is back", arguments: allBackends)
         func signalHandler(backend: Backend) async throws {
-            // SIGUSR1 ignored beforehand: a stray delivery can never kill the run.
-            let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
-            let previous = signal(SIGUSR1, ignore)
-            defer { signal(SIGUSR1, previous) }
+            let restore = ignoring(SIGUSR1)
+            defer { restore() }
             let (count, onLoopThread, removed, afterRemoval, restored) = try await onLoop(backend) { loop -> (Int, Bool, Bool, Int, UInt) in
                 let count = Box(0)
                 let onLoopThread = Box(true)
@@ -52,10 +58,8 @@ extension AllSuites {
         @Test("a signal handler that read a loop's pipe just before the loop closed writes there, never into the descriptor that reuses its number",
               arguments: allBackends)
         func signalHandlerRacingClose(backend: Backend) async throws {
-            // SIGUSR1 ignored beforehand: a stray delivery can never kill the run.
-            let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
-            let previous = signal(SIGUSR1, ignore)
-            defer { signal(SIGUSR1, previous) }
+            let restore = ignoring(SIGUSR1)
+            defer { restore() }
             let group = try LoopGroup(threads: 1, backend: backend)
             let loop = group.loops[0]
             let writeFD = try await loop.submit {
@@ -99,9 +103,8 @@ extension AllSuites {
         @Test("a signal goes to every loop with a handler for it; one loop removing its own leaves the other's",
               arguments: allBackends)
         func signalOnEveryLoop(backend: Backend) async throws {
-            let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
-            let previous = signal(SIGUSR1, ignore)
-            defer { signal(SIGUSR1, previous) }
+            let restore = ignoring(SIGUSR1)
+            defer { restore() }
             let group = try LoopGroup(threads: 2, backend: backend)
             defer { group.shutdown() }
             let counts = [Box(0), Box(0)]   // each touched on its own loop only
@@ -168,9 +171,8 @@ extension AllSuites {
 
         @Test("EventLoop.run leaves a SIGINT disposition the application chose alone")
         func sigintLeftAlone() async throws {
-            let ignore = unsafeBitCast(Int(1), to: __sighandler_t.self)
-            let previous = signal(SIGINT, ignore)
-            defer { signal(SIGINT, previous) }
+            let restore = ignoring(SIGINT)
+            defer { restore() }
             let during = try await onNewThread { () -> UInt in
                 try EventLoop.run { disposition(SIGINT) }
             }
