@@ -84,6 +84,12 @@ extension AllSuites {
                 // the same termination, its input dropped (asyncio's behaviour).
                 let again = try await child.communicate(input: Array("x\n".utf8))
                 #expect(again.stdout.isEmpty && again.stderr.isEmpty && again.termination == result.termination)
+                // Input for a child whose stdin is no pipe has nowhere to go:
+                // an error, not bytes dropped without a word. Without input it works.
+                let noPipe = try await Subprocess.spawn("/bin/echo", arguments: ["hi"], stdout: .pipe)
+                await #expect(throws: IOError.self) { _ = try await noPipe.communicate(input: [1, 2, 3]) }
+                let output = try await noPipe.communicate()
+                #expect(output.stdout == Array("hi\n".utf8) && output.termination == .exited(0))
                 return (result.stdout, result.stderr, result.termination)
             }
             #expect(String(decoding: out, as: UTF8.self) == "c\nb\na\n")
@@ -161,7 +167,7 @@ extension AllSuites {
             #expect(error?.operation == "posix_spawn")
         }
 
-        @Test("bad working directories and environment names are IOErrors naming what is wrong", arguments: allBackends)
+        @Test("bad working directories, environment names and NUL bytes are IOErrors naming what is wrong", arguments: allBackends)
         func badDirectoryAndEnvironment(backend: Backend) async throws {
             let errors = try await onLoop(backend) { _ -> [IOError?] in
                 func attempt(_ body: () async throws -> Subprocess) async -> IOError? {
@@ -176,6 +182,9 @@ extension AllSuites {
                     await attempt { try await Subprocess.spawn("/bin/true", workingDirectory: "/proc/self/status") },
                     await attempt { try await Subprocess.spawn("/bin/true", environment: ["A=B": "c"]) },
                     await attempt { try await Subprocess.spawn("/bin/true", environment: ["": "c"]) },
+                    await attempt { try await Subprocess.spawn("/bin/echo", arguments: ["a\u{0}b"]) },
+                    await attempt { try await Subprocess.spawn("/bin/true", environment: ["A": "x\u{0}y"]) },
+                    await attempt { try await Subprocess.spawn("/bin/true", workingDirectory: "/tmp\u{0}x") },
                 ]
             }
             #expect(errors[0]?.code == .noSuchFile)
@@ -186,6 +195,10 @@ extension AllSuites {
             #expect(errors[2]?.code == .invalidArgument)
             #expect(errors[2]?.description.contains("\"A=B\"") == true)
             #expect(errors[3]?.code == .invalidArgument)
+            #expect(errors[4]?.code == .invalidArgument)
+            #expect(errors[4]?.description.contains("an argument contains a NUL byte") == true)
+            #expect(errors[5]?.description.contains("an environment variable contains a NUL byte") == true)
+            #expect(errors[6]?.description.contains("the working directory contains a NUL byte") == true)
         }
 
         @Test("a kernel without IORING_OP_WAITID: exits are awaited as pidfd readiness", arguments: uringOnly)

@@ -87,9 +87,13 @@ public final class Subprocess: @unchecked Sendable {
     ) async throws -> Subprocess {
         let loop = try EventLoop.running()
         try loop.requireLoopThread("spawn")
-        for text in [executable] + arguments + (environment.map { Array($0.keys) + Array($0.values) } ?? []) + [workingDirectory ?? ""]
-        where text.utf8.contains(0) {
-            throw IOError(operation: "posix_spawn", errno: Errno(EINVAL), path: executable, detail: "an argument contains a NUL byte")
+        let texts: [(String, [String])] = [
+            ("the executable's path", [executable]), ("an argument", arguments),
+            ("an environment variable", environment.map { Array($0.keys) + Array($0.values) } ?? []),
+            ("the working directory", [workingDirectory ?? ""]),
+        ]
+        for (what, strings) in texts where strings.contains(where: { $0.utf8.contains(0) }) {
+            throw IOError(operation: "posix_spawn", errno: Errno(EINVAL), path: executable, detail: "\(what) contains a NUL byte")
         }
         // "A=B" → "c" would reach the child as A="B=c": refuse it, as
         // CPython's os.posix_spawn does.
@@ -156,7 +160,15 @@ public final class Subprocess: @unchecked Sendable {
     /// are left out, as asyncio does: a second call returns empty output and
     /// the same termination, and `input` for a closed stdin is dropped, as it
     /// is when the child stops reading.
+    ///
+    /// - Throws: ``IOError`` (`.invalidArgument`) for `input` when stdin was
+    ///   not spawned as `.pipe`: there is no way to give it to the child
+    ///   (asyncio drops it without a word).
     public nonisolated(nonsending) func communicate(input: [UInt8]? = nil) async throws -> (stdout: [UInt8], stderr: [UInt8], termination: Termination) {
+        if let input, !input.isEmpty, self.stdin == nil {
+            throw IOError(operation: "communicate", errno: Errno(EINVAL), path: executable,
+                          detail: "\(input.count) bytes of input, but stdin is not a pipe (spawn with stdin: .pipe)")
+        }
         func unclosed(_ stream: SocketStream?) -> SocketStream? { stream.flatMap { $0.fileDescriptor >= 0 ? $0 : nil } }
         let stdin = unclosed(self.stdin), stdout = unclosed(self.stdout), stderr = unclosed(self.stderr)
         async let output = stdout?.readToEnd() ?? []
