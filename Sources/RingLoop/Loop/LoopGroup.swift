@@ -69,8 +69,7 @@ public final class LoopGroup: Sendable {
                 // The loops that run stop and close on their own threads. The
                 // rest never ran: they close here, where a queued stop() would
                 // hold its loop forever (the closure keeps the loop that keeps it).
-                for running in loops[..<started.count] { try? running.callSoonThreadsafe { running.stop() } }
-                for thread in started { pthread_join(thread, nil) }
+                Self.stop(loops[..<started.count], joining: started)
                 for idle in loops[started.count...] { try? idle.close() }
                 throw .threadStartFailed(purpose: "loop \(index) of the group", errno: error)
             }
@@ -106,6 +105,11 @@ public final class LoopGroup: Sendable {
             defer { threads = [] }
             return threads
         }
+        Self.stop(loops, joining: threads)
+    }
+
+    /// Asks `loops` to stop and waits for `threads`, the threads running them.
+    private static func stop(_ loops: some Sequence<EventLoop>, joining threads: [pthread_t]) {
         for loop in loops { try? loop.callSoonThreadsafe { loop.stop() } }
         let me = pthread_self()
         for thread in threads {
