@@ -432,20 +432,45 @@ extension AllSuites {
             #expect(error?.description == "open(/nonexistent/ringloop/file): ENOENT (No such file or directory)")
         }
 
-        @Test("writing to a read-only descriptor fails with EBADF", arguments: allBackends)
-        func writeToReadOnly(backend: Backend) async throws {
-            let path = temporaryPath("ro")
+        @Test("using a file against its open mode is EBADF saying which mode: write to read-only, read (plain, batch, sendFile) from write-only",
+              arguments: allBackends)
+        func wrongAccessMode(backend: Backend) async throws {
+            let path = temporaryPath("mode")
             defer { unlink(path) }
-            let error = try await onLoop(backend) { _ -> IOError? in
+            let errors = try await onLoop(backend) { _ -> [IOError?] in
                 try await writeFile(path, [1, 2, 3])
-                let file = try await File.open(path, .read)
-                var caught: IOError?
-                do { try await file.writeAll([9], at: 0) } catch let error as IOError { caught = error }
-                try await file.close()
-                return caught
+                func caught(_ body: () async throws -> Void) async -> IOError? {
+                    do { try await body() } catch let error as IOError { return error } catch {}
+                    return nil
+                }
+                let readOnly = try await File.open(path, .read)
+                let writeOnly = try await File.open(path, .write(create: false, truncate: false))
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let stream = try await SocketStream.connect(to: listener.localAddress)
+                let buffer = try IOBuffer(capacity: 8)
+                var errors = [IOError?]()
+                errors.append(await caught { try await readOnly.writeAll([9], at: 0) })
+                errors.append(await caught { _ = try await writeOnly.read(into: buffer, at: 0) })
+                errors.append(await caught {
+                    if case .failure(let error) = try await writeOnly.read(batch: [(buffer, 0)])[0] { throw error }
+                })
+                errors.append(await caught { _ = try await stream.sendFile(writeOnly, count: 3) })
+                // The file is untouched, and both still work in their own direction.
+                #expect(try await readOnly.read(into: buffer, at: 0) == 3 && buffer.bytes == [1, 2, 3])
+                try await writeOnly.writeAll([4], at: 3)
+                for file in [readOnly, writeOnly] { try await file.close() }
+                #expect(try await readFile(path) == [1, 2, 3, 4])
+                try await stream.close()
+                try await listener.close()
+                return errors
             }
-            #expect(error?.code == .badFileDescriptor)
-            #expect(error?.operation == "write")
+            let expected = [("write", "reading only"), ("read", "writing only"), ("read", "writing only"), (nil, "writing only")]
+            #expect(errors.count == expected.count)
+            for (error, (operation, mode)) in zip(errors, expected) {
+                #expect(error?.code == .badFileDescriptor)
+                if let operation { #expect(error?.operation == operation) }
+                #expect(error?.description.contains("it is open for \(mode)") == true, "\(String(describing: error))")
+            }
         }
 
         @Test("bad arguments are thrown errors, not crashes", arguments: allBackends)

@@ -63,6 +63,27 @@ final class Descriptor {
                 detail: IOError.closedDetail + (inFlight ? " while the operation was in flight" : ""))
     }
 
+    /// The error for a failed operation on this open descriptor, `raw` a
+    /// negative errno. An EBADF on a descriptor that is still open is the
+    /// kernel's answer to using it against its access mode (a read from a
+    /// file opened write-only); "Bad file descriptor" alone would send the
+    /// reader looking for a closed descriptor, so the detail says which.
+    func failure(_ operation: String, _ raw: Int32, fd: Int32) -> IOError {
+        IOError(operation: operation, errno: Errno(raw), fd: fd, path: label,
+                detail: raw == -EBADF ? Self.accessModeDetail(fd) : nil)
+    }
+
+    /// What `fd`'s access mode forbids, when it forbids reading or writing.
+    static func accessModeDetail(_ fd: Int32) -> String? {
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0 else { return nil }
+        switch flags & O_ACCMODE {
+        case O_WRONLY: return "it is open for writing only; open it with .read or .readWrite to read it"
+        case O_RDONLY: return "it is open for reading only; open it with .write or .readWrite to write it"
+        default: return nil
+        }
+    }
+
     /// Starts an operation on this descriptor: checks the thread (first: this
     /// object's state belongs to the loop thread) and that it is open, counts
     /// it in flight, and returns the fd to use.
@@ -152,7 +173,7 @@ final class Descriptor {
                               detail: "no completion within \(timeout)")
             }
         }
-        throw IOError(operation: String(describing: name), errno: Errno(raw), fd: fd, path: label)
+        throw failure(String(describing: name), raw, fd: fd)
     }
 
     /// ``perform(_:keepAlive:timeout:_:extract:)`` returning the kernel's count.

@@ -278,7 +278,7 @@ public final class File: @unchecked Sendable {
                     if reading { batch[index].buffer.count = Int(rc) }
                     results[index] = .success(Int(rc))
                 } else {
-                    results[index] = .failure(IOError(operation: String(describing: name), errno: Errno(rc), fd: fileDescriptor, path: path))
+                    results[index] = .failure(descriptor.failure(String(describing: name), rc, fd: fileDescriptor))
                 }
             }
         }

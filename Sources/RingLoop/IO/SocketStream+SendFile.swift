@@ -67,7 +67,8 @@ extension SocketStream {
                     } else if error == EAGAIN {
                         try await waitForRoom(socket, file, "sendfile")
                     } else if error != EINTR {
-                        throw IOError(operation: "sendfile", errno: Errno(error), fd: socket, path: file.path)
+                        throw IOError(operation: "sendfile", errno: Errno(error), fd: socket, path: file.path,
+                                      detail: error == EBADF ? Descriptor.accessModeDetail(source) : nil)
                     }
                     continue
                 }
