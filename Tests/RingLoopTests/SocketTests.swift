@@ -245,11 +245,14 @@ extension AllSuites {
                 let from = try await client.receive(into: buffer)
                 // A failed send names where it was going.
                 var failures: [IOError] = []
-                for (bytes, destination) in [(1, try SocketAddress(ip: "::1", port: 9)), (70_000, server.localAddress)] {
+                for (bytes, destination) in [(1, try SocketAddress(ip: "::1", port: 9)), (1, try SocketAddress(unixPath: "/tmp/ringloop-none")),
+                                             (70_000, server.localAddress)] {
                     do { try await client.send(IOBuffer([UInt8](repeating: 1, count: bytes)), to: destination) } catch let error as IOError { failures.append(error) }
                 }
-                #expect(failures.map(\.errno) == [Errno(EAFNOSUPPORT), Errno(EMSGSIZE)])
-                #expect(failures.map(\.path) == ["[::1]:9", server.localAddress.description])
+                #expect(failures.map(\.errno) == [Errno(EAFNOSUPPORT), Errno(EAFNOSUPPORT), Errno(EMSGSIZE)])
+                #expect(failures.map(\.path) == ["[::1]:9", "unix:/tmp/ringloop-none", server.localAddress.description])
+                #expect(failures[1].detail?.hasPrefix("the destination is Unix-domain, the socket IPv4 (bound to \(client.localAddress))") == true,
+                        "\(failures[1])")
                 try await client.close()
                 try await server.close()
                 return (buffer.bytes, from == server.localAddress)

@@ -131,6 +131,15 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The family's name, for errors that compare two addresses.
+    var familyName: String {
+        switch self {
+        case .ipv4: "IPv4"
+        case .ipv6: "IPv6"
+        case .unix: "Unix-domain"
+        }
+    }
+
     public var description: String {
         switch self {
         case .ipv4(let host, let port): "\(host):\(port)"

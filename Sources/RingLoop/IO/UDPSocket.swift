@@ -101,10 +101,19 @@ public final class UDPSocket: @unchecked Sendable {
     /// Sends `buffer`'s valid bytes as one datagram to `address` (`sendmsg`).
     ///
     /// - Throws: ``IOError`` naming the destination (`EMSGSIZE` for more than
-    ///   a datagram holds, `EAFNOSUPPORT` for an address of another family).
+    ///   a datagram holds, `EAFNOSUPPORT` for an address of a family this
+    ///   socket cannot reach: a Unix-domain path, or IPv6 from an IPv4 socket;
+    ///   an IPv6 socket reaches IPv4 addresses unless the system makes it IPv6-only).
     @discardableResult
     public nonisolated(nonsending) func send(_ buffer: IOBuffer, to address: SocketAddress) async throws -> Int {
         try address.validate()
+        // Checked here: the kernel answers a Unix-domain destination with a
+        // bare EINVAL.
+        if address.family != localAddress.family, !(address.family == AF_INET && localAddress.family == AF_INET6) {
+            throw IOError(operation: "sendmsg", errno: Errno(EAFNOSUPPORT), fd: descriptor.fd, path: address.description,
+                          detail: "the destination is \(address.familyName), the socket \(localAddress.familyName) (bound to \(localAddress)); "
+                              + "bind a socket to an address of the destination's family")
+        }
         do {
             return try await sendMessage(buffer, to: address)
         } catch var error as IOError {
