@@ -185,6 +185,44 @@ extension AllSuites {
             #expect(backend == .epoll)
         }
 
+        @Test("a receive that fills its buffer ends batching: the next wait returns at the first completion; smaller receives still batch",
+              arguments: allBackends)
+        func bulkReceiveEndsBatching(backend: Backend) async throws {
+            // 1 KiB receive buffers, so an 8 KiB write arrives as full buffers.
+            let (bulk, small) = try await onLoop(backend, uring: URingOptions(), receiveBuffers: .init(count: 32, size: 1024)) {
+                loop -> ([(receives: Int, bulk: Bool, expected: Int)], [(receives: Int, bulk: Bool, expected: Int)]) in
+                var polls: [(receives: Int, bulk: Bool, expected: Int)] = []
+                loop.pollObserver = { _, expected in polls.append((loop.receivesThisPoll, loop.bulkReceiveThisPoll, expected)) }
+                defer { loop.pollObserver = nil }
+                let peer = RecordingProtocol()
+                let server = try await loop.createServer(host: "127.0.0.1", port: 0) { peer }
+                let (client, _) = try await loop.createConnection(host: "127.0.0.1", port: server.localAddress.port!) { RecordingProtocol() }
+                try await waitUntil(loop) { server.connectionCount == 1 }
+                polls.removeAll()
+                try client.write([UInt8](repeating: 1, count: 8 * 1024))
+                try await waitUntil(loop) { peer.received.count == 8 * 1024 }
+                let bulk = polls
+                for round in 0..<5 {
+                    try client.write([UInt8](repeating: 2, count: 100))
+                    let target = peer.received.count + 100
+                    try await waitUntil(loop) { peer.received.count == target }
+                    // The first round's polls may still see the bulk batch.
+                    if round == 0 { polls.removeAll() }
+                }
+                let small = polls
+                client.close()
+                server.close()
+                server.closeClients()
+                await server.waitClosed()
+                return (bulk, small)
+            }
+            // Every wait asks for what the rule says: one completion after a
+            // full-buffer receive, as many as the last batch brought otherwise.
+            for poll in bulk + small { #expect(poll.expected == (poll.bulk ? 1 : poll.receives), "\(poll)") }
+            #expect(bulk.contains { $0.bulk && $0.receives >= 2 }, "a batch of full receives, whose wait expects one: \(bulk)")
+            #expect(small.contains { $0.receives >= 1 } && small.allSatisfy { !$0.bulk }, "\(small)")
+        }
+
         @Test("after a burst of receives, an idle loop with no timer sleeps instead of spinning through batch waits", arguments: allBackends)
         func idleAfterBurst(backend: Backend) async throws {
             let group = try LoopGroup(threads: 1, backend: backend)

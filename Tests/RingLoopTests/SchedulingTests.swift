@@ -115,7 +115,7 @@ extension AllSuites {
         func pollTimeoutFollowsNextLiveTimer(backend: Backend) async throws {
             let (timeouts, idleTimeout, slack) = try await withLoop(backend) { loop in
                 let seen = Box<[Duration?]>([])
-                loop.pollObserver = { seen.value.append($0) }
+                loop.pollObserver = { timeout, _ in seen.value.append(timeout) }
                 let early = try loop.callLater(.milliseconds(10)) {}
                 try loop.callLater(.milliseconds(200)) { loop.stop() }
                 early.cancel()

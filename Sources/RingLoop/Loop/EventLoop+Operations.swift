@@ -126,6 +126,7 @@ extension EventLoop: CancellableWait {
     /// inside it.
     func deliverCompletions() {
         receivesThisPoll = 0
+        bulkReceiveThisPoll = false
         for completion in completions {
             if completion.token.isHandler {
                 handlers.dispatch(completion)

@@ -124,7 +124,8 @@ extension EventLoop {
                 if timeout! > 0, case .uring = io { timeout! += timerSlackNanoseconds }
             }
         }
-        if let pollObserver { pollObserver(timeout.map { .nanoseconds($0) }) }
+        let expected = bulkReceiveThisPoll ? 1 : receivesThisPoll
+        if let pollObserver { pollObserver(timeout.map { .nanoseconds($0) }, expected) }
         ioCheckBudget -= 1 + count
         let force = ioCheckBudget <= 0
         if force { ioCheckBudget = Self.ioCheckInterval }
@@ -136,7 +137,7 @@ extension EventLoop {
         // nothing to learn either (completions need an enter under
         // DEFER_TASKRUN; epoll needs epoll_wait): skip it entirely.
         if timeout != 0 || force || io.hasPendingWork {
-            io.poll(timeout: timeout, force: force, expected: receivesThisPoll, into: &completions)
+            io.poll(timeout: timeout, force: force, expected: expected, into: &completions)
         }
         if parked { inbox.unpark() }
         if !completions.isEmpty { deliverCompletions() }

@@ -94,8 +94,9 @@ public final class EventLoop: @unchecked Sendable {
     /// the kernel; keeps I/O from starving behind a busy ready queue.
     @exclusivity(unchecked) var ioCheckBudget = EventLoop.ioCheckInterval
     static let ioCheckInterval = 64
-    /// Test hook: sees the timeout of every poll (`nil`: wait forever).
-    @exclusivity(unchecked) var pollObserver: ((Duration?) -> Void)?
+    /// Test hook: sees the timeout of every poll (`nil`: wait forever) and
+    /// how many completions a blocking wait is to hold out for.
+    @exclusivity(unchecked) var pollObserver: ((_ timeout: Duration?, _ expected: Int) -> Void)?
     /// Swift jobs (task steps and actor jobs) run so far: lets tests count
     /// the executor work an operation costs, exactly.
     @exclusivity(unchecked) var jobsRun = 0
@@ -115,6 +116,11 @@ public final class EventLoop: @unchecked Sendable {
     /// them): how many the next blocking wait expects again (see
     /// ``URingOptions/batchWaitMicroseconds``).
     @exclusivity(unchecked) var receivesThisPoll = 0
+    /// A receive of the last batch filled its whole buffer: a bulk stream,
+    /// whose next bytes are already on their way. The next wait then returns
+    /// at the first completion instead of holding out for a batch (Docs/Transports.md,
+    /// "One enter per iteration, and batched waits").
+    @exclusivity(unchecked) var bulkReceiveThisPoll = false
     /// Iterations run so far (tests bound latencies in iterations, not time).
     @exclusivity(unchecked) var iterations = 0
     /// The executor references jobs run on, made once.

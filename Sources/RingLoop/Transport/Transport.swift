@@ -305,6 +305,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         if !more { receiving = false }
         if flags & CompletionFlag.buffer != 0 {
             loop.receivesThisPoll += 1
+            if result == loop.io.receiveBuffers.size { loop.bulkReceiveThisPoll = true }
             let id = UInt16(truncatingIfNeeded: flags >> CompletionFlag.bufferShift)
             if result > 0, state == .open {
                 if readingWanted && heldReceives == nil {
