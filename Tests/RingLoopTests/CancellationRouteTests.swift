@@ -23,7 +23,7 @@ extension AllSuites {
         @Test("a spawned task's read, drain, accept and connect waits end through its route when it is cancelled",
               arguments: allBackends)
         func spawnedWaitsUseTheRoute(backend: Backend) async throws {
-            let (outcomes, routed) = try await onLoop(backend) { loop -> ([String], Int) in
+            let (outcomes, routed) = try await onLoop(backend) { loop -> ([String], [String: Int]) in
                 let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
                 let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
                 let server = try await listener.accept()
@@ -37,13 +37,13 @@ extension AllSuites {
                     ("connect", { _ = try await SocketStream.connect(host: "127.0.0.1", port: blackholed) }),
                 ]
                 var outcomes: [String] = []
-                var routed = 0
+                var routed: [String: Int] = [:]
                 for (name, wait) in waits {
                     let before = loop.routedWaits
                     let task = loop.spawn(name: name) { try await wait() }
                     // Armed means parked: the wait records itself just before it suspends.
                     try await waitUntil(loop) { loop.routedWaits > before }
-                    routed += loop.routedWaits - before
+                    routed[name] = loop.routedWaits - before
                     task.cancel()
                     outcomes.append("\(name): \(await outcome(task))")
                 }
@@ -51,7 +51,11 @@ extension AllSuites {
                 return (outcomes, routed)
             }
             #expect(outcomes == ["read: cancelled", "drain: cancelled", "accept: cancelled", "connect: cancelled"])
-            #expect(routed == 4)
+            // One routed wait each; a drain may have parked, resumed as the
+            // kernel took some of its bytes, and parked again within the
+            // millisecond between two checks.
+            #expect(routed["read"] == 1 && routed["accept"] == 1 && routed["connect"] == 1, "\(routed)")
+            #expect((routed["drain"] ?? 0) >= 1, "\(routed)")
         }
 
         @Test("a child task and a Task(executorPreference:) inside a spawned task are cancelled on their own, through their own handler",
