@@ -110,6 +110,12 @@ extension AllSuites {
         func largeWritesDoNotStarveOthers(backend: Backend) async throws {
             let (received, big, small) = try await onLoop(backend) { loop -> ([UInt8], [[UInt8]], [UInt8]) in
                 let (stream, peer, closePair) = try await connectedPair()
+                // Small fixed socket buffers: with the kernel's autotuning a
+                // send buffer can grow to 4 MiB and take a whole 2 MiB message
+                // before the peer reads, and the small write would then
+                // rightly go after the second one.
+                try stream.setOption(level: SOL_SOCKET, name: SO_SNDBUF, value: 64 << 10)
+                try peer.setOption(level: SOL_SOCKET, name: SO_RCVBUF, value: 64 << 10)
                 let big = (0..<4).map { pattern(2 << 20, seed: 40 + UInt64($0)) }
                 let small = pattern(100, seed: 50)
                 let writer = loop.spawn { for message in big { try await stream.writeAll(message) } }
