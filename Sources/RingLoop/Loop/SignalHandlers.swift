@@ -12,11 +12,7 @@ enum SignalRouting {
     static let loopsPerSignal = 128
 
     /// `loopsPerSignal` pipe write ends per signal number; -1 marks a free place.
-    nonisolated(unsafe) static let targets: UnsafeMutablePointer<Int32> = {
-        let targets = UnsafeMutablePointer<Int32>.allocate(capacity: slots * loopsPerSignal)
-        targets.initialize(repeating: -1, count: slots * loopsPerSignal)
-        return targets
-    }()
+    nonisolated(unsafe) static let targets = words(slots * loopsPerSignal, initially: -1)
 
     /// The dispositions replaced, restored when a signal's last handler goes.
     /// Its lock also serialises every change to ``targets``.
@@ -31,19 +27,19 @@ enum SignalRouting {
     /// read the other's word, sequentially consistent: at least one sees the
     /// other, so either the handler finds the descriptor gone or the closer
     /// waits for the handler.
-    nonisolated(unsafe) static let active: UnsafeMutablePointer<Int32> = {
-        let active = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-        active.initialize(to: 0)
-        return active
-    }()
+    nonisolated(unsafe) static let active = words(1, initially: 0)
 
     /// Test hook: milliseconds each handler waits between reading the
     /// descriptors and writing to them, to hold the race window open.
-    nonisolated(unsafe) static let pauseForTest: UnsafeMutablePointer<Int32> = {
-        let pause = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-        pause.initialize(to: 0)
-        return pause
-    }()
+    nonisolated(unsafe) static let pauseForTest = words(1, initially: 0)
+
+    /// Words the signal handler reads: allocated once, never freed, never
+    /// moved (a handler may run at any moment of the process's life).
+    private static func words(_ count: Int, initially value: Int32) -> UnsafeMutablePointer<Int32> {
+        let words = UnsafeMutablePointer<Int32>.allocate(capacity: count)
+        words.initialize(repeating: value, count: count)
+        return words
+    }
 
     static let handler: @convention(c) (Int32) -> Void = { signal in
         let saved = errno
