@@ -124,11 +124,17 @@ extension EventLoop {
                 if timeout! > 0, case .uring = io { timeout! += timerSlackNanoseconds }
             }
         }
-        let expected = bulkReceiveThisPoll ? 1 : receivesThisPoll
-        if let pollObserver { pollObserver(timeout.map { .nanoseconds($0) }, expected) }
         ioCheckBudget -= 1 + count
         let force = ioCheckBudget <= 0
         if force { ioCheckBudget = Self.ioCheckInterval }
+        // Send and receive blocks a busy moment left free go back to malloc
+        // once unused for a period; a sleeping loop wakes to return them.
+        if blocks.hasSurplus, timeout != 0 || force {
+            let wait = blocks.trim(now: now != 0 ? now : cu_monotonic_ns())
+            if timeout != 0, let wait { timeout = Swift.min(timeout ?? .max, Int64(clamping: wait)) }
+        }
+        let expected = bulkReceiveThisPoll ? 1 : receivesThisPoll
+        if let pollObserver { pollObserver(timeout.map { .nanoseconds($0) }, expected) }
         var parked = false
         if timeout != 0 {
             if inbox.park() { parked = true } else { timeout = 0 }
