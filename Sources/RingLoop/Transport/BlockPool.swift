@@ -79,7 +79,8 @@ final class BlockPool {
     }
 
     /// True when the pool holds more than ``floor``: the loop then calls
-    /// ``trim(now:)`` before it sleeps.
+    /// ``trim(now:)`` before it sleeps, and on its periodic forced poll
+    /// when it has no time to sleep.
     @inline(__always) var hasSurplus: Bool { freeCount > floor }
 
     /// Gives back the blocks that went unused for a whole period, once one
