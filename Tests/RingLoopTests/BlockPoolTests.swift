@@ -46,18 +46,19 @@ extension AllSuites {
                 // 512 blocks, twice the pool's floor.
                 let message = pattern(8 << 20, seed: 4)
                 var intact = true
-                var kept = 0, reallocated = 0
+                var kept = 0, allocatedByFirst = 0
                 for round in 0..<2 {
                     try transport.write(message)
                     let received = try await loop.offload { receiveBlocking(peer, count: message.count) }
                     intact = intact && received == message
                     try await waitUntil(loop) { transport.writeBufferSize == 0 && loop.blocks.outstanding == 0 }
-                    if round == 0 { kept = loop.blocks.freeCount; reallocated = loop.blocks.allocated } else { reallocated = loop.blocks.allocated - reallocated }
+                    if round == 0 { (kept, allocatedByFirst) = (loop.blocks.freeCount, loop.blocks.allocated) }
                 }
+                let reallocated = loop.blocks.allocated - allocatedByFirst
                 // No timer, no I/O: only the pool's own deadline can wake the
                 // loop before this offload ends, 400 ms (eight periods) later.
                 loop.blocks.period = 50_000_000
-                try await loop.offload { usleep(400_000) }
+                _ = try await loop.offload { usleep(400_000) }
                 let idle = loop.blocks.freeCount
                 transport.close()
                 server.close()

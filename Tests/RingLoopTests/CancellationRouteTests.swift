@@ -1,5 +1,6 @@
 import Glibc
 @testable import RingLoop
+import Synchronization
 import Testing
 
 /// The outcome of awaiting a task that was cancelled while it waited.
@@ -157,7 +158,40 @@ extension AllSuites {
             #expect(total == 200 + 5 * 1_000)
             #expect(cancelled == "cancelled")
         }
+
+        @Test("a stream read resumed while another thread holds its default actor comes back to the loop before touching its queue",
+              arguments: allBackends)
+        func readResumedOnBusyActor(backend: Backend) async throws {
+            let (read, returns) = try await onLoop(backend) { loop -> ([UInt8], Int) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
+                let server = try await listener.accept()
+                let tally = Tally()
+                let reader = loop.spawn { try await tally.readAndCount(client) }
+                try await tally.waitUntilReading(loop)
+                // A thread of the global executor takes the idle actor and
+                // keeps it for 100 ms; the reply comes meanwhile, so the read
+                // resumes on that thread once the hold ends.
+                let holding = HoldFlag()
+                let hold = Task.detached { await tally.hold(holding, milliseconds: 100) }
+                try await waitUntil(loop) { holding.isSet.load(ordering: .acquiring) }
+                let before = loop.loopReturns
+                try await server.writeAll(Array("busy".utf8))
+                let read = try await reader.value
+                await hold.value
+                let returns = loop.loopReturns - before
+                try await client.close(); try await server.close(); try await listener.close()
+                return (read, returns)
+            }
+            #expect(read == Array("busy".utf8))
+            #expect(returns >= 1, "the read's tail went through the loop to get back to its thread")
+        }
     }
+}
+
+/// Set by ``Tally/hold(_:milliseconds:)`` once it has the actor.
+private final class HoldFlag: Sendable {
+    let isSet = Atomic<Bool>(false)
 }
 
 /// An actor whose executor is the loop, reading a stream in its methods.
@@ -183,6 +217,12 @@ private actor Tally {
     var reading = false
 
     func bump() { total += 1 }
+
+    /// Keeps the actor (and the thread running it) busy for `milliseconds`.
+    func hold(_ holding: HoldFlag, milliseconds: UInt32) {
+        holding.isSet.store(true, ordering: .releasing)
+        usleep(milliseconds * 1_000)
+    }
 
     func readAndCount(_ stream: SocketStream) async throws -> [UInt8] {
         reading = true

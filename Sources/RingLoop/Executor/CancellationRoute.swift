@@ -104,11 +104,44 @@ extension EventLoop {
                 value = await _unsafeInheritExecutor_withUnsafeContinuation(body)
             } else {
                 value = await withUnsafeContinuation(body)
+                await returnToLoopThread()
             }
             route.disarm()
             return value
         }
-        return await suspendWithHandler(cancelling: target, id: id, body)
+        let value = await suspendWithHandler(cancelling: target, id: id, body)
+        let isolation = #isolation
+        if isolation != nil { await returnToLoopThread() }
+        return value
+    }
+
+    /// Brings a caller isolated to an actor back to the loop thread after a
+    /// wait, before it touches the loop's state again.
+    ///
+    /// A default actor entered from a loop task runs its jobs on the loop
+    /// (the task's executor preference) while it is idle; but a task resumed
+    /// while another thread is running the actor continues on that thread,
+    /// and what a stream or a waiter keeps belongs to the loop thread alone
+    /// (ThreadSanitizer caught a stream read's tail consuming its queue on a
+    /// global-executor thread while the loop used the same block pool). Each
+    /// round trip through the inbox resumes the task again; it is back on the
+    /// loop once the actor is idle when the resume comes. A closed loop has no
+    /// thread left to race with.
+    @inline(never)
+    nonisolated(nonsending) func returnToLoopThread() async {
+        while !isOnLoopThread {
+            let posted: Bool = await withUnsafeContinuation { continuation in
+                do {
+                    try callSoonThreadsafe { [self] in
+                        loopReturns &+= 1
+                        continuation.resume(returning: true)
+                    }
+                } catch {
+                    continuation.resume(returning: false)
+                }
+            }
+            if !posted { return }
+        }
     }
 
     /// ``suspend(cancelling:id:_:)`` for a task with no route: a handler of

@@ -154,6 +154,8 @@ extension EventLoop {
         } onCancel: {
             onLoopThread { [self] in cancelSleepOnLoop(id) }
         }
+        let isolation = #isolation
+        if isolation != nil { await returnToLoopThread() }
     }
 
     /// Sleeps on the loop running the current task: `EventLoop.sleep(for:)`.

@@ -112,6 +112,9 @@ public final class EventLoop: @unchecked Sendable {
     /// Waits that went through a route rather than a handler of their own
     /// (tests count them).
     @exclusivity(unchecked) var routedWaits = 0
+    /// Round trips a task made through the inbox to get back to the loop
+    /// thread after a wait resumed it elsewhere (``returnToLoopThread()``).
+    @exclusivity(unchecked) var loopReturns = 0
     /// Receives the last batch of completions brought (transports count
     /// them): how many the next blocking wait expects again (see
     /// ``URingOptions/batchWaitMicroseconds``).
