@@ -210,7 +210,7 @@ extension EventLoop {
         if closedFlag.load(ordering: .relaxed) { throw EventLoopError.closed(operation: "offload") }
         try Task.checkCancellation()
         let state = OffloadState<T>()
-        return try await withTaskCancellationHandler {
+        let value = try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
                 let item = ThreadPool.WorkItem { [self] in
                     let result = Result { try work() }
@@ -227,6 +227,9 @@ extension EventLoop {
         } onCancel: {
             state.cancel()
         }
+        let isolation = #isolation
+        if isolation != nil { await returnToLoopThread() }
+        return value
     }
 
     /// Alias of ``offload(_:)`` with asyncio's name.

@@ -170,7 +170,7 @@ public final class SocketListener: @unchecked Sendable {
         closed = true
         acceptor.close()
         acceptWaiters.resumeAll(())
-        if !acceptor.isClosed { await withUnsafeContinuation { closeWaiters.append($0) } }
+        if !acceptor.isClosed { await loop.suspendUncancellably { closeWaiters.append($0) } }
     }
 
     private func listenerClosed() {

@@ -310,7 +310,7 @@ final class StreamState: TransportProtocol, CancellableWait, @unchecked Sendable
     /// turns cancellation into an abort, which ends the wait promptly.
     nonisolated(nonsending) func waitUntilLost() async {
         if lost { return }
-        await withUnsafeContinuation { lostWaiters.append($0) }
+        await loop.suspendUncancellably { lostWaiters.append($0) }
     }
 
     /// Gives back what the queue holds (the stream is gone).

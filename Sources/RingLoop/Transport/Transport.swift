@@ -447,7 +447,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// it cannot overtake queued bytes.
     nonisolated(nonsending) func waitUntilSent() async {
         while (!sendQueue.isEmpty || sending), state == .open || state == .closing {
-            await withUnsafeContinuation { sentWaiters.append($0) }
+            await loop.suspendUncancellably { sentWaiters.append($0) }
         }
     }
 
