@@ -128,8 +128,7 @@ extension EventLoop {
     /// loop thread before returning, as ``suspend(cancelling:id:_:)`` does.
     nonisolated(nonsending) func suspendUncancellably(_ body: (UnsafeContinuation<Void, Never>) -> Void) async {
         await withUnsafeContinuation(body)
-        let isolation = #isolation
-        if isolation != nil { await returnToLoopThread() }
+        await returnToLoopThread()
     }
 
     /// Brings a caller isolated to an actor back to the loop thread after a
@@ -143,9 +142,18 @@ extension EventLoop {
     /// global-executor thread while the loop used the same block pool). Each
     /// round trip through the inbox resumes the task again; it is back on the
     /// loop once the actor is idle when the resume comes. A closed loop has no
-    /// thread left to race with.
-    @inline(never)
+    /// thread left to race with. A nonisolated caller (a loop task's own
+    /// code) resumes on its executor preference, the loop: nothing to do,
+    /// and that check is inlined.
+    @inline(__always)
     nonisolated(nonsending) func returnToLoopThread() async {
+        let isolation = #isolation
+        if isolation != nil { await comeBackToLoopThread() }
+    }
+
+    /// ``returnToLoopThread()``'s round trips through the inbox.
+    @inline(never)
+    private nonisolated(nonsending) func comeBackToLoopThread() async {
         while !isOnLoopThread {
             let posted: Bool = await withUnsafeContinuation { continuation in
                 do {
@@ -176,8 +184,7 @@ extension EventLoop {
         } onCancel: { [self] in
             _ = onLoopThread { target.cancelWait(id) }
         }
-        let isolation = #isolation
-        if isolation != nil { await returnToLoopThread() }
+        await returnToLoopThread()
         return value
     }
 }

@@ -154,8 +154,7 @@ extension EventLoop {
         } onCancel: {
             onLoopThread { [self] in cancelSleepOnLoop(id) }
         }
-        let isolation = #isolation
-        if isolation != nil { await returnToLoopThread() }
+        await returnToLoopThread()
     }
 
     /// Sleeps on the loop running the current task: `EventLoop.sleep(for:)`.
@@ -227,8 +226,7 @@ extension EventLoop {
         } onCancel: {
             state.cancel()
         }
-        let isolation = #isolation
-        if isolation != nil { await returnToLoopThread() }
+        await returnToLoopThread()
         return value
     }
 
