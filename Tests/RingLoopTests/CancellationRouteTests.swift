@@ -63,9 +63,7 @@ extension AllSuites {
               arguments: allBackends)
         func otherTasksKeepTheirOwnHandler(backend: Backend) async throws {
             let (results, routed) = try await onLoop(backend) { loop -> ([String], Int) in
-                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-                let server = try await listener.accept()
+                let (client, server, closePair) = try await connectedPair()
                 let before = loop.routedWaits
                 var results: [String] = []
 
@@ -91,7 +89,7 @@ extension AllSuites {
                 results.append(Task.isCancelled ? "parent cancelled" : "parent running")
                 try await server.writeAll(Array("still".utf8))
                 results.append(String(decoding: try await client.read(upTo: 16), as: UTF8.self))
-                try await client.close(); try await server.close(); try await listener.close()
+                try await closePair()
                 return (results, routed)
             }
             #expect(results == ["preferred cancelled", "child cancelled", "parent running", "still"])
@@ -102,9 +100,7 @@ extension AllSuites {
               arguments: allBackends)
         func waitInsideAnActor(backend: Backend) async throws {
             let (result, count) = try await onLoop(backend) { loop -> (String, Int) in
-                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-                let server = try await listener.accept()
+                let (client, server, closePair) = try await connectedPair()
                 let actor = ReadingActor(loop: loop)
                 // The read runs as the actor's job, isolated to the loop's serial executor.
                 let task = loop.spawn { try await actor.read(client) }
@@ -115,7 +111,7 @@ extension AllSuites {
                 try await server.writeAll(Array("ok".utf8))
                 _ = try await actor.read(client)
                 let count = await actor.reads
-                try await client.close(); try await server.close(); try await listener.close()
+                try await closePair()
                 return (result, count)
             }
             #expect(result == "cancelled")
@@ -126,9 +122,7 @@ extension AllSuites {
               arguments: allBackends)
         func defaultActorGetsItsIsolationBack(backend: Backend) async throws {
             let (read, total, cancelled) = try await onLoop(backend) { loop -> ([UInt8], Int, String) in
-                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-                let server = try await listener.accept()
+                let (client, server, closePair) = try await connectedPair()
                 // An idle default actor entered from a loop task runs its job
                 // on the loop (the task's executor preference), so its stream
                 // read is legal. (One already running on another thread would
@@ -151,7 +145,7 @@ extension AllSuites {
                 try await quiet.waitUntilReading(loop)
                 waiting.cancel()
                 let cancelled = await outcome(waiting)
-                try await client.close(); try await server.close(); try await listener.close()
+                try await closePair()
                 return (read, total, cancelled)
             }
             #expect(read == Array("hello".utf8))
@@ -163,9 +157,7 @@ extension AllSuites {
               arguments: allBackends)
         func readResumedOnBusyActor(backend: Backend) async throws {
             let (read, returns) = try await onLoop(backend) { loop -> ([UInt8], Int) in
-                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: listener.localAddress.port!)
-                let server = try await listener.accept()
+                let (client, server, closePair) = try await connectedPair()
                 let tally = Tally()
                 let reader = loop.spawn { try await tally.readAndCount(client) }
                 try await tally.waitUntilReading(loop)
@@ -180,7 +172,7 @@ extension AllSuites {
                 let read = try await reader.value
                 await hold.value
                 let returns = loop.loopReturns - before
-                try await client.close(); try await server.close(); try await listener.close()
+                try await closePair()
                 return (read, returns)
             }
             #expect(read == Array("busy".utf8))
