@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Paired A/B of echo servers: server CPU per echo, round by round.
+"""Paired A/B of echo servers: server CPU per echo (or per accepted
+connection, with --workload accept), round by round.
 
 Each round runs every variant once, in a new random order, with the server
 pinned to CPU 1 and the C load client to CPU 0, and reads the client's
@@ -13,6 +14,8 @@ comparing different servers.
   Benchmarks/Scripts/ab-echo.py --rounds 10 --size 262144 --connections 4 \\
       old=/tmp/EchoServer.old:uring:protocol new=.build/release/EchoServer:uring:protocol \\
       'plain-wait=.build/release/EchoServer:uring:protocol:RINGLOOP_URING_OPTIONS=batch-wait=0'
+  Benchmarks/Scripts/ab-echo.py --workload accept --connections 16 \\
+      old=/tmp/EchoServer.old:uring:protocol new=.build/release/EchoServer:uring:protocol
 
 A variant is NAME=SERVER:BACKEND:API[:ENV=VALUE,...]. The first is the
 baseline. Needs the load client (built from Benchmarks/C/load_client.c when
@@ -50,7 +53,7 @@ def run_once(server, backend, api, env, args):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env})
     try:
         time.sleep(0.5)
-        out = subprocess.run(["taskset", "-c", "0", CLIENT, "echo", "--port", str(port), "--server-pid", str(process.pid),
+        out = subprocess.run(["taskset", "-c", "0", CLIENT, args.workload, "--port", str(port), "--server-pid", str(process.pid),
                               "--connections", str(args.connections), "--size", str(args.size),
                               "--duration", str(args.seconds)], capture_output=True, text=True, timeout=args.seconds + 60)
         return json.loads(out.stdout)["server_cpu_ns_per_op"]
@@ -62,6 +65,8 @@ def run_once(server, backend, api, env, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--workload", choices=["echo", "accept"], default="echo",
+                        help="echo: requests on open connections; accept: connect, echo 1 B, close")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=3)
@@ -84,7 +89,9 @@ def main():
         rounds.append(results)
         print(f"round {round_index + 1}: " + ", ".join(f"{n} {results[n] / 1000:.1f} µs" for n, *_ in variants), flush=True)
     base = variants[0][0]
-    print(f"\nserver CPU per echo, {args.connections} × {args.size} B, {args.rounds} rounds (ratios paired per round, to {base})")
+    what = (f"per echo, {args.connections} × {args.size} B" if args.workload == "echo"
+            else f"per connection (connect, echo 1 B, close; {args.connections} at a time)")
+    print(f"\nserver CPU {what}, {args.rounds} rounds (ratios paired per round, to {base})")
     for name, *_ in variants:
         values = [r[name] for r in rounds]
         ratios = [r[name] / r[base] for r in rounds]

@@ -80,6 +80,46 @@ extension AllSuites {
             #expect(busyLeftNothing)
         }
 
+        @Test("every accepted TCP connection has TCP_NODELAY on, inherited from its listening socket: accept, serve and createServer, on IPv4 and IPv6",
+              arguments: allBackends)
+        func acceptedNoDelay(backend: Backend) async throws {
+            let (listenersOn, replies) = try await onLoop(backend) { loop -> ([Bool], [String]) in
+                let hosts = Capabilities.ipv6 ? ["127.0.0.1", "::1"] : ["127.0.0.1"]
+                let addresses = try hosts.map { try SocketAddress(ip: $0, port: 0) }
+                var listenersOn: [Bool] = []
+                var replies: [String] = []
+                for host in hosts {
+                    let listener = try await SocketListener.bind(host: host, port: 0)
+                    listenersOn.append(tcpNoDelay(listener.fileDescriptor))
+                    let client = try await SocketStream.connect(to: listener.localAddress)
+                    let accepted = try await listener.accept()
+                    replies.append("accept \(host) \(try accepted.noDelay)")
+                    try await accepted.close()
+                    try await client.close()
+                    try await listener.close()
+                }
+                // Each server answers with what the connection's own socket says.
+                let streamServer = try loop.serve(addresses: addresses) { stream in
+                    try await stream.writeAll(Array("serve \(try stream.noDelay)\n".utf8))
+                }
+                let protocolServer = try loop.createServer(addresses: addresses) { NoDelayReporter() }
+                for address in streamServer.localAddresses + protocolServer.localAddresses {
+                    let client = try await SocketStream.connect(to: address)
+                    replies.append("\(address) \(try await client.readLine() ?? "nothing")")
+                    try await client.close()
+                }
+                streamServer.close()
+                await streamServer.waitClosed()
+                protocolServer.close()
+                protocolServer.closeClients()
+                await protocolServer.waitClosed()
+                return (listenersOn, replies)
+            }
+            let families = Capabilities.ipv6 ? 2 : 1
+            #expect(listenersOn == [Bool](repeating: true, count: families), "set once, on the listening socket")
+            #expect(replies.count == 3 * families && replies.allSatisfy { $0.hasSuffix(" true") }, "\(replies)")
+        }
+
         @Test("reusePort lets two listeners share a port, and both really accept", arguments: allBackends)
         func reusePort(backend: Backend) async throws {
             let (same, counts) = try await onLoop(backend) { loop -> (Bool, [Int]) in
@@ -109,4 +149,21 @@ extension AllSuites {
             #expect(counts[0] > 0 && counts[1] > 0, "accepted per listener: \(counts)")
         }
     }
+}
+
+/// Whether `fd` has TCP_NODELAY on, read with getsockopt.
+private func tcpNoDelay(_ fd: Int32) -> Bool {
+    var value: Int32 = 0
+    var length = socklen_t(MemoryLayout<Int32>.size)
+    return getsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &value, &length) == 0 && value != 0
+}
+
+/// Answers each connection with one line: "createServer true" when its
+/// socket has TCP_NODELAY on.
+private final class NoDelayReporter: TransportProtocol, @unchecked Sendable {
+    func connectionMade(_ transport: Transport) throws {
+        try transport.write(Array("createServer \(tcpNoDelay(transport.fileDescriptor))\n".utf8))
+        transport.close()
+    }
+    func dataReceived(_ bytes: UnsafeRawBufferPointer) throws {}
 }

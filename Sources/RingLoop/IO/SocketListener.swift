@@ -19,13 +19,13 @@ import Glibc
 /// sequence: transient ones are retried, and running out of descriptors backs
 /// off and recovers by itself (see `Docs/Reliability.md`).
 ///
-/// Accepted streams are non-blocking, close-on-exec, and have TCP_NODELAY on.
+/// Accepted streams are non-blocking, close-on-exec, and have TCP_NODELAY on
+/// (from the listening socket, which every accepted socket inherits).
 public final class SocketListener: @unchecked Sendable {
     /// The bound address (with the real port when bound to port 0).
     public let localAddress: SocketAddress
     let loop: EventLoop
     private let acceptor: Acceptor
-    private let isUnix: Bool
     private let unixSocket: UnixSocketFile?
     private var pending = Deque<Int32>()
     /// The task in ``accept()`` (one at a time), woken to look again.
@@ -40,7 +40,6 @@ public final class SocketListener: @unchecked Sendable {
     init(fd: Int32, address: SocketAddress, loop: EventLoop, unixSocket: UnixSocketFile?) {
         localAddress = address
         self.loop = loop
-        isUnix = address.family == AF_UNIX
         self.unixSocket = unixSocket
         acceptWaiters = Waiters(loop: loop)
         acceptor = Acceptor(fd: fd, loop: loop, label: address.description)
@@ -134,7 +133,6 @@ public final class SocketListener: @unchecked Sendable {
         }
         let fd = pending.removeFirst()
         if pending.count == Self.pendingLimit / 2 { acceptor.start() }
-        if !isUnix { try? Sockets.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY", path: nil) }
         return SocketStream(fd: fd, loop: loop)
     }
 

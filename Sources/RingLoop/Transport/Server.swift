@@ -26,7 +26,10 @@ public final class Server: @unchecked Sendable {
     private let acceptors: [Acceptor]
     private var acceptorsClosed = 0
     private let factory: () -> any TransportProtocol
-    private var transports: [Transport] = []
+    // Touched at every accept and every close, and never across a callback
+    // (closeClients iterates a copy), so the runtime's dynamic exclusivity
+    // checks, about six per connection, are turned off for it.
+    @exclusivity(unchecked) private var transports: [Transport] = []
     /// Every listening socket is closed.
     private var listenerClosed: Bool { acceptorsClosed == acceptors.count }
     /// Callers of ``waitClosed()``.
@@ -65,7 +68,6 @@ public final class Server: @unchecked Sendable {
     }
 
     private func accepted(_ fd: Int32) {
-        if unixSocket == nil { try? Sockets.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY", path: nil) }
         let transport = Transport(fd: fd, loop: loop)
         transport.serverSlot = Int32(transports.count)
         transports.append(transport)

@@ -34,8 +34,9 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     // inout, so the runtime's dynamic exclusivity check has nothing to find.
     @exclusivity(unchecked) public private(set) var fileDescriptor: Int32
     /// Where ``server`` keeps this transport in its list (O(1) removal).
-    /// Next to the fd: two 32-bit fields, no padding.
-    var serverSlot: Int32 = -1
+    /// Next to the fd: two 32-bit fields, no padding. Only assigned, as the
+    /// fd is, so it goes unchecked too.
+    @exclusivity(unchecked) var serverSlot: Int32 = -1
 
     private var handlerID = HandlerID(slot: 0, generation: 0)
     var protocolObject: (any TransportProtocol)?
