@@ -103,7 +103,7 @@ extension EventLoop {
             if isolation == nil {
                 value = await _unsafeInheritExecutor_withUnsafeContinuation(body)
             } else {
-                value = await suspendIsolated(body)
+                value = await suspendUncancellably(body)
             }
             route.disarm()
             return value
@@ -111,24 +111,21 @@ extension EventLoop {
         return await suspendWithHandler(cancelling: target, id: id, body)
     }
 
-    /// ``suspend(cancelling:id:_:)`` for a caller isolated to an actor. Out of
-    /// line, as the return to the loop thread is: every parked stream task
-    /// holds `suspend`'s frame, and one more await in it pushed an idle
+    /// Suspends in `body`'s continuation with no cancellation handler of its
+    /// own, and comes back to the loop thread before returning. For a close
+    /// or a drain that must not be cut short, and for
+    /// ``suspend(cancelling:id:_:)``'s routed wait from an actor, whose
+    /// cancellation the route carries.
+    ///
+    /// Out of line, as the return to the loop thread is: every parked stream
+    /// task holds `suspend`'s frame, and one more await in it pushed an idle
     /// stream connection past the task allocator's first slab (2,008 →
     /// 3,031 bytes; Docs/Transports.md, "Memory per idle connection").
     @inline(never)
-    private nonisolated(nonsending) func suspendIsolated<T>(_ body: (UnsafeContinuation<T, Never>) -> Void) async -> T {
+    nonisolated(nonsending) func suspendUncancellably<T>(_ body: (UnsafeContinuation<T, Never>) -> Void) async -> T {
         let value = await withUnsafeContinuation(body)
         await returnToLoopThread()
         return value
-    }
-
-    /// Suspends in `body`'s continuation with no cancellation of its own (a
-    /// close or a drain that must not be cut short), and comes back to the
-    /// loop thread before returning, as ``suspend(cancelling:id:_:)`` does.
-    nonisolated(nonsending) func suspendUncancellably(_ body: (UnsafeContinuation<Void, Never>) -> Void) async {
-        await withUnsafeContinuation(body)
-        await returnToLoopThread()
     }
 
     /// Brings a caller isolated to an actor back to the loop thread after a
