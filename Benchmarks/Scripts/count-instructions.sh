@@ -9,16 +9,20 @@
 # not see: the kernel's share (80-95% of an echo's CPU) and the cost of each
 # instruction (an atomic retain counts as one).
 #
-#   Benchmarks/Scripts/count-instructions.sh [--api stream|protocol] [--backend uring|epoll]
-#       [--connections 1] [--size 64] [--seconds 3] [--top 25] [--server PATH]
+#   Benchmarks/Scripts/count-instructions.sh [--workload echo|accept] [--api stream|protocol]
+#       [--backend uring|epoll] [--connections 1] [--size 64] [--seconds 3] [--top 25] [--server PATH]
+#
+# --workload accept counts per accepted connection instead (the load client's
+# accept mode: connect, echo 1 B, close, --connections at a time).
 #
 # Needs valgrind (apt-get install valgrind). Prints the total and the
 # functions with the most instructions of their own, per echo.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-api=stream backend=uring connections=1 size=64 seconds=3 top=25 server=""
+workload=echo api=stream backend=uring connections=1 size=64 seconds=3 top=25 server=""
 while [ $# -gt 0 ]; do
     case "$1" in
+        --workload) workload=$2; shift 2 ;;
         --api) api=$2; shift 2 ;;
         --backend) backend=$2; shift 2 ;;
         --connections) connections=$2; shift 2 ;;
@@ -26,7 +30,7 @@ while [ $# -gt 0 ]; do
         --seconds) seconds=$2; shift 2 ;;
         --top) top=$2; shift 2 ;;
         --server) server=$2; shift 2 ;;
-        *) echo "usage: $0 [--api stream|protocol] [--backend uring|epoll] [--connections N] [--size B] [--seconds S] [--top N] [--server PATH]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--workload echo|accept] [--api stream|protocol] [--backend uring|epoll] [--connections N] [--size B] [--seconds S] [--top N] [--server PATH]" >&2; exit 2 ;;
     esac
 done
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install valgrind" >&2; exit 1; }
@@ -52,17 +56,19 @@ for _ in $(seq 600); do
 done
 grep -q "listening" "$work/server.log" || { echo "the server did not listen within 30 s" >&2; exit 1; }
 callgrind_control -z $pid >/dev/null 2>&1
-"$client" echo --port "$port" --server-pid $pid --connections "$connections" --size "$size" \
+case "$workload" in echo|accept) ;; *) echo "--workload is echo or accept, not $workload" >&2; exit 2 ;; esac
+"$client" "$workload" --port "$port" --server-pid $pid --connections "$connections" --size "$size" \
     --duration "$seconds" --warmup 0 --first-echo-timeout 30 >"$work/client.json"
 callgrind_control -d $pid >/dev/null 2>&1
 sleep 0.5
 kill -9 $pid 2>/dev/null || true
 wait $pid 2>/dev/null || true
 
-python3 - "$work" "$seconds" "$top" "$api" "$backend" "$connections" "$size" <<'PY'
+python3 - "$work" "$seconds" "$top" "$api" "$backend" "$connections" "$size" "$workload" <<'PY'
 import glob, json, re, subprocess, sys
 work, seconds, top = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-api, backend, connections, size = sys.argv[4:8]
+api, backend, connections, size, workload = sys.argv[4:9]
+unit = "connection" if workload == "accept" else "echo"
 client = json.load(open(f"{work}/client.json"))
 echoes = client["ops_per_s"] * seconds
 dumps = sorted(glob.glob(f"{work}/out.*"))
@@ -84,9 +90,9 @@ for line in flat.splitlines():
         # Lines inlined from another file (a C header) name no object.
         obj = m.group(2).split(" [")[-1].rstrip("]").split("/")[-1] if " [" in m.group(2) else "(inlined from " + where.split("/")[-1] + ")"
         rows.append((ir, name.split("(")[0], obj))
-print(f"EchoServer --api {api} --backend {backend}, {connections} connection(s) x {size} B, "
-      f"{echoes:,.0f} echoes in {seconds:g} s under callgrind")
-print(f"\nuser-space instructions per echo: {total / echoes:,.0f}\n")
+print(f"EchoServer --api {api} --backend {backend}, {workload}, {connections} connection(s) x {size} B, "
+      f"{echoes:,.0f} {unit}s in {seconds:g} s under callgrind")
+print(f"\nuser-space instructions per {unit}: {total / echoes:,.0f}\n")
 # Swift names read better demangled; the toolchain's demangler is optional.
 names = [name for _, name, _ in rows[:top]]
 try:
@@ -94,7 +100,7 @@ try:
                            capture_output=True, text=True, check=True).stdout.splitlines()
 except (OSError, subprocess.CalledProcessError):
     pass
-print("| instructions per echo | function | object |")
+print(f"| instructions per {unit} | function | object |")
 print("|---:|---|---|")
 for (ir, _, obj), name in zip(rows[:top], names):
     print(f"| {ir / echoes:,.0f} | `{name[:100]}` | {obj} |")
