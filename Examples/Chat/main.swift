@@ -3,7 +3,9 @@ import Glibc
 import RingLoop
 
 // A line-based chat server: each line a client sends goes, unchanged, to
-// every other connected client.
+// every other connected client. A last line that a client ends without "\n"
+// before it closes is passed on with one, so that it does not run into the
+// next line its readers get.
 //
 //   swift run -c release Chat --port 7100 [--backend auto|uring|epoll]
 //
@@ -118,10 +120,17 @@ do {
             } catch let error as IOError where error.code == .closed {
                 // Closed by the shutdown below, or cut off for falling behind.
             } catch let error as LimitOverrunError {
-                // Said straight away, not through the outbox: the stream
-                // closes (sending what is queued) as soon as this returns.
+                room.members[id] = nil
+                // Said straight away, not through the outbox, then EOF. The
+                // rest of what the client sends is read and dropped until it
+                // closes (for 1 s at most): closing with bytes unread would
+                // reset the connection, and a client still sending would read
+                // the reset instead of the reason.
                 try? await withTimeout(.seconds(1)) {
                     try await stream.writeAll(Array("line too long: the limit is \(error.limit) bytes\n".utf8))
+                    try await stream.shutdown(.write)
+                    let scratch = try IOBuffer(capacity: 64 * 1024)
+                    while try await stream.read(into: scratch) > 0 {}
                 }
             }
         }

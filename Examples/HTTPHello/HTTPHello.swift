@@ -251,7 +251,7 @@ enum HTTPHello {
             } catch is IncompleteReadError {
                 return   // the client closed between requests
             } catch is LimitOverrunError {
-                try await stream.writeAll(Refusal.headTooLarge.response)
+                try await refuse(.headTooLarge, stream)
                 return
             }
             let request: RequestHead
@@ -259,12 +259,12 @@ enum HTTPHello {
                 request = try RequestHead(head)
                 try await request.discardBody(stream)
             } catch let refusal as Refusal {
-                try await stream.writeAll(refusal.response)
+                try await refuse(refusal, stream)
                 return
             } catch is IncompleteReadError {
                 return   // the client closed inside the body
             } catch is LimitOverrunError {
-                try await stream.writeAll(Refusal.badRequest.response)   // a chunk line past the limit
+                try await refuse(.badRequest, stream)   // a chunk line past the limit
                 return
             }
             let replyHead = !request.keepAlive ? replyClosing : request.isHTTP11 ? replyHeader : replyKeepAlive
@@ -272,6 +272,25 @@ enum HTTPHello {
             if !request.keepAlive { return }
         }
     }
+
+    /// Answers a refused request, then closes the way nginx's and Apache's
+    /// "lingering close" does. Closing a socket with unread bytes in its
+    /// receive queue makes the kernel send a reset instead of a FIN, and a
+    /// client that is still sending (a long head, a large body) then reads
+    /// ECONNRESET instead of the answer. So: send the answer and EOF, then
+    /// read and drop what the client still sends until it closes, for at
+    /// most `lingerFor`.
+    static func refuse(_ refusal: Refusal, _ stream: SocketStream) async throws {
+        try await stream.writeAll(refusal.response)
+        try await stream.shutdown(.write)
+        let scratch = try IOBuffer(capacity: 64 * 1024)
+        let deadline = ContinuousClock.now + lingerFor
+        // The answer has gone; whatever ends the wait (the client's EOF or
+        // reset, the deadline) only ends it.
+        while ContinuousClock.now < deadline,
+              let read = try? await stream.read(into: scratch, timeout: deadline - ContinuousClock.now), read > 0 {}
+    }
+    static let lingerFor = Duration.seconds(2)
 
     /// Resumes the main task once a stop signal arrives.
     final class StopSignal: Sendable {

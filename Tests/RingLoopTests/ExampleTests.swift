@@ -32,6 +32,13 @@ extension AllSuites {
             try talkative.send(String(repeating: "y", count: 70_000) + "\n")
             #expect(try talkative.readLine() == "line too long: the limit is 65536 bytes")
             #expect(try talkative.readLine() == nil, "then it is disconnected")
+            // One still sending when it is told: the rest is read and dropped,
+            // so the reason arrives instead of a reset.
+            let flooding = try BlockingClient(port: port)
+            defer { flooding.close() }
+            try flooding.send(String(repeating: "z", count: 4_000_000) + "\n")
+            #expect(try flooding.readLine() == "line too long: the limit is 65536 bytes")
+            #expect(try flooding.readLine() == nil)
             try clients[0].send("still here\n")
             #expect(try clients[1].readLine() == "still here", "the others are not affected")
             #expect(try clients[2].readLine() == "still here")
@@ -189,6 +196,9 @@ extension AllSuites {
                 ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n", "413"),
                 ("NOT HTTP\r\n\r\n", "400"),
                 ("GET / HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 70_000) + "\r\n\r\n", "431"),
+                // Still unread when the answer goes: closing at once would reset
+                // the connection, and the client would read ECONNRESET, not 431.
+                ("GET / HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 4_000_000) + "\r\n\r\n", "431"),
                 ("POST / HTTP/1.1\r\nContent-Length: \t5 \r\nConnection: close\r\n\r\nhello", "200"),
             ]
             for (request, status) in cases {
@@ -349,7 +359,6 @@ final class BlockingClient {
         return Int(count) + buffered.count
     }
 
-    /// Reads more; false at EOF.
     /// The next `count` bytes; fewer only at EOF.
     func readBytes(_ count: Int) throws -> [UInt8] {
         while buffered.count < count, try fill() {}
@@ -357,6 +366,7 @@ final class BlockingClient {
         return Array(buffered.prefix(count))
     }
 
+    /// Reads more; false at EOF.
     private func fill() throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 4096)
         var n: Int

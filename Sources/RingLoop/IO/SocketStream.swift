@@ -414,6 +414,22 @@ public final class SocketStream: @unchecked Sendable {
     /// cancelled while the queue drains) the connection is aborted instead,
     /// dropping unsent bytes, and the descriptor is still closed.
     ///
+    /// As with any TCP socket, closing while bytes the peer sent are still
+    /// unread makes the kernel reset the connection instead of ending it, and
+    /// a peer that is still sending may then read the reset before the last
+    /// reply. To be sure a refusal is read (an HTTP 431 to a client still
+    /// sending its head), do what nginx's "lingering close" does:
+    ///
+    /// ```swift
+    /// try await stream.writeAll(refusal)
+    /// try await stream.shutdown(.write)     // the peer reads the reply, then EOF
+    /// let scratch = try IOBuffer(capacity: 64 * 1024)
+    /// _ = try? await withTimeout(.seconds(2)) {
+    ///     while try await stream.read(into: scratch) > 0 {}   // drop the rest until the peer closes
+    /// }
+    /// try await stream.close()
+    /// ```
+    ///
     /// - Throws: the connection's error, if a queued send failed and no read
     ///   or write has reported it yet.
     public nonisolated(nonsending) func close() async throws {
