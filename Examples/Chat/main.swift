@@ -121,17 +121,14 @@ do {
                 // Closed by the shutdown below, or cut off for falling behind.
             } catch let error as LimitOverrunError {
                 room.members[id] = nil
-                // Said straight away, not through the outbox, then EOF. The
-                // rest of what the client sends is read and dropped until it
-                // closes (for 1 s at most): closing with bytes unread would
-                // reset the connection, and a client still sending would read
-                // the reset instead of the reason.
+                // Said straight away, not through the outbox. Then EOF, and
+                // what the client still sends is dropped until it closes
+                // (for 1 s at most): a client still sending would otherwise
+                // read a reset instead of the reason.
                 try? await withTimeout(.seconds(1)) {
                     try await stream.writeAll(Array("line too long: the limit is \(error.limit) bytes\n".utf8))
-                    try await stream.shutdown(.write)
-                    let scratch = try IOBuffer(capacity: 64 * 1024)
-                    while try await stream.read(into: scratch) > 0 {}
                 }
+                _ = try? await stream.shutdownAndDrain(within: .seconds(1))
             }
         }
         for signal in [SIGTERM, SIGINT] {

@@ -273,24 +273,14 @@ enum HTTPHello {
         }
     }
 
-    /// Answers a refused request, then closes the way nginx's and Apache's
-    /// "lingering close" does. Closing a socket with unread bytes in its
-    /// receive queue makes the kernel send a reset instead of a FIN, and a
-    /// client that is still sending (a long head, a large body) then reads
-    /// ECONNRESET instead of the answer. So: send the answer and EOF, then
-    /// read and drop what the client still sends until it closes, for at
-    /// most `lingerFor`.
+    /// Answers a refused request, then lets the client finish sending
+    /// before the close (nginx's "lingering close", for at most 2 s): a
+    /// client still sending a long head or a large body would otherwise
+    /// read a reset instead of the answer.
     static func refuse(_ refusal: Refusal, _ stream: SocketStream) async throws {
         try await stream.writeAll(refusal.response)
-        try await stream.shutdown(.write)
-        let scratch = try IOBuffer(capacity: 64 * 1024)
-        let deadline = ContinuousClock.now + lingerFor
-        // The answer has gone; whatever ends the wait (the client's EOF or
-        // reset, the deadline) only ends it.
-        while ContinuousClock.now < deadline,
-              let read = try? await stream.read(into: scratch, timeout: deadline - ContinuousClock.now), read > 0 {}
+        try await stream.shutdownAndDrain(within: .seconds(2))
     }
-    static let lingerFor = Duration.seconds(2)
 
     /// Resumes the main task once a stop signal arrives.
     final class StopSignal: Sendable {

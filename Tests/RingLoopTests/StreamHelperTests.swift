@@ -250,6 +250,47 @@ extension AllSuites {
             #expect(toEnd == Array("abcdef".utf8))
         }
 
+        @Test("shutdownAndDrain: a client still sending reads the reply, not a reset; a client that never closes costs the limit; a closed stream throws",
+              arguments: allBackends)
+        func shutdownAndDrain(backend: Backend) async throws {
+            let (sent, reply, drained, waited, quiet, closedThrows) = try await onLoop(backend) { loop -> (Bool, [UInt8], Bool, Duration, Bool, Bool) in
+                let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
+                // 4 MB, far more than the socket buffers hold: the sender is
+                // still sending when the server refuses it.
+                let client = try await SocketStream.connect(to: listener.localAddress)
+                let server = try await listener.accept()
+                let sender = loop.spawn { () async -> (Bool, [UInt8]) in
+                    let sent = (try? await client.writeAll(pattern(4 << 20, seed: 9))) != nil
+                    let reply = (try? await client.readToEnd()) ?? []
+                    try? await client.close()
+                    return (sent, reply)
+                }
+                _ = try await server.readExactly(100)
+                try await server.writeAll(Array("refused\n".utf8))
+                let drained = try await server.shutdownAndDrain(within: .seconds(10))
+                try await server.close()
+                let (sent, reply) = try await sender.value
+
+                // A peer that neither sends nor closes: false, after the limit.
+                let idle = try await SocketStream.connect(to: listener.localAddress)
+                let quietServer = try await listener.accept()
+                let start = ContinuousClock.now
+                let quiet = try await quietServer.shutdownAndDrain(within: .milliseconds(100))
+                let waited = ContinuousClock.now - start
+                try await quietServer.close()
+                try await idle.close()
+
+                let closedThrows = await (try? quietServer.shutdownAndDrain(within: .seconds(1))) == nil
+                try await listener.close()
+                return (sent, reply, drained, waited, quiet, closedThrows)
+            }
+            #expect(sent, "the client's whole 4 MB went: it was read and dropped, not reset")
+            #expect(reply == Array("refused\n".utf8), "then the reply and EOF")
+            #expect(drained, "the drain ended with the client's close")
+            #expect(!quiet && waited >= .milliseconds(100) && waited < .seconds(5), "\(quiet) after \(waited)")
+            #expect(closedThrows)
+        }
+
         @Test("lines iterates to the end; write(contentsOf:) keeps the order of its buffers", arguments: allBackends)
         func linesAndVectoredWrites(backend: Backend) async throws {
             let got = try await onLoop(backend) { loop -> [String] in

@@ -406,6 +406,43 @@ public final class SocketStream: @unchecked Sendable {
         }
     }
 
+    /// Ends this side with EOF, then reads and drops what the peer still
+    /// sends until it ends its side too, for at most `limit`: nginx's
+    /// "lingering close", for a server that refuses a client mid-request.
+    ///
+    /// Closing with bytes the peer sent still unread makes the kernel reset
+    /// the connection, and a client that is still sending (a long HTTP head,
+    /// a large body) then reads the reset instead of the refusal. Call this
+    /// between the refusal and ``close()``:
+    ///
+    /// ```swift
+    /// try await stream.writeAll(Array("HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n".utf8))
+    /// try await stream.shutdownAndDrain(within: .seconds(2))
+    /// try await stream.close()
+    /// ```
+    ///
+    /// - Returns: true once the peer ended its side (EOF, or an error such as
+    ///   a reset), false when `limit` passed first or the task was cancelled.
+    /// - Throws: what ``shutdown(_:)`` throws (a stream already closed).
+    @discardableResult
+    public nonisolated(nonsending) func shutdownAndDrain(within limit: Duration) async throws -> Bool {
+        try await shutdown(.write)
+        let scratch = try IOBuffer(capacity: 16 * 1024)
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            do {
+                if try await read(into: scratch, timeout: deadline - ContinuousClock.now) == 0 { return true }
+            } catch let error as IOError where error.code == .timedOut {
+                return false
+            } catch is CancellationError {
+                return false
+            } catch {
+                return true   // the peer's reset or another end of the connection
+            }
+        }
+        return false
+    }
+
     /// Sends what is queued, then closes; returns once the descriptor is
     /// closed. Idempotent. A write of more than one chunk that another task
     /// has under way is queued to its end first, so it is sent whole.
@@ -417,18 +454,7 @@ public final class SocketStream: @unchecked Sendable {
     /// As with any TCP socket, closing while bytes the peer sent are still
     /// unread makes the kernel reset the connection instead of ending it, and
     /// a peer that is still sending may then read the reset before the last
-    /// reply. To be sure a refusal is read (an HTTP 431 to a client still
-    /// sending its head), do what nginx's "lingering close" does:
-    ///
-    /// ```swift
-    /// try await stream.writeAll(refusal)
-    /// try await stream.shutdown(.write)     // the peer reads the reply, then EOF
-    /// let scratch = try IOBuffer(capacity: 64 * 1024)
-    /// _ = try? await withTimeout(.seconds(2)) {
-    ///     while try await stream.read(into: scratch) > 0 {}   // drop the rest until the peer closes
-    /// }
-    /// try await stream.close()
-    /// ```
+    /// reply. ``shutdownAndDrain(within:)`` before `close()` prevents that.
     ///
     /// - Throws: the connection's error, if a queued send failed and no read
     ///   or write has reported it yet.
