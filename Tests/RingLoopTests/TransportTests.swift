@@ -221,6 +221,58 @@ extension AllSuites {
             #expect(reply == Array("after eof".utf8))
         }
 
+        @Test("half-close both ways closes: writeEOF after a kept-open EOF ends the connection", arguments: allBackends)
+        func halfCloseThenWriteEOF(backend: Backend) async throws {
+            let before = openDescriptorCount()
+            let (reply, events, lostError) = try await onLoop(backend) { loop -> ([UInt8], [String], String?) in
+                let recorder = RecordingProtocol()
+                recorder.keepOpenOnEOF = true
+                let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
+                try await client.shutdown(.write)
+                try await waitUntil(loop) { recorder.events.contains("eof") }
+                try recorder.transport!.write(Array("last words".utf8))
+                recorder.transport!.writeEOF()
+                let reply = try await client.readToEnd()
+                // No close() from the protocol: nothing can pass either way now.
+                try await waitUntil(loop) { recorder.lostCount > 0 }
+                try await client.close()
+                server.close()
+                await server.waitClosed()
+                return (reply, recorder.events, recorder.lostError.map { "\($0)" })
+            }
+            #expect(reply == Array("last words".utf8))
+            #expect(events == ["made", "eof", "lost"])
+            #expect(lostError == nil)
+            #expect(openDescriptorCount() == before)
+        }
+
+        @Test("half-close both ways closes: a kept-open EOF after writeEOF ends the connection", arguments: allBackends)
+        func writeEOFThenHalfClose(backend: Backend) async throws {
+            let before = openDescriptorCount()
+            let (reply, events) = try await onLoop(backend) { loop -> ([UInt8], [String]) in
+                let recorder = RecordingProtocol()
+                recorder.keepOpenOnEOF = true
+                let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
+                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
+                try await waitUntil(loop) { recorder.transport != nil }
+                try recorder.transport!.write(Array("first".utf8))
+                recorder.transport!.writeEOF()
+                let reply = try await client.readToEnd()
+                #expect(recorder.lostCount == 0)  // still open for receiving
+                try await client.writeAll(Array("then yours".utf8))
+                try await client.shutdown(.write)
+                try await waitUntil(loop) { recorder.lostCount > 0 }
+                try await client.close()
+                server.close()
+                await server.waitClosed()
+                return (reply, recorder.events)
+            }
+            #expect(reply == Array("first".utf8))
+            #expect(events == ["made", "data", "eof", "lost"])
+            #expect(openDescriptorCount() == before)
+        }
+
         @Test("createConnection drives a client protocol; bytes echo back intact", arguments: allBackends)
         func clientProtocol(backend: Backend) async throws {
             let message = pattern(300_000, seed: 3)

@@ -191,6 +191,8 @@ extension EventLoop {
         case .timer(let callback, let handle):
             if handle.isCancelled { return }
             do { try callback() } catch { report(error, from: .timer(when: handle.when)) }
+        case .connectionLost(let transport):
+            transport.reportLost()
         }
     }
 
@@ -235,6 +237,9 @@ extension EventLoop {
             if handle.isCancelled { return }
             what = "timer callback due at \(handle.when)"
             do { try callback() } catch { report(error, from: .timer(when: handle.when)) }
+        case .connectionLost(let transport):
+            what = "connectionLost"
+            transport.reportLost()
         }
         let elapsed = Duration.nanoseconds(Int64(clamping: cu_monotonic_ns() - start))
         if elapsed >= slowCallbackDuration {
@@ -382,7 +387,7 @@ extension EventLoop {
             globalConcurrentExecutor.enqueue(ExecutorJob(job))
         case .actorJob(let job):
             orphanedActorJobs.enqueue(job, executor: unownedSerialExecutor)
-        case .callback, .tracedCallback, .timer:
+        case .callback, .tracedCallback, .timer, .connectionLost:
             break
         }
     }

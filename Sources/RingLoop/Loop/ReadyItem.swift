@@ -29,4 +29,8 @@ enum ReadyItem {
     case job(UnownedJob, SpawnRecord?)
     /// A job of an actor whose executor is the loop: run isolated to it.
     case actorJob(UnownedJob)
+    /// A transport has closed its socket: tell its protocol
+    /// (`connectionLost`) and its server. A case of its own so that the end
+    /// of a connection allocates no closure.
+    case connectionLost(Transport)
 }

@@ -190,6 +190,12 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
 
     /// Closes the write side once everything queued is sent (`shutdown(SHUT_WR)`):
     /// the peer reads EOF, and this side can still receive.
+    ///
+    /// When the peer's EOF has come too (and ``TransportProtocol/eofReceived()``
+    /// kept the connection open), nothing more can pass either way, so the
+    /// transport then closes itself and `connectionLost(nil)` follows.
+    /// asyncio leaves such a socket open until `close()`; closing it here
+    /// means a protocol that half-closes both ways cannot leak its descriptor.
     public func writeEOF() {
         guard loop.isOnLoopThread else { loop.onLoopThread { [self] in writeEOF() }; return }
         guard state == .open, !writeEOFWanted else { return }
@@ -290,7 +296,11 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     private func shutdownWrite() {
         writeEOFDone = true
         _ = Glibc.shutdown(fileDescriptor, Int32(SHUT_WR))
-        if state == .closing { finishIfIdle() }
+        if state == .closing {
+            finishIfIdle()
+        } else if eofReceivedFlag {
+            close()  // both directions are finished (see writeEOF())
+        }
     }
 
     // MARK: Receiving
@@ -385,7 +395,9 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
                 return
             }
         }
-        if !keepOpen { close() }
+        // Kept open, but our side was shut down already: both directions
+        // are finished (see writeEOF()).
+        if !keepOpen || writeEOFDone { close() }
     }
 
     /// Stops calling ``TransportProtocol/dataReceived(_:)`` until
@@ -499,14 +511,20 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
             Glibc.close(fd)
         }
         loop.handlers.unregister(handlerID)
-        let error = closeError
-        loop.ready.append(.callback { [self] in
-            let protocolObject = self.protocolObject
-            self.protocolObject = nil
-            protocolObject?.connectionLost(error)
-            server?.removeTransport(self)
-            server = nil
-        })
+        // A ready item of its own rather than a callback: no closure context
+        // to allocate for every connection that ends.
+        loop.ready.append(.connectionLost(self))
+    }
+
+    /// Runs as the ``ReadyItem/connectionLost(_:)`` that ``finishIfIdle()``
+    /// queued, once per transport: the protocol hears the end, the server
+    /// lets go of the connection.
+    func reportLost() {
+        let protocolObject = self.protocolObject
+        self.protocolObject = nil
+        protocolObject?.connectionLost(closeError)
+        server?.removeTransport(self)
+        server = nil
     }
 
     /// Internal state, for diagnosing a stall.

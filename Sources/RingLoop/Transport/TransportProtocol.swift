@@ -29,7 +29,9 @@ public protocol TransportProtocol: AnyObject {
     /// copies.
     func dataReceived(_ bytes: UnsafeRawBufferPointer) throws
     /// The peer closed its side. Return `true` to keep the connection open
-    /// for writing (half-close); `false` (the default) closes it.
+    /// for writing (half-close); `false` (the default) closes it. Once this
+    /// side has shut down its writing too (``Transport/writeEOF()``), the
+    /// transport closes either way: nothing more can pass.
     func eofReceived() throws -> Bool
     /// The connection is closed: `nil` after an orderly close, the error
     /// otherwise (an ``IOError`` such as `.connectionReset`). Called exactly once.
