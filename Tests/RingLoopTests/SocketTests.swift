@@ -85,9 +85,9 @@ extension AllSuites {
             #expect(good == 1_000)
         }
 
-        @Test("half-close: shutdown(.write) then read the reply to EOF", arguments: allBackends)
+        @Test("half-close: shutdown(.write) then read the reply to EOF; the stream stays open until close()", arguments: allBackends)
         func halfClose(backend: Backend) async throws {
-            let reply = try await onLoop(backend) { loop -> [UInt8] in
+            let (reply, stillOpen) = try await onLoop(backend) { loop -> ([UInt8], Bool) in
                 let listener = try await SocketListener.bind(host: "127.0.0.1", port: 0)
                 loop.spawn {
                     let connection = try await listener.accept()
@@ -99,11 +99,16 @@ extension AllSuites {
                 try await stream.writeAll(Array("abc".utf8))
                 try await stream.shutdown(.write)
                 let reply = try await stream.readToEnd()
+                // Both directions have ended, but a stream is its owner's to
+                // close (a protocol's transport closes itself here).
+                try await loop.sleep(for: .milliseconds(10))
+                let stillOpen = stream.fileDescriptor >= 0
                 try await stream.close()
                 try await listener.close()
-                return reply
+                return (reply, stillOpen)
             }
             #expect(reply == Array("cba".utf8))
+            #expect(stillOpen)
         }
 
         @Test("a peer reset (SO_LINGER 0) mid-read is connectionReset", arguments: allBackends)

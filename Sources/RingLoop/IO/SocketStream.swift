@@ -32,6 +32,9 @@ public final class SocketStream: @unchecked Sendable {
 
     init(fd: Int32, loop: EventLoop, limit: Int = SocketStream.defaultLimit) {
         transport = Transport(fd: fd, loop: loop)
+        // The stream's owner closes it (or its deinit does): a stream shut
+        // down both ways keeps its descriptor until then.
+        transport.closesWhenBothEnded = false
         state = StreamState(loop: loop, transport: transport, limit: limit)
         transport.start(state)
     }

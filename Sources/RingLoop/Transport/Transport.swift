@@ -81,8 +81,14 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     private var sending = false
     private var writingPaused = false
     private var eofReceivedFlag = false
-    private var writeEOFWanted = false
-    private var writeEOFDone = false
+    /// How far ``writeEOF()`` has got: one byte for what were two flags,
+    /// which leaves room for the next one within the 184 bytes.
+    private enum WriteEnd { case none, wanted, done }
+    private var writeEnd = WriteEnd.none
+    /// Close once both directions have ended (see ``writeEOF()``). A
+    /// ``SocketStream`` turns it off: its owner closes it, and until then
+    /// its descriptor stays open (for options, `localAddress`, a raw call).
+    var closesWhenBothEnded = true
     var flushScheduled = false
 
     private static let receiveKind: UInt8 = 1
@@ -198,16 +204,16 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// means a protocol that half-closes both ways cannot leak its descriptor.
     public func writeEOF() {
         guard loop.isOnLoopThread else { loop.onLoopThread { [self] in writeEOF() }; return }
-        guard state == .open, !writeEOFWanted else { return }
-        writeEOFWanted = true
+        guard state == .open, writeEnd == .none else { return }
+        writeEnd = .wanted
         if sendQueue.isEmpty, !sending { shutdownWrite() }
     }
 
     private func checkWritable() throws {
         try loop.requireLoopThread("Transport.write")
-        guard state == .open, !writeEOFWanted else {
+        guard state == .open, writeEnd == .none else {
             throw IOError(operation: "write", errno: Errno(EPIPE), fd: fileDescriptor,
-                          detail: writeEOFWanted && state == .open ? "the write side is shut down (writeEOF() or shutdown(.write))" : IOError.closedDetail)
+                          detail: writeEnd != .none && state == .open ? "the write side is shut down (writeEOF() or shutdown(.write))" : IOError.closedDetail)
         }
     }
 
@@ -236,7 +242,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         flushScheduled = false
         guard !sending, state == .open || state == .closing, fileDescriptor >= 0 else { return }
         guard !sendQueue.isEmpty else {
-            if writeEOFWanted, !writeEOFDone { shutdownWrite() }
+            if writeEnd == .wanted { shutdownWrite() }
             return
         }
         let token = loop.handlers.token(handlerID, kind: Self.sendKind)
@@ -286,7 +292,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         if sendQueue.isEmpty { wakeSentWaiters() }
         if !sendQueue.isEmpty {
             flush()  // short send or more queued meanwhile: continue at once
-        } else if writeEOFWanted, !writeEOFDone {
+        } else if writeEnd == .wanted {
             shutdownWrite()
         } else if state == .closing {
             finishIfIdle()
@@ -294,11 +300,11 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     }
 
     private func shutdownWrite() {
-        writeEOFDone = true
+        writeEnd = .done
         _ = Glibc.shutdown(fileDescriptor, Int32(SHUT_WR))
         if state == .closing {
             finishIfIdle()
-        } else if eofReceivedFlag {
+        } else if eofReceivedFlag, closesWhenBothEnded {
             close()  // both directions are finished (see writeEOF())
         }
     }
@@ -397,7 +403,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         }
         // Kept open, but our side was shut down already: both directions
         // are finished (see writeEOF()).
-        if !keepOpen || writeEOFDone { close() }
+        if !keepOpen || (writeEnd == .done && closesWhenBothEnded) { close() }
     }
 
     /// Stops calling ``TransportProtocol/dataReceived(_:)`` until
