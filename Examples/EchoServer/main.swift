@@ -44,6 +44,9 @@ struct Options: ParsableCommand {
 extension Backend: ExpressibleByArgument {}
 
 let options = Options.parseOrExit()
+// Thousands of connections need more descriptors than the 1,024 most
+// shells allow; the hard limit is usually far higher (Go raises it alike).
+do { try DescriptorLimit.raiseToMaximum() } catch { say("note: \(error)", to: 2) }
 do {
     if options.threads > 1 {
         try await serveOnGroup(host: options.host, port: options.port, threads: options.threads,

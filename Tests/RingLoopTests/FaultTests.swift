@@ -13,13 +13,13 @@ extension AllSuites {
               arguments: allBackends, ["stream", "protocol"])
         func acceptSurvivesEMFILE(backend: Backend, api: String) async throws {
             let (records, recordsLog) = capturingLogger()
-            let outcome = try await onNewThread { () -> (cpu: Duration, replies: [String], backoffLogs: Int, recovered: Int) in
+            let outcome = try await onNewThread { () -> (cpu: Duration, replies: [String], backoffLogs: Int, recovered: Int, hinted: Bool) in
                 let loop = try EventLoop(backend: backend, logger: records)
                 defer {
                     try? loop.close()
                     expectClosedClean(loop)
                 }
-                return try loop.runUntilComplete { () async throws -> (cpu: Duration, replies: [String], backoffLogs: Int, recovered: Int) in
+                return try loop.runUntilComplete { () async throws -> (cpu: Duration, replies: [String], backoffLogs: Int, recovered: Int, hinted: Bool) in
                     // Lower the limit before the server exists: io_uring takes
                     // RLIMIT_NOFILE when an accept is prepared, not when it runs.
                     var old = rlimit()
@@ -44,19 +44,21 @@ extension AllSuites {
                     try await loop.sleep(for: .milliseconds(500))
                     let cpu = threadCPUTime() - cpuBefore
                     let backoffLogs = recordsLog.all.filter { $0.1.contains("retrying with backoff") }.count
+                    let hinted = recordsLog.all.contains { $0.1.contains("retrying with backoff") && $0.1.contains("DescriptorLimit.raiseToMaximum()") }
 
                     for fd in hogs { close(fd) }
                     try await waitUntil(loop) { clients.done.isSet }
                     join()
                     try await stop()
                     let recovered = recordsLog.all.filter { $0.1.contains("Accepting again") }.count
-                    return (cpu, clients.replies.all, backoffLogs, recovered)
+                    return (cpu, clients.replies.all, backoffLogs, recovered, hinted)
                 }
             }
             #expect(outcome.replies == ["hi 0", "hi 1", "hi 2"], "every connection made during the stall was served after it")
             #expect(outcome.cpu < .milliseconds(150), "the loop spun while descriptors ran out: \(outcome.cpu) of CPU in 500 ms")
             #expect(outcome.backoffLogs == 1, "one log line per episode, not one per retry")
             #expect(outcome.recovered == 1)
+            #expect(outcome.hinted, "the EMFILE warning names the descriptor limit and how to lift it")
         }
 
         @Test("connect to a Unix-domain listener whose backlog is full fails at once with EAGAIN, naming the backlog; it never succeeds unconnected or waits", arguments: allBackends)

@@ -188,7 +188,8 @@ final class Recorder<Element: Sendable>: Sendable {
     var count: Int { items.withLock { $0.count } }
 }
 
-/// A swift-log handler that keeps every message, so tests can assert on logs.
+/// A swift-log handler that keeps every message with its metadata, so
+/// tests can assert on logs.
 struct CapturingLogHandler: LogHandler {
     let records: Recorder<(Logger.Level, String)>
     var logLevel: Logger.Level = .trace
@@ -198,7 +199,8 @@ struct CapturingLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
     func log(event: LogEvent) {
-        records.append((event.level, "\(event.message)"))
+        let metadata = event.metadata.map { " \($0.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))" } ?? ""
+        records.append((event.level, "\(event.message)\(metadata)"))
     }
 }
 

@@ -138,8 +138,12 @@ final class Acceptor: CompletionHandler, @unchecked Sendable {
         if !episodeLogged {
             episodeLogged = true
             let level: Logger.Level = Self.exhaustion.contains(error.rawValue) ? .warning : .error
-            loop.logger.log(level: level, "accept failed; retrying with backoff",
-                            metadata: ["listener": "\(label)", "errno": "\(error)", "delay": "\(backoffDelay)"])
+            var metadata: Logger.Metadata = ["listener": "\(label)", "errno": "\(error)", "delay": "\(backoffDelay)"]
+            if error.rawValue == EMFILE {
+                // The usual cause on a fresh machine: a shell's 1,024.
+                metadata["hint"] = "the process's descriptor limit is \(DescriptorLimit.current) (hard limit \(DescriptorLimit.maximum)); DescriptorLimit.raiseToMaximum() or `ulimit -n` lifts it"
+            }
+            loop.logger.log(level: level, "accept failed; retrying with backoff", metadata: metadata)
         }
         let delay = backoffDelay
         backoffDelay = Swift.min(backoffDelay * 2, Self.maximumBackoff)
