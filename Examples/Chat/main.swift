@@ -46,7 +46,8 @@ func say(_ line: String, to fd: Int32 = 1) {
 
 let options = Options.parseOrExit()
 // Thousands of connections need more descriptors than the 1,024 most
-// shells allow; the hard limit is usually far higher (Go raises it alike).
+// shells allow; the hard limit is usually far higher (Go's runtime raises
+// the soft limit to it at start, too).
 do { try DescriptorLimit.raiseToMaximum() } catch { say("note: \(error)", to: 2) }
 let port = options.port
 let backend = options.backend

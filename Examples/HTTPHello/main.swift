@@ -41,7 +41,8 @@ extension Backend: ExpressibleByArgument {}
 
 let options = Options.parseOrExit()
 // Thousands of connections need more descriptors than the 1,024 most
-// shells allow; the hard limit is usually far higher (Go raises it alike).
+// shells allow; the hard limit is usually far higher (Go's runtime raises
+// the soft limit to it at start, too).
 do { try DescriptorLimit.raiseToMaximum() } catch { say("note: \(error)", to: 2) }
 
 do {

@@ -81,8 +81,9 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     private var sending = false
     private var writingPaused = false
     private var eofReceivedFlag = false
-    /// How far ``writeEOF()`` has got: one byte for what were two flags,
-    /// which leaves room for the next one within the 184 bytes.
+    /// How far ``writeEOF()`` has got. One byte where there were two flags,
+    /// so `closesWhenBothEnded` fits without growing the object past 184
+    /// bytes (Docs/Transports.md, "Memory per idle connection").
     private enum WriteEnd { case none, wanted, done }
     private var writeEnd = WriteEnd.none
     /// Close once both directions have ended (see ``writeEOF()``). A
