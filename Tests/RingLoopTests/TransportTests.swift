@@ -66,6 +66,23 @@ func waitUntil(_ loop: EventLoop, limit: Duration = .seconds(10), _ condition: (
     }
 }
 
+/// The half-close tests' set-up: a server whose protocol keeps its
+/// connection open at the peer's EOF, and a stream client connected to it.
+/// Closes the client and the server after `body`.
+nonisolated(nonsending) func withKeptOpenConnection<T>(
+    _ loop: EventLoop, _ body: (RecordingProtocol, SocketStream) async throws -> T
+) async throws -> T {
+    let recorder = RecordingProtocol()
+    recorder.keepOpenOnEOF = true
+    let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
+    let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
+    let result = try await body(recorder, client)
+    try await client.close()
+    server.close()
+    await server.waitClosed()
+    return result
+}
+
 /// Loops with the io_uring fallbacks forced: every combination a kernel
 /// without multishot or buffer rings would give.
 let uringVariants: [(String, URingOptions)] = [
@@ -204,19 +221,13 @@ extension AllSuites {
         @Test("half-close: eofReceived returning true keeps the connection open for writing", arguments: allBackends)
         func halfClose(backend: Backend) async throws {
             let reply = try await onLoop(backend) { loop -> [UInt8] in
-                let recorder = RecordingProtocol()
-                recorder.keepOpenOnEOF = true
-                let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
-                try await client.shutdown(.write)
-                try await waitUntil(loop) { recorder.events.contains("eof") }
-                try recorder.transport!.write(Array("after eof".utf8))
-                recorder.transport!.close()
-                let reply = try await client.readToEnd()
-                try await client.close()
-                server.close()
-                await server.waitClosed()
-                return reply
+                try await withKeptOpenConnection(loop) { recorder, client in
+                    try await client.shutdown(.write)
+                    try await waitUntil(loop) { recorder.events.contains("eof") }
+                    try recorder.transport!.write(Array("after eof".utf8))
+                    recorder.transport!.close()
+                    return try await client.readToEnd()
+                }
             }
             #expect(reply == Array("after eof".utf8))
         }
@@ -225,21 +236,16 @@ extension AllSuites {
         func halfCloseThenWriteEOF(backend: Backend) async throws {
             let before = openDescriptorCount()
             let (reply, events, lostError) = try await onLoop(backend) { loop -> ([UInt8], [String], String?) in
-                let recorder = RecordingProtocol()
-                recorder.keepOpenOnEOF = true
-                let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
-                try await client.shutdown(.write)
-                try await waitUntil(loop) { recorder.events.contains("eof") }
-                try recorder.transport!.write(Array("last words".utf8))
-                recorder.transport!.writeEOF()
-                let reply = try await client.readToEnd()
-                // No close() from the protocol: nothing can pass either way now.
-                try await waitUntil(loop) { recorder.lostCount > 0 }
-                try await client.close()
-                server.close()
-                await server.waitClosed()
-                return (reply, recorder.events, recorder.lostError.map { "\($0)" })
+                try await withKeptOpenConnection(loop) { recorder, client in
+                    try await client.shutdown(.write)
+                    try await waitUntil(loop) { recorder.events.contains("eof") }
+                    try recorder.transport!.write(Array("last words".utf8))
+                    recorder.transport!.writeEOF()
+                    let reply = try await client.readToEnd()
+                    // No close() from the protocol: nothing can pass either way now.
+                    try await waitUntil(loop) { recorder.lostCount > 0 }
+                    return (reply, recorder.events, recorder.lostError.map { "\($0)" })
+                }
             }
             #expect(reply == Array("last words".utf8))
             #expect(events == ["made", "eof", "lost"])
@@ -251,22 +257,17 @@ extension AllSuites {
         func writeEOFThenHalfClose(backend: Backend) async throws {
             let before = openDescriptorCount()
             let (reply, events) = try await onLoop(backend) { loop -> ([UInt8], [String]) in
-                let recorder = RecordingProtocol()
-                recorder.keepOpenOnEOF = true
-                let server = try await loop.createServer(host: "127.0.0.1", port: 0) { recorder }
-                let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
-                try await waitUntil(loop) { recorder.transport != nil }
-                try recorder.transport!.write(Array("first".utf8))
-                recorder.transport!.writeEOF()
-                let reply = try await client.readToEnd()
-                #expect(recorder.lostCount == 0)  // still open for receiving
-                try await client.writeAll(Array("then yours".utf8))
-                try await client.shutdown(.write)
-                try await waitUntil(loop) { recorder.lostCount > 0 }
-                try await client.close()
-                server.close()
-                await server.waitClosed()
-                return (reply, recorder.events)
+                try await withKeptOpenConnection(loop) { recorder, client in
+                    try await waitUntil(loop) { recorder.transport != nil }
+                    try recorder.transport!.write(Array("first".utf8))
+                    recorder.transport!.writeEOF()
+                    let reply = try await client.readToEnd()
+                    #expect(recorder.lostCount == 0)  // still open for receiving
+                    try await client.writeAll(Array("then yours".utf8))
+                    try await client.shutdown(.write)
+                    try await waitUntil(loop) { recorder.lostCount > 0 }
+                    return (reply, recorder.events)
+                }
             }
             #expect(reply == Array("first".utf8))
             #expect(events == ["made", "data", "eof", "lost"])

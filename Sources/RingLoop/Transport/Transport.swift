@@ -305,9 +305,16 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
         _ = Glibc.shutdown(fileDescriptor, Int32(SHUT_WR))
         if state == .closing {
             finishIfIdle()
-        } else if eofReceivedFlag, closesWhenBothEnded {
-            close()  // both directions are finished (see writeEOF())
+        } else {
+            closeIfBothEnded()
         }
+    }
+
+    /// The peer's EOF came (and was kept open) and this side's writing is
+    /// shut down: nothing more can pass either way, so a protocol's
+    /// transport closes (see ``writeEOF()``). Checked where either end comes.
+    private func closeIfBothEnded() {
+        if eofReceivedFlag, writeEnd == .done, closesWhenBothEnded { close() }
     }
 
     // MARK: Receiving
@@ -402,9 +409,7 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
                 return
             }
         }
-        // Kept open, but our side was shut down already: both directions
-        // are finished (see writeEOF()).
-        if !keepOpen || (writeEnd == .done && closesWhenBothEnded) { close() }
+        if keepOpen { closeIfBothEnded() } else { close() }
     }
 
     /// Stops calling ``TransportProtocol/dataReceived(_:)`` until
