@@ -40,7 +40,7 @@ public enum DescriptorLimit {
             throw IOError(operation: "setrlimit(RLIMIT_NOFILE)", errno: .current,
                           detail: "raising the soft limit to the hard limit, \(limit.rlim_max)")
         }
-        return current
+        return Int(clamping: limit.rlim_cur)
     }
 
     private static let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
