@@ -88,7 +88,7 @@ enum Sockets {
                 if rc == EAI_SYSTEM, cause != 0 {
                     return .failure(IOError(operation: "getaddrinfo", errno: Errno(cause), path: host))
                 }
-                return .failure(IOError(operation: "getaddrinfo", errno: nil, path: host, detail: said))
+                return .failure(IOError(operation: "getaddrinfo", errno: nil, path: host, detail: "\(resolverErrorName(rc)) (\(said))"))
             }
             defer { freeaddrinfo(list) }
             var found: [SocketAddress] = []
@@ -389,5 +389,23 @@ public enum ShutdownDirection: Sendable {
         case .write: Int32(SHUT_WR)
         case .both: Int32(SHUT_RDWR)
         }
+    }
+}
+
+/// The name of a getaddrinfo(3) result, as errors name an errno: the code
+/// says more to a search engine than the message in the reader's locale.
+func resolverErrorName(_ code: Int32) -> String {
+    switch code {
+    case EAI_NONAME: "EAI_NONAME"
+    case EAI_AGAIN: "EAI_AGAIN"
+    case EAI_FAIL: "EAI_FAIL"
+    case EAI_FAMILY: "EAI_FAMILY"
+    case EAI_SOCKTYPE: "EAI_SOCKTYPE"
+    case EAI_SERVICE: "EAI_SERVICE"
+    case EAI_MEMORY: "EAI_MEMORY"
+    case EAI_SYSTEM: "EAI_SYSTEM"
+    case EAI_BADFLAGS: "EAI_BADFLAGS"
+    case EAI_OVERFLOW: "EAI_OVERFLOW"
+    default: "EAI \(code)"
     }
 }
