@@ -65,6 +65,13 @@ let package = Package(
             name: "no-uring",
             path: "Tests/Helpers/NoURing"
         ),
+        // Test helper: uses the main actor from a loop on the main thread.
+        .executableTarget(
+            name: "main-actor-check",
+            dependencies: ["RingLoop"],
+            path: "Tests/Helpers/MainActorCheck",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "RingLoopTests",
             dependencies: ["RingLoop"],

@@ -76,6 +76,7 @@ extension EventLoop {
         }
         CurrentLoop.loop = self
         savedSignalMask = ProcessGuards.blockSIGPIPE()
+        if mainActorBridge == nil { mainActorBridge = MainActorBridge.make(for: self) }
     }
 
     private func exitRun() {

@@ -88,6 +88,9 @@ public final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) var exceptionHandlerStorage: ExceptionHandler?
     /// The signal pipe and handlers, made by the first ``addSignalHandler(_:_:)``.
     @exclusivity(unchecked) var signalWatcher: SignalWatcher?
+    /// Serves the main actor while this loop runs on the main thread; made
+    /// by the first run there (MainActorBridge.swift).
+    @exclusivity(unchecked) var mainActorBridge: MainActorBridge?
     /// ``addReader(_:_:)`` and ``addWriter(_:_:)`` watches.
     @exclusivity(unchecked) var watches: [DescriptorWatch.Key: DescriptorWatch] = [:]
     /// Iterations (plus callbacks) left before a zero-timeout poll must enter

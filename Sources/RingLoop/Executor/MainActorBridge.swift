@@ -1,0 +1,119 @@
+import CUring
+import Glibc
+
+/// Runs the main actor's jobs on a loop that runs on the process's main
+/// thread.
+///
+/// Why: top-level code (`main.swift`) is `@MainActor`, and so are its global
+/// variables. On Linux the main actor's jobs go to libdispatch's main queue,
+/// which only the main thread may drain, and `EventLoop.run` holds the main
+/// thread for as long as the program runs. Without this, the first
+/// `await MainActor.run { }`, `@MainActor` function or top-level variable
+/// touched from the loop's tasks waits forever.
+///
+/// How: the way Foundation's `RunLoop` does it on Linux. libdispatch
+/// signals an eventfd whenever the main queue gets work
+/// (`_dispatch_get_main_queue_handle_4CF`), and the thread that owns the
+/// queue drains it with `_dispatch_main_queue_callback_4CF`. The loop polls
+/// that eventfd like any descriptor (a poll SQE on io_uring, readiness on
+/// epoll) and drains the queue as a ready-queue callback: main-actor code
+/// runs on the loop thread, between the loop's other callbacks, and may use
+/// the loop's I/O directly. Nothing is paid per operation: one poll waits
+/// while the main queue is empty.
+///
+/// The eventfd is libdispatch's, made once per process; it is never closed
+/// here. Where the two functions cannot be found (a build that links the
+/// Swift runtime statically without exporting them), the main actor stays
+/// unserved, as before, and the loop logs it once at debug level.
+final class MainActorBridge: CompletionHandler {
+    private typealias HandleFunction = @convention(c) () -> Int32
+    private typealias DrainFunction = @convention(c) (UnsafeMutableRawPointer?) -> Void
+
+    /// libdispatch's run-loop hooks, looked up once (RTLD_DEFAULT: the
+    /// libdispatch the Swift runtime loaded).
+    private static let hooks: (handle: HandleFunction, drain: DrainFunction)? = {
+        guard let handle = dlsym(nil, "_dispatch_get_main_queue_handle_4CF"),
+              let drain = dlsym(nil, "_dispatch_main_queue_callback_4CF") else { return nil }
+        return (unsafeBitCast(handle, to: HandleFunction.self), unsafeBitCast(drain, to: DrainFunction.self))
+    }()
+
+    private unowned let loop: EventLoop
+    private let fd: Int32
+    private let drain: DrainFunction
+    private var handlerID = HandlerID(slot: 0, generation: 0)
+    private var polling = false
+    private var closing = false
+
+    /// The bridge for `loop`, when the calling thread is the process's main
+    /// thread (the one libdispatch bound the main queue to) and libdispatch
+    /// offers its hooks; nil otherwise.
+    static func make(for loop: EventLoop) -> MainActorBridge? {
+        guard cu_gettid() == getpid() else { return nil }
+        guard let hooks else {
+            loop.logger.debug("The main actor is not served by this loop: libdispatch's main-queue hooks were not found")
+            return nil
+        }
+        let fd = hooks.handle()
+        guard fd >= 0 else { return nil }
+        return MainActorBridge(loop: loop, fd: fd, drain: hooks.drain)
+    }
+
+    private init(loop: EventLoop, fd: Int32, drain: @escaping DrainFunction) {
+        self.loop = loop
+        self.fd = fd
+        self.drain = drain
+        handlerID = loop.handlers.register(self)
+        arm()
+    }
+
+    private func arm() {
+        guard !polling, !closing else { return }
+        polling = true
+        loop.io.submit(.poll(fd: fd, events: UInt32(POLLIN)), token: loop.handlers.token(handlerID, kind: 0))
+    }
+
+    func handleCompletion(kind: UInt8, result: Int32, flags: UInt32) {
+        polling = false
+        if closing {
+            finish()
+            return
+        }
+        guard result >= 0 else {
+            // Not expected of an eventfd; re-arming could spin on it.
+            loop.logger.error("The main actor is no longer served by this loop: its poll failed with \(Errno(result))")
+            closing = true
+            finish()
+            return
+        }
+        // Cleared before the drain: work queued during it signals anew.
+        var count: UInt64 = 0
+        _ = Glibc.read(fd, &count, MemoryLayout<UInt64>.size)
+        // From the ready queue, as any callback: the jobs run outside
+        // completion processing, and as steps of no loop task.
+        let drain = drain
+        loop.ready.append(.callback { drain(nil) })
+        arm()
+    }
+
+    func loopClosing() {
+        guard !closing else { return }
+        closing = true
+        if polling {
+            loop.io.cancel(loop.handlers.token(handlerID, kind: 0))
+        } else {
+            finish()
+        }
+    }
+
+    func loopAbandoned() {
+        closing = true
+        polling = false
+        finish()
+    }
+
+    private func finish() {
+        guard !polling else { return }
+        loop.io.unwatch(fd: fd)
+        loop.handlers.unregister(handlerID)
+    }
+}

@@ -1,0 +1,49 @@
+import Glibc
+import RingLoop
+
+// Test helper (MainActorTests): the main actor, used from a loop that runs on
+// the main thread, as top-level code does. Prints one line per check; a hang
+// is the failure this guards against, and the test's time limit catches it.
+
+let mainThread = pthread_self()
+var counter = 0            // top-level code: isolated to the main actor
+var queuedEarly = false
+
+/// Main-actor code using the loop's I/O directly: it runs on the loop thread.
+@MainActor func readOnMainActor() async throws -> Int {
+    try await EventLoop.sleep(for: .milliseconds(2))
+    let file = try await File.open("/proc/self/stat")
+    let count = try await file.read(into: IOBuffer(capacity: 16), at: 0)
+    try await file.close()
+    return count
+}
+
+// Queued on the main queue before any loop runs: the loop must serve it.
+Task { @MainActor in queuedEarly = true }
+
+try EventLoop.run {
+    let loop = try EventLoop.running()
+    print("backend \(loop.backend)")
+    await MainActor.run { counter += 1 }
+    print("global \(await counter)")
+    print("main thread \(await MainActor.run { pthread_self() == mainThread })")
+    print("main-actor read \(try await readOnMainActor())")
+    print("task value \(await Task { @MainActor in counter * 10 }.value)")
+    for _ in 0..<1_000 { await MainActor.run { counter += 1 } }
+    print("hops \(await counter)")
+    print("queued before the loop \(await queuedEarly)")
+    let server = try await loop.serve(host: "127.0.0.1", port: 0) { @MainActor stream in
+        // A handler isolated to the main actor, reading and writing.
+        let line = try await stream.readLine() ?? "nothing"
+        try await stream.writeAll(Array("main actor saw \(line)\n".utf8))
+    }
+    let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
+    try await client.writeAll(Array("ping\n".utf8))
+    print("handler \(try await client.readLine() ?? "closed")")
+    try await client.close()
+    server.close()
+    await server.waitClosed()
+}
+// A second loop on the main thread serves the main actor too.
+let again = try EventLoop.run { await MainActor.run { counter } }
+print("second loop \(again)")
