@@ -89,9 +89,19 @@ final class MainActorBridge: CompletionHandler {
         var count: UInt64 = 0
         _ = Glibc.read(fd, &count, MemoryLayout<UInt64>.size)
         // From the ready queue, as any callback: the jobs run outside
-        // completion processing, and as steps of no loop task.
-        let drain = drain
-        loop.ready.append(.callback { drain(nil) })
+        // completion processing, and as steps of no loop task. A loop closed
+        // from another thread runs what is left in its queue there, where
+        // a drain would be a libdispatch crash: the signal is put back for
+        // whichever loop serves the main thread next.
+        let (drain, fd) = (drain, fd)
+        loop.ready.append(.callback {
+            if cu_gettid() == getpid() {
+                drain(nil)
+            } else {
+                var one: UInt64 = 1
+                _ = Glibc.write(fd, &one, MemoryLayout<UInt64>.size)
+            }
+        })
         arm()
     }
 
