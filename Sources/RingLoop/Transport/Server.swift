@@ -230,7 +230,7 @@ extension EventLoop {
     ) async throws -> (Transport, P) {
         try requireLoopThread("createConnection")
         let fd = try await Sockets.connect(host: host, port: port, loop: self)
-        return start(fd: fd, tcp: true, factory())
+        return start(fd: fd, factory())
     }
 
     /// Connects to a Unix-domain socket: asyncio's `create_unix_connection`.
@@ -241,10 +241,11 @@ extension EventLoop {
     ) async throws -> (Transport, P) {
         try requireLoopThread("createConnection")
         let fd = try await Sockets.connect(to: SocketAddress(unixPath: path), loop: self)
-        return start(fd: fd, tcp: false, factory())
+        return start(fd: fd, factory())
     }
 
-    private func start<P: TransportProtocol>(fd: Int32, tcp: Bool, _ protocolObject: P) -> (Transport, P) {
+    /// A transport for the connected socket `fd`, driven by `protocolObject`.
+    func start<P: TransportProtocol>(fd: Int32, _ protocolObject: P) -> (Transport, P) {
         let transport = Transport(fd: fd, loop: self)
         transport.start(protocolObject)
         return (transport, protocolObject)
