@@ -1,3 +1,4 @@
+import CUring
 import Glibc
 
 /// Taking over sockets made elsewhere: a listener handed down by systemd
