@@ -26,6 +26,8 @@ extension AllSuites {
                 "queued before the loop true", // a job waiting since before the loop ran
                 "handler main actor saw ping", // a serve handler isolated to the main actor
                 "second loop 1001",            // a later loop on the main thread serves it too
+                "unclosed loop 1002",          // and one dropped without close()
+                "dropped",                     // whose deinit closed it
             ]
             #expect(output.split(separator: "\n").map(String.init) == expected, "\(output)")
         }

@@ -24,7 +24,8 @@ import Glibc
 /// The eventfd is libdispatch's, made once per process; it is never closed
 /// here. Where the two functions cannot be found (a build that links the
 /// Swift runtime statically without exporting them), the main actor stays
-/// unserved, as before, and the loop logs it once at debug level.
+/// unserved, as before, and each run on the main thread says so at debug
+/// level.
 final class MainActorBridge: CompletionHandler {
     private typealias HandleFunction = @convention(c) () -> Int32
     private typealias DrainFunction = @convention(c) (UnsafeMutableRawPointer?) -> Void
@@ -37,7 +38,12 @@ final class MainActorBridge: CompletionHandler {
         return (unsafeBitCast(handle, to: HandleFunction.self), unsafeBitCast(drain, to: DrainFunction.self))
     }()
 
-    private unowned let loop: EventLoop
+    /// Not retained: the loop holds the bridge (its handler table does), and
+    /// a loop dropped without `close()` must still reach its deinit, whose
+    /// teardown calls ``loopClosing()`` while the loop is being destroyed,
+    /// when a checked `unowned` reference would trap. The loop's memory is
+    /// valid for as long as the bridge can be called: only the loop calls it.
+    private unowned(unsafe) let loop: EventLoop
     private let fd: Int32
     private let drain: DrainFunction
     private var handlerID = HandlerID(slot: 0, generation: 0)

@@ -47,3 +47,10 @@ try EventLoop.run {
 // A second loop on the main thread serves the main actor too.
 let again = try EventLoop.run { await MainActor.run { counter } }
 print("second loop \(again)")
+// A loop dropped without close(): its deinit closes it, bridge included.
+do {
+    let loop = try EventLoop()
+    let value = try loop.runUntilComplete { await MainActor.run { counter + 1 } }
+    print("unclosed loop \(value)")
+}
+print("dropped")
