@@ -341,4 +341,14 @@ static inline int cu_fetch_add_seq_cst(int *p, int delta) { return __atomic_fetc
 /// The kernel thread id, for log lines and debug checks.
 static inline int cu_gettid(void) { return (int)syscall(SYS_gettid); }
 
+/// libdispatch's run-loop hooks for the main queue, which Foundation's
+/// RunLoop uses on Linux (MainActorBridge.swift). Declared weak: linked
+/// where the Swift runtime (and libdispatch with it) is linked statically,
+/// NULL where it is a shared library the executable does not name, and then
+/// found with dlsym.
+extern int _dispatch_get_main_queue_handle_4CF(void) __attribute__((weak));
+extern void _dispatch_main_queue_callback_4CF(void *message) __attribute__((weak));
+static inline void *cu_dispatch_main_queue_handle_function(void) { return (void *)&_dispatch_get_main_queue_handle_4CF; }
+static inline void *cu_dispatch_main_queue_drain_function(void) { return (void *)&_dispatch_main_queue_callback_4CF; }
+
 #endif

@@ -22,19 +22,21 @@ import Glibc
 /// while the main queue is empty.
 ///
 /// The eventfd is libdispatch's, made once per process; it is never closed
-/// here. Where the two functions cannot be found (a build that links the
-/// Swift runtime statically without exporting them), the main actor stays
-/// unserved, as before, and each run on the main thread says so at debug
-/// level.
+/// here. The two functions are found in a dynamic build and in one that
+/// links the Swift runtime statically (`--static-swift-stdlib`); where they
+/// cannot be, the main actor stays unserved, as before, and each run on the
+/// main thread says so at debug level.
 final class MainActorBridge: CompletionHandler {
     private typealias HandleFunction = @convention(c) () -> Int32
     private typealias DrainFunction = @convention(c) (UnsafeMutableRawPointer?) -> Void
 
-    /// libdispatch's run-loop hooks, looked up once (RTLD_DEFAULT: the
-    /// libdispatch the Swift runtime loaded).
+    /// libdispatch's run-loop hooks, found once: linked in a static build
+    /// (CUring.h declares them weak), else looked up in the libdispatch the
+    /// Swift runtime loaded (dlsym with RTLD_DEFAULT).
     private static let hooks: (handle: HandleFunction, drain: DrainFunction)? = {
-        guard let handle = dlsym(nil, "_dispatch_get_main_queue_handle_4CF"),
-              let drain = dlsym(nil, "_dispatch_main_queue_callback_4CF") else { return nil }
+        guard let handle = cu_dispatch_main_queue_handle_function() ?? dlsym(nil, "_dispatch_get_main_queue_handle_4CF"),
+              let drain = cu_dispatch_main_queue_drain_function() ?? dlsym(nil, "_dispatch_main_queue_callback_4CF")
+        else { return nil }
         return (unsafeBitCast(handle, to: HandleFunction.self), unsafeBitCast(drain, to: DrainFunction.self))
     }()
 
