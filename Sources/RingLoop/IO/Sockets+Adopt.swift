@@ -76,7 +76,6 @@ extension SocketStream {
     ///   outside a running loop.
     public convenience init(adopting fd: Int32) throws {
         let loop = try EventLoop.running()
-        try loop.requireLoopThread("SocketStream(adopting:)")
         _ = try Sockets.adopt(fd, as: .connected, operation: "SocketStream(adopting:)")
         self.init(fd: fd, loop: loop)
     }
@@ -90,7 +89,7 @@ extension SocketListener {
     ///
     /// ```swift
     /// let listener = try SocketListener(adopting: 3)   // systemd's first socket
-    /// let server = loop.serve(listener: listener) { stream in … }
+    /// let server = try loop.serve(listener: listener) { stream in … }
     /// ```
     ///
     /// The listener owns the descriptor from now on, and made it
@@ -104,7 +103,6 @@ extension SocketListener {
     ///   `EINVAL` (not listening); ``EventLoopError`` outside a running loop.
     public convenience init(adopting fd: Int32) throws {
         let loop = try EventLoop.running()
-        try loop.requireLoopThread("SocketListener(adopting:)")
         let address = try Sockets.adopt(fd, as: .listening, operation: "SocketListener(adopting:)")
         self.init(fd: fd, address: address, loop: loop, unixSocket: nil)
     }
