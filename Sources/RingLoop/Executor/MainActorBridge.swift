@@ -47,7 +47,8 @@ final class MainActorBridge: CompletionHandler {
     /// valid for as long as the bridge can be called: only the loop calls it.
     private unowned(unsafe) let loop: EventLoop
     private let fd: Int32
-    private let drain: DrainFunction
+    /// Drains the main queue; queued once per wake-up, made once.
+    private let drainCallback: () throws -> Void
     private var handlerID = HandlerID(slot: 0, generation: 0)
     private var polling = false
     private var closing = false
@@ -69,7 +70,17 @@ final class MainActorBridge: CompletionHandler {
     private init(loop: EventLoop, fd: Int32, drain: @escaping DrainFunction) {
         self.loop = loop
         self.fd = fd
-        self.drain = drain
+        // A loop closed from another thread runs what is left in its ready
+        // queue there, where a drain would be a libdispatch crash: the
+        // signal is put back for whichever loop serves the main thread next.
+        drainCallback = {
+            if cu_gettid() == getpid() {
+                drain(nil)
+            } else {
+                var one: UInt64 = 1
+                _ = Glibc.write(fd, &one, MemoryLayout<UInt64>.size)
+            }
+        }
         handlerID = loop.handlers.register(self)
         arm()
     }
@@ -97,19 +108,8 @@ final class MainActorBridge: CompletionHandler {
         var count: UInt64 = 0
         _ = Glibc.read(fd, &count, MemoryLayout<UInt64>.size)
         // From the ready queue, as any callback: the jobs run outside
-        // completion processing, and as steps of no loop task. A loop closed
-        // from another thread runs what is left in its queue there, where
-        // a drain would be a libdispatch crash: the signal is put back for
-        // whichever loop serves the main thread next.
-        let (drain, fd) = (drain, fd)
-        loop.ready.append(.callback {
-            if cu_gettid() == getpid() {
-                drain(nil)
-            } else {
-                var one: UInt64 = 1
-                _ = Glibc.write(fd, &one, MemoryLayout<UInt64>.size)
-            }
-        })
+        // completion processing, and as steps of no loop task.
+        loop.ready.append(.callback(drainCallback))
         arm()
     }
 
@@ -129,8 +129,9 @@ final class MainActorBridge: CompletionHandler {
         finish()
     }
 
+    /// Called with no poll in flight: its completion would find the
+    /// registration gone.
     private func finish() {
-        guard !polling else { return }
         loop.io.unwatch(fd: fd)
         loop.handlers.unregister(handlerID)
     }
