@@ -25,6 +25,8 @@ extension AllSuites {
                 "hops 1001",
                 "queued before the loop true", // a job waiting since before the loop ran
                 "handler main actor saw ping", // a serve handler isolated to the main actor
+                "handler main actor iterated one", // for-await over its lines there
+                "handler main actor iterated two",
                 "second loop 1001",            // a later loop on the main thread serves it too
                 "unclosed loop 1002",          // and one dropped without close()
                 "dropped",                     // whose deinit closed it

@@ -108,6 +108,8 @@ extension EventLoop {
             route.disarm()
             return value
         }
+        let isolation = #isolation
+        if isolation == nil { return await suspendWithPlainHandler(cancelling: target, id: id, body) }
         return await suspendWithHandler(cancelling: target, id: id, body)
     }
 
@@ -166,22 +168,77 @@ extension EventLoop {
         }
     }
 
-    /// ``suspend(cancelling:id:_:)`` for a task with no route: a handler of
-    /// its own. Out of line, so that the frame of every wait, parked in each
-    /// idle connection's task, stays small (Docs/Transports.md, "Memory per
-    /// idle connection").
+    /// ``suspend(cancelling:id:_:)`` for a caller isolated to an actor, with
+    /// no route: a handler of its own. Out of line, as the other waits are, so
+    /// that the frame of every wait, parked in each idle connection's task,
+    /// stays small (Docs/Transports.md, "Memory per idle connection").
+    ///
+    /// `isolation` is a parameter, not
+    /// inherited (`nonisolated(nonsending)`), because the handler's operation
+    /// closure must use it to be isolated to it, so that `body` runs in the
+    /// caller's isolation, on the loop thread: the standard library's
+    /// operation is `@concurrent` (see ``withLoopCancellationHandler(operation:onCancel:)``,
+    /// which cannot serve here: `body` belongs to the caller, and the
+    /// compiler cannot tell that the isolation it would run in is the
+    /// caller's).
     @inline(never)
-    private nonisolated(nonsending) func suspendWithHandler<T>(
+    private func suspendWithHandler<T>(
+        cancelling target: some CancellableWait,
+        id: UInt32,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (UnsafeContinuation<T, Never>) -> Void
+    ) async -> T {
+        let value = await withTaskCancellationHandler(operation: {
+            _ = isolation
+            return await withUnsafeContinuation(body)
+        }, onCancel: { [self] in
+            _ = onLoopThread { target.cancelWait(id) }
+        }, isolation: isolation)
+        await returnToLoopThread()
+        return value
+    }
+
+    /// ``suspend(cancelling:id:_:)`` for a nonisolated caller with no route
+    /// (a child task of a loop task: `async let`, `withTimeout`'s operation):
+    /// the handler's `@concurrent` operation lands on the task's preference,
+    /// the loop, so the plain handler serves, one executor switch cheaper
+    /// than the isolated one. Out of line, as the others.
+    @inline(never)
+    private nonisolated(nonsending) func suspendWithPlainHandler<T>(
         cancelling target: some CancellableWait,
         id: UInt32,
         _ body: (UnsafeContinuation<T, Never>) -> Void
     ) async -> T {
-        let value = await withTaskCancellationHandler {
+        await withTaskCancellationHandler {
             await withUnsafeContinuation(body)
         } onCancel: { [self] in
             _ = onLoopThread { target.cancelWait(id) }
         }
-        await returnToLoopThread()
-        return value
     }
 }
+
+/// `withTaskCancellationHandler` whose operation runs in the caller's
+/// isolation: the waits that install a handler of their own around a wait
+/// of their own (`sleep`, `offload`, a stream's close, the servers' waits)
+/// go through it.
+///
+/// Why not `withTaskCancellationHandler` alone: its operation closure is
+/// `@concurrent`, so the runtime runs it on the generic executor. A loop task
+/// prefers the loop, which keeps it there; but for a caller on an actor whose
+/// task does not prefer the loop (the main actor served by
+/// ``MainActorBridge``, a loop-bound actor called from a plain `Task { }`)
+/// that is a thread of Swift's global pool, where the operation touched loop
+/// state (`sleep` armed its timer there: ThreadSanitizer caught it). Here
+/// the operation takes the caller's isolation as its `isolated` parameter:
+/// the handler's closure only calls it, and the call goes to the caller's
+/// isolation, the loop thread, before any of its code runs. A loop task pays
+/// what the plain handler cost (the shim spares the handler's own hop in;
+/// `count-instructions.sh --workload accept` counts the same as before).
+nonisolated(nonsending) func withLoopCancellationHandler<T: Sendable>(
+    operation: (isolated (any Actor)?) async throws -> T,
+    onCancel: @Sendable () -> Void
+) async rethrows -> T {
+    let isolation = #isolation
+    return try await _unsafeInheritExecutor_withTaskCancellationHandler(operation: { try await operation(isolation) }, onCancel: onCancel)
+}
+

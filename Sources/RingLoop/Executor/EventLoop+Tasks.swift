@@ -145,7 +145,7 @@ extension EventLoop {
         try checkLoopThread("sleep")
         try Task.checkCancellation()
         let id = timers.reserve()
-        try await withTaskCancellationHandler {
+        try await withLoopCancellationHandler { _ in
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 if !timers.arm(id, deadline: deadline.nanoseconds, .resume(continuation)) {
                     continuation.resume(throwing: CancellationError())
@@ -209,7 +209,7 @@ extension EventLoop {
         if closedFlag.load(ordering: .relaxed) { throw EventLoopError.closed(operation: "offload") }
         try Task.checkCancellation()
         let state = OffloadState<T>()
-        let value = try await withTaskCancellationHandler {
+        let value = try await withLoopCancellationHandler { _ in
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
                 let item = ThreadPool.WorkItem { [self] in
                     let result = Result { try work() }

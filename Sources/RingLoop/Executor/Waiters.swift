@@ -9,6 +9,10 @@ final class Waiters<Value: Sendable>: CancellableWait, @unchecked Sendable {
     private let loop: EventLoop
     private var list: [(id: UInt32, continuation: UnsafeContinuation<Value, Never>, cancelled: Value)] = []
     private var nextID: UInt32 = 0
+    /// How many times ``resumeAll(_:)`` ran, and with what last: for a
+    /// waiter that looked before one and is recorded after it.
+    private var resumes: UInt32 = 0
+    private var lastValue: Value?
 
     init(loop: EventLoop) { self.loop = loop }
 
@@ -19,10 +23,20 @@ final class Waiters<Value: Sendable>: CancellableWait, @unchecked Sendable {
     nonisolated(nonsending) func wait(cancelled: Value) async -> Value {
         nextID &+= 1
         let id = nextID
+        let seen = resumes
         return await loop.suspend(cancelling: self, id: id) { continuation in
             // A cancel that ran before this waiter existed has set the flag:
-            // do not wait for it.
-            if Task.isCancelled { continuation.resume(returning: cancelled) } else { list.append((id, continuation, cancelled)) }
+            // do not wait for it. Nor for what was resumed in between: for a
+            // caller on an actor the waiter may be recorded a few loop steps
+            // after the caller looked (an executor switch goes round the
+            // ready queue, or the main queue), and that resume found no one.
+            if Task.isCancelled {
+                continuation.resume(returning: cancelled)
+            } else if resumes != seen, let lastValue {
+                continuation.resume(returning: lastValue)
+            } else {
+                list.append((id, continuation, cancelled))
+            }
         }
     }
 
@@ -34,6 +48,8 @@ final class Waiters<Value: Sendable>: CancellableWait, @unchecked Sendable {
 
     /// Resumes every waiter with `value`.
     func resumeAll(_ value: Value) {
+        resumes &+= 1
+        lastValue = value
         guard !list.isEmpty else { return }
         let resumed = list
         list = []

@@ -222,7 +222,7 @@ final class Descriptor {
             closing = true
             loop.cancelOperations(tokens)
             // No cancellation handler: this wait must not be cut short.
-            await loop.suspendUncancellably { closeWaiters.append($0) }
+            await loop.suspendUncancellably { if inFlight == 0 { $0.resume() } else { closeWaiters.append($0) } }
         }
         guard fd >= 0 else { return }  // another close finished meanwhile
         let fd = self.fd

@@ -27,7 +27,7 @@ public final class SocketListener: @unchecked Sendable {
     let loop: EventLoop
     private let acceptor: Acceptor
     private let unixSocket: UnixSocketFile?
-    private var pending = Deque<Int32>()
+    private(set) var pending = Deque<Int32>()
     /// The task in ``accept()`` (one at a time), woken to look again.
     private let acceptWaiters: Waiters<Void>
     private var closeWaiters: [UnsafeContinuation<Void, Never>] = []
@@ -140,6 +140,15 @@ public final class SocketListener: @unchecked Sendable {
     /// (the sequence then ends).
     public var connections: Connections { Connections(listener: self) }
 
+    /// The next accepted stream; nil once the listener is closed.
+    nonisolated(nonsending) func nextConnection() async throws -> SocketStream? {
+        do {
+            return try await accept()
+        } catch let error as IOError where error.code == .closed {
+            return nil
+        }
+    }
+
     /// An `AsyncSequence` of accepted streams.
     public struct Connections: AsyncSequence, Sendable {
         public typealias Element = SocketStream
@@ -147,12 +156,10 @@ public final class SocketListener: @unchecked Sendable {
 
         public struct AsyncIterator: AsyncIteratorProtocol {
             let listener: SocketListener
-            public mutating func next() async throws -> SocketStream? {
-                do {
-                    return try await listener.accept()
-                } catch let error as IOError where error.code == .closed {
-                    return nil
-                }
+            public mutating func next() async throws -> SocketStream? { try await listener.nextConnection() }
+            // As LineSequence's: for-await accepts in the caller's isolation.
+            public mutating func next(isolation actor: isolated (any Actor)?) async throws -> SocketStream? {
+                try await listener.nextConnection()
             }
         }
 
@@ -168,7 +175,11 @@ public final class SocketListener: @unchecked Sendable {
         closed = true
         acceptor.close()
         acceptWaiters.resumeAll(())
-        if !acceptor.isClosed { await loop.suspendUncancellably { closeWaiters.append($0) } }
+        // Looked at again as the wait is recorded: for a caller on an actor,
+        // the wait may start a few loop steps later (see Waiters.wait).
+        if !acceptor.isClosed {
+            await loop.suspendUncancellably { if acceptor.isClosed { $0.resume() } else { closeWaiters.append($0) } }
+        }
     }
 
     private func listenerClosed() {

@@ -468,7 +468,7 @@ public final class SocketStream: @unchecked Sendable {
         let failure = state.failure
         state.wakeForClose()
         if Task.isCancelled { transport.abort() } else { transport.close() }
-        await withTaskCancellationHandler {
+        await withLoopCancellationHandler { _ in
             await state.waitUntilLost()
         } onCancel: { [transport] in
             transport.abort()

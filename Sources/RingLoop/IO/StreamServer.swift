@@ -118,7 +118,7 @@ public final class StreamServer: @unchecked Sendable {
     /// Serves until ``close()`` is called, or the calling task is cancelled
     /// (which closes the server).
     public nonisolated(nonsending) func serveForever() async throws {
-        await withTaskCancellationHandler {
+        await withLoopCancellationHandler { _ in
             for task in acceptTasks { _ = await task.result }
         } onCancel: { [loop, self] in
             loop.onLoopThread { self.close() }

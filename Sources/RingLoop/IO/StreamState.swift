@@ -38,6 +38,11 @@ final class StreamState: TransportProtocol, CancellableWait, @unchecked Sendable
     @exclusivity(unchecked) private var reader: UnsafeContinuation<Wake, Never>?
     /// Writers waiting for a write of many chunks to end (see ``waitForWriteTurn()``).
     private var turnWaiters: UInt32 = 0
+    /// What was queued when the reader looked and chose to wait (its low 32
+    /// bits: the queue pauses far below 4 GiB), in the object rather than in
+    /// park()'s frame, which every idle connection's task holds (the
+    /// object's allocation stays at 152 usable bytes with it).
+    private var queuedAtPark: UInt32 = 0
 
     // The flags last, together: one object per connection, no padding
     // between them (see Docs/Transports.md, "Memory per idle connection").
@@ -207,12 +212,21 @@ final class StreamState: TransportProtocol, CancellableWait, @unchecked Sendable
         nextID &+= 1
         let id = nextID
         readerID = id
+        queuedAtPark = UInt32(truncatingIfNeeded: inbound.count)
         return await loop.suspend(cancelling: self, id: id) {
             reader = $0
             // A cancel that ran before this wait was recorded has set the
             // flag and will not come again: look at it here. wakeReader also
-            // stops the read timer checkCanPark armed.
-            if Task.isCancelled { wakeReader(.cancelled) }
+            // stops the read timer checkCanPark armed. So may bytes, the end
+            // or a close: for a caller on an actor, the wait can be recorded
+            // a few loop steps after the caller looked (an executor switch
+            // goes round the ready queue, or the main queue), and what came
+            // in between found no reader to wake.
+            if Task.isCancelled {
+                wakeReader(.cancelled)
+            } else if UInt32(truncatingIfNeeded: inbound.count) != queuedAtPark || eof || closedLocally {
+                wakeReader(.ready)
+            }
         }
     }
 
@@ -299,8 +313,15 @@ final class StreamState: TransportProtocol, CancellableWait, @unchecked Sendable
             nextID &+= 1
             let id = nextID
             let wake = await loop.suspend(cancelling: self, id: id) { (continuation: UnsafeContinuation<Wake, Never>) in
-                // Cancelled before the wait was recorded: see park().
-                if Task.isCancelled { continuation.resume(returning: .cancelled) } else { drainWaiters.append((id, continuation)) }
+                // Cancelled before the wait was recorded, or unblocked
+                // meanwhile: see park().
+                if Task.isCancelled {
+                    continuation.resume(returning: .cancelled)
+                } else if !blocked() || lost {
+                    continuation.resume(returning: .ready)
+                } else {
+                    drainWaiters.append((id, continuation))
+                }
             }
             if wake == .cancelled { throw CancellationError() }
         }
@@ -310,7 +331,7 @@ final class StreamState: TransportProtocol, CancellableWait, @unchecked Sendable
     /// turns cancellation into an abort, which ends the wait promptly.
     nonisolated(nonsending) func waitUntilLost() async {
         if lost { return }
-        await loop.suspendUncancellably { lostWaiters.append($0) }
+        await loop.suspendUncancellably { if lost { $0.resume() } else { lostWaiters.append($0) } }
     }
 
     /// Gives back what the queue holds (the stream is gone).

@@ -137,7 +137,7 @@ public final class Server: @unchecked Sendable {
             return
         }
         if !listenerClosed {
-            await withTaskCancellationHandler {
+            await withLoopCancellationHandler { _ in
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                     if listenerClosed { continuation.resume() } else { serveWaiters.append(continuation) }
                 }

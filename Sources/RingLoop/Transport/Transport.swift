@@ -471,10 +471,13 @@ public final class Transport: CompletionHandler, @unchecked Sendable {
     /// connection is gone): what a raw write to the socket must wait for, so
     /// it cannot overtake queued bytes.
     nonisolated(nonsending) func waitUntilSent() async {
-        while (!sendQueue.isEmpty || sending), state == .open || state == .closing {
-            await loop.suspendUncancellably { sentWaiters.append($0) }
+        while unsent {
+            await loop.suspendUncancellably { if unsent { sentWaiters.append($0) } else { $0.resume() } }
         }
     }
+
+    /// Bytes are queued or in flight on a connection that can still send them.
+    private var unsent: Bool { (!sendQueue.isEmpty || sending) && (state == .open || state == .closing) }
 
     private func wakeSentWaiters() {
         guard !sentWaiters.isEmpty else { return }

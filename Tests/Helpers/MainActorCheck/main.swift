@@ -36,10 +36,29 @@ try EventLoop.run {
         // A handler isolated to the main actor, reading and writing.
         let line = try await stream.readLine() ?? "nothing"
         try await stream.writeAll(Array("main actor saw \(line)\n".utf8))
+        for try await line in stream.lines {
+            try await stream.writeAll(Array("main actor iterated \(line)\n".utf8))
+        }
     }
     let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
-    try await client.writeAll(Array("ping\n".utf8))
-    print("handler \(try await client.readLine() ?? "closed")")
+    try await client.writeAll(Array("ping\none\ntwo\n".utf8))
+    try await client.shutdown(.write)
+    // A main-actor task without the loop as its preference (a plain
+    // `Task { }`): its waits must still run on the loop thread. A wait's
+    // cancellation handler used to run its body on Swift's global pool (a
+    // race with the loop; this read hung one run in four when the EOF came
+    // in between), and for-await must keep the task's isolation
+    // (`next(isolation:)`) or the read is refused off the loop thread.
+    let replies = try await Task { @MainActor in
+        try await EventLoop.sleep(for: .milliseconds(1))
+        let file = try await File.open("/proc/self/stat")
+        let count = try await file.read(into: IOBuffer(capacity: 16), at: 0)
+        try await file.close()
+        var replies: [String] = count == 16 ? [] : ["the file read \(count) bytes"]
+        for try await line in client.lines { replies.append(line) }
+        return replies
+    }.value
+    for line in replies { print("handler \(line)") }
     try await client.close()
     server.close()
     await server.waitClosed()
