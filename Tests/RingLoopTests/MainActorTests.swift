@@ -24,7 +24,8 @@ extension AllSuites {
                 "task value 10",
                 "hops 1001",
                 "queued before the loop true", // a job waiting since before the loop ran
-                "handler main actor saw ping", // a serve handler isolated to the main actor
+                "request and reply 300",       // a serve handler isolated to the main actor, each
+                                               // of its waits woken however late it is recorded
                 "handler main actor iterated one", // for-await over its lines there
                 "handler main actor iterated two",
                 "second loop 1001",            // a later loop on the main thread serves it too

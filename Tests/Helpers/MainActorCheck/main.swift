@@ -41,7 +41,19 @@ try EventLoop.run {
         }
     }
     let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
-    try await client.writeAll(Array("ping\none\ntwo\n".utf8))
+    try await client.writeAll(Array("ping\n".utf8))
+    // Request and reply, one at a time: the handler's reads wait each time,
+    // and its task prefers the loop, so each wait is recorded a step after
+    // the handler looked (the switch back to the main actor goes round the
+    // main queue); a line that lands in between must still wake it.
+    var answered = 0
+    for round in 0..<300 {
+        if round > 0 { try await client.writeAll(Array("r\(round)\n".utf8)) }
+        let reply = try await withTimeout(.seconds(5)) { try await client.readLine() }
+        if reply == (round == 0 ? "main actor saw ping" : "main actor iterated r\(round)") { answered += 1 }
+    }
+    print("request and reply \(answered)")
+    try await client.writeAll(Array("one\ntwo\n".utf8))
     try await client.shutdown(.write)
     // A main-actor task without the loop as its preference (a plain
     // `Task { }`): its waits must still run on the loop thread. A wait's
