@@ -24,6 +24,7 @@ extension AllSuites {
                 "task value 10",
                 "hops 1001",
                 "queued before the loop true", // a job waiting since before the loop ran
+                "zero timeout timed out",      // a timer that fires before its wait is recorded
                 "request and reply 300",       // a serve handler isolated to the main actor, each
                                                // of its waits woken however late it is recorded
                 "handler main actor iterated one", // for-await over its lines there

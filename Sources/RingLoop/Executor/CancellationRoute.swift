@@ -173,14 +173,13 @@ extension EventLoop {
     /// that the frame of every wait, parked in each idle connection's task,
     /// stays small (Docs/Transports.md, "Memory per idle connection").
     ///
-    /// `isolation` is a parameter, not
-    /// inherited (`nonisolated(nonsending)`), because the handler's operation
-    /// closure must use it to be isolated to it, so that `body` runs in the
-    /// caller's isolation, on the loop thread: the standard library's
-    /// operation is `@concurrent` (see ``withLoopCancellationHandler(operation:onCancel:)``,
-    /// which cannot serve here: `body` belongs to the caller, and the
-    /// compiler cannot tell that the isolation it would run in is the
-    /// caller's).
+    /// `isolation` is a parameter, not inherited (`nonisolated(nonsending)`):
+    /// a closure that uses an `isolated` parameter is isolated to it
+    /// (SE-0420), so the handler's operation, which the standard library
+    /// declares `@concurrent`, runs `body` in the caller's isolation, on the
+    /// loop thread. (``withLoopCancellationHandler(operation:onCancel:)``
+    /// cannot serve here: `body` belongs to the caller, and the compiler
+    /// cannot tell that the isolation it would run in is the caller's.)
     @inline(never)
     private func suspendWithHandler<T>(
         cancelling target: some CancellableWait,

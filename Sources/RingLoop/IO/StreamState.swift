@@ -247,8 +247,20 @@ final class StreamState: TransportProtocol, CancellableWait, @unchecked Sendable
 
     private func armReadTimer(_ timeout: Duration) {
         let id = nextID &+ 1  // the id park() is about to take
-        readerTimer = try? loop.callLater(timeout) { [self] in
-            if readerID == id { wakeReader(.timedOut) }
+        readerTimer = try? loop.callLater(timeout) { [self] in readTimerFired(id) }
+    }
+
+    /// Ends wait `id` as timed out. A caller on an actor records its wait a
+    /// few loop steps after it looked (see park()), and a short timeout can
+    /// come in between: then it looks again each step until the wait is
+    /// recorded or has ended, rather than be lost and leave the read
+    /// waiting with no timeout.
+    private func readTimerFired(_ id: UInt32) {
+        guard readerID == id else { return }
+        if reader != nil {
+            wakeReader(.timedOut)
+        } else {
+            try? loop.callSoon { [self] in readTimerFired(id) }
         }
     }
 

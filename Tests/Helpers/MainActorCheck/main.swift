@@ -18,6 +18,19 @@ var queuedEarly = false
     return count
 }
 
+/// A read that waits with a timeout of zero, from main-actor code in a loop
+/// task: its wait is recorded a step late, after the timer has fired.
+@MainActor func readTimingOut(_ stream: SocketStream) async -> String {
+    do {
+        _ = try await stream.read(into: IOBuffer(capacity: 8), timeout: .zero)
+        return "returned"
+    } catch let error as IOError where error.code == .timedOut {
+        return "timed out"
+    } catch {
+        return "\(error)"
+    }
+}
+
 // Queued on the main queue before any loop runs: the loop must serve it.
 Task { @MainActor in queuedEarly = true }
 
@@ -41,6 +54,7 @@ try EventLoop.run {
         }
     }
     let client = try await SocketStream.connect(host: "127.0.0.1", port: server.localAddress.port!)
+    print("zero timeout \(await readTimingOut(client))")
     try await client.writeAll(Array("ping\n".utf8))
     // Request and reply, one at a time: the handler's reads wait each time,
     // and its task prefers the loop, so each wait is recorded a step after
