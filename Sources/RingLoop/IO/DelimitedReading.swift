@@ -60,7 +60,7 @@ protocol DelimitedReading: AnyObject {
     func throwEndingError(_ operation: String) throws
     /// Suspends until `needed` bytes are queued or the queue ended.
     nonisolated(nonsending) func waitForQueued(_ needed: Int, operation: String) async throws
-    /// What names the reader in a ``LimitOverrunError``.
+    /// What names the reader in its errors (``LimitOverrunError``, bad arguments).
     var errorSource: (fd: Int32?, path: String?) { get }
 }
 
