@@ -85,6 +85,9 @@ extension EventLoop {
         id: UInt32,
         _ body: (UnsafeContinuation<T, Never>) -> Void
     ) async -> T {
+        // Through a local: tested in place, Swift 6.3's debug build emits a
+        // broken phi and the compiler aborts.
+        let isolation = #isolation
         if let route = SpawnRecord.route(on: self) {
             routedWaits &+= 1
             route.arm(target, id)
@@ -95,11 +98,8 @@ extension EventLoop {
             // (the usual one: a spawned task's own code) is already where
             // that hop would go, so it awaits without it. The hop back after
             // the resume is the caller's own and stays: code isolated to an
-            // actor takes the ordinary path and gets both hops. (`#isolation`
-            // goes through a local: tested in place, Swift 6.3's debug build
-            // emits a broken phi and the compiler aborts.)
+            // actor takes the ordinary path and gets both hops.
             let value: T
-            let isolation = #isolation
             if isolation == nil {
                 value = await _unsafeInheritExecutor_withUnsafeContinuation(body)
             } else {
@@ -108,7 +108,6 @@ extension EventLoop {
             route.disarm()
             return value
         }
-        let isolation = #isolation
         if isolation == nil { return await suspendWithPlainHandler(cancelling: target, id: id, body) }
         return await suspendWithHandler(cancelling: target, id: id, body)
     }

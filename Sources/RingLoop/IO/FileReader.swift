@@ -38,7 +38,7 @@ public final class FileReader: @unchecked Sendable {
     private var queue: [UInt8] = []
     private var head = 0
     /// The file returned its end (a read of 0 bytes).
-    private(set) var ended = false
+    private var ended = false
     /// A task is reading into the queue; another may not.
     private var filling = false
 
